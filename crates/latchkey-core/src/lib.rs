@@ -1,0 +1,15 @@
+//! Latchkey's domain layer: credentials, sessions, opaque tokens and secret handling.
+//!
+//! Nothing here performs I/O or reads the clock or the random number generator: the
+//! current time is passed in as Unix seconds and random bytes are passed in by the
+//! caller, so every rule can be tested deterministically.
+
+pub mod crypto;
+pub mod email;
+pub mod login;
+pub mod password;
+pub mod session;
+pub mod token;
+
+/// A point in time as whole seconds since the Unix epoch (UTC).
+pub type UnixTime = i64;

@@ -1,0 +1,60 @@
+-- Users, sessions with their refresh tokens, API keys and token-signing keys.
+-- Times are Unix seconds (UTC).
+
+CREATE TABLE users (
+    id               TEXT PRIMARY KEY,
+    email            TEXT NOT NULL,
+    email_normalized TEXT NOT NULL UNIQUE,
+    phone            TEXT,
+    password_hash    TEXT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    disabled_at      BIGINT
+);
+
+CREATE TABLE sessions (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    aal             TEXT NOT NULL,
+    amr             TEXT NOT NULL,
+    auth_time       BIGINT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    idle_expires_at BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    revoked_at      BIGINT,
+    ip              TEXT,
+    user_agent      TEXT
+);
+CREATE INDEX sessions_user_id ON sessions (user_id);
+CREATE INDEX sessions_expires_at ON sessions (expires_at);
+
+CREATE TABLE refresh_tokens (
+    token_hash BYTEA PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX refresh_tokens_session_id ON refresh_tokens (session_id);
+
+CREATE TABLE api_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    key_hash   BYTEA NOT NULL UNIQUE,
+    scopes     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+
+-- At most one key holds active_slot = 1: the one new tokens are signed with. The
+-- unique constraint lets concurrent first starts agree on a single key.
+CREATE TABLE signing_keys (
+    kid               TEXT PRIMARY KEY,
+    algorithm         TEXT NOT NULL,
+    public_key        BYTEA NOT NULL,
+    sealed_private    BYTEA NOT NULL,
+    nonce             BYTEA NOT NULL,
+    master_key_id     TEXT NOT NULL,
+    active_slot       BIGINT UNIQUE,
+    created_at        BIGINT NOT NULL,
+    retired_at        BIGINT
+);

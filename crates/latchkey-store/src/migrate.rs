@@ -1,0 +1,84 @@
+//! Schema migrations, one list per backend, embedded in the binary and applied in
+//! order. Each is recorded in `latchkey_migrations`; when several instances start at
+//! once, the primary key on the version lets exactly one of them apply it.
+
+use sqlx::{AnyPool, Row};
+
+use crate::{Backend, StoreResult};
+use latchkey_core::UnixTime;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+fn migrations(backend: Backend) -> &'static [Migration] {
+    match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    }
+}
+
+/// Applies every migration not yet recorded; returns the versions applied.
+pub(crate) async fn run(pool: &AnyPool, backend: Backend, now: UnixTime) -> StoreResult<Vec<i64>> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS latchkey_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at BIGINT NOT NULL
+        )",
+    )
+    .execute(pool)
+    .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM latchkey_migrations")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+
+    let mut newly_applied = Vec::new();
+    for migration in migrations(backend)
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+    {
+        let mut tx = pool.begin().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO latchkey_migrations (version, name, applied_at) VALUES ($1, $2, $3)
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            // Another instance applied it meanwhile.
+            tx.rollback().await?;
+            continue;
+        }
+        sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied database migration"
+        );
+        newly_applied.push(migration.version);
+    }
+    Ok(newly_applied)
+}

@@ -1,0 +1,495 @@
+//! [`SqlStore`]: the [`Store`] implementation for SQLite and PostgreSQL.
+//!
+//! The queries are written once, in the SQL both databases share (`$n` parameters,
+//! `ON CONFLICT`, `RETURNING`, integers for times), and run through sqlx's `Any`
+//! driver. What differs per backend is confined to [`SqlStore::connect`] (connection
+//! settings) and the migration files.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::{
+    ApiKey, NewApiKey, NewSession, NewUser, RefreshOutcome, RefreshRotation, Session,
+    SigningKeyRecord, Store, StoreError, StoreResult, User, migrate,
+};
+use latchkey_core::UnixTime;
+
+/// The database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend for `url`, judged by its scheme alone (the URL may hold a password
+    /// and is never echoed).
+    pub fn from_url(url: &str) -> StoreResult<Self> {
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme)
+            .unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            other => Err(StoreError::UnsupportedScheme(
+                other.chars().take(32).collect(),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// SQLite connection settings: write-ahead log so readers never wait for the writer,
+/// enforced foreign keys, and a busy timeout so concurrent writers queue instead of
+/// failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+PRAGMA busy_timeout = 5000;";
+
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Opens a pool on `url` (`sqlite://path` or `postgres://...`). A SQLite file is
+    /// created if it does not exist. Does not run migrations.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let connect_options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect_options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub async fn migrate(&self, now: UnixTime) -> StoreResult<Vec<i64>> {
+        migrate::run(&self.pool, self.backend, now).await
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+// Column lists as literals, so that every query below is a `&'static str` put
+// together at compile time with `concat!` (sqlx refuses SQL built at run time).
+macro_rules! user_columns {
+    () => {
+        "id, email, email_normalized, phone, password_hash, created_at, updated_at, disabled_at"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at"
+    };
+}
+macro_rules! api_key_columns {
+    () => {
+        "id, name, scopes, created_at, revoked_at"
+    };
+}
+macro_rules! signing_key_columns {
+    () => {
+        "kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot, created_at"
+    };
+}
+
+fn user_from_row(row: &AnyRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        email_normalized: row.try_get("email_normalized")?,
+        phone: row.try_get("phone")?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        disabled_at: row.try_get("disabled_at")?,
+    })
+}
+
+fn session_from_row(row: &AnyRow) -> StoreResult<Session> {
+    Ok(Session {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        aal: row.try_get("aal")?,
+        amr: split_list(&row.try_get::<String, _>("amr")?),
+        auth_time: row.try_get("auth_time")?,
+        created_at: row.try_get("created_at")?,
+        idle_expires_at: row.try_get("idle_expires_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn api_key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        scopes: split_list(&row.try_get::<String, _>("scopes")?),
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn signing_key_from_row(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid")?,
+        algorithm: row.try_get("algorithm")?,
+        public_key: row.try_get("public_key")?,
+        sealed_private: row.try_get("sealed_private")?,
+        nonce: row.try_get("nonce")?,
+        master_key_id: row.try_get("master_key_id")?,
+        active: row.try_get::<Option<i64>, _>("active_slot")?.is_some(),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Lists (authentication methods, scopes) are stored as space-separated words.
+fn join_list(items: &[String]) -> String {
+    items.join(" ")
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
+        let row = sqlx::query(concat!("INSERT INTO users (id, email, email_normalized, phone, password_hash, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ", user_columns!()))
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.email_normalized)
+        .bind(&user.phone)
+        .bind(&user.password_hash)
+        .bind(user.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::EmailTaken } else { e.into() })?;
+        user_from_row(&row)
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email_normalized = $1"
+        ))
+        .bind(email_normalized)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+        let result = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        refresh_token_hash: &[u8],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&session.id)
+        .bind(&session.user_id)
+        .bind(&session.aal)
+        .bind(join_list(&session.amr))
+        .bind(session.auth_time)
+        .bind(session.created_at)
+        .bind(session.idle_expires_at)
+        .bind(session.expires_at)
+        .bind(&session.ip)
+        .bind(&session.user_agent)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(refresh_token_hash.to_vec())
+        .bind(&session.id)
+        .bind(session.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn active_session(&self, id: &str, now: UnixTime) -> StoreResult<Option<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions
+             WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND idle_expires_at > $2"
+        ))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        rotation: &RefreshRotation<'_>,
+    ) -> StoreResult<RefreshOutcome> {
+        let now = rotation.now;
+        let mut tx = self.pool.begin().await?;
+        // Spend the token: only one caller can flip used_at from NULL.
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL RETURNING session_id",
+        )
+        .bind(now)
+        .bind(rotation.presented_hash.to_vec())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(spent) = spent else {
+            // Unknown, or spent before: a spent token presented again means it leaked,
+            // so the session it belongs to ends.
+            let revoked = sqlx::query(
+                "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $1)
+                 WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $2) RETURNING id",
+            )
+            .bind(now)
+            .bind(rotation.presented_hash.to_vec())
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(match revoked {
+                Some(row) => RefreshOutcome::Reused {
+                    session_id: row.try_get("id")?,
+                },
+                None => RefreshOutcome::Invalid,
+            });
+        };
+        let session_id: String = spent.try_get("session_id")?;
+        let extended = sqlx::query(concat!("UPDATE sessions SET idle_expires_at = CASE WHEN $1 < expires_at THEN $1 ELSE expires_at END
+             WHERE id = $2 AND revoked_at IS NULL AND expires_at > $3 AND idle_expires_at > $3
+             RETURNING ", session_columns!()))
+        .bind(now.saturating_add(rotation.idle_timeout_secs))
+        .bind(&session_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(extended) = extended else {
+            // The session is over; the token stays spent.
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Invalid);
+        };
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(rotation.successor_hash.to_vec())
+        .bind(&session_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated(session_from_row(&extended)?))
+    }
+
+    async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
+        let result =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn purge_sessions(&self, before: UnixTime) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 OR revoked_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()> {
+        sqlx::query("INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(key.key_hash.clone())
+            .bind(join_list(&key.scopes))
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        ))
+        .bind(key_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
+        let result =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(key.public_key.clone())
+        .bind(key.sealed_private.clone())
+        .bind(key.nonce.clone())
+        .bind(&key.master_key_id)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            signing_key_columns!(),
+            " FROM signing_keys WHERE retired_at IS NULL
+             ORDER BY CASE WHEN active_slot = 1 THEN 0 ELSE 1 END, created_at DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(signing_key_from_row)
+        .collect()
+    }
+}
