@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod email;
 pub mod login;
 pub mod password;
+pub mod phone;
 pub mod session;
 pub mod token;
 

@@ -1,1 +1,22 @@
+//! The Latchkey service: configuration, start-up, the HTTP surfaces and the CLI.
+//!
+//! Handlers are thin: they parse a request, call a function in [`service`] (which
+//! holds the flows and talks to the [`latchkey_store::Store`]), and shape the answer.
 
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod passwords;
+pub mod random;
+pub mod routes;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod tokens;
+
+pub use config::Config;
+pub use startup::Application;

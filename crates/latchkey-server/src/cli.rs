@@ -1,0 +1,278 @@
+//! The `latchkey` command line: `serve`, `migrate`, `config check`, `user create`,
+//! `apikey create|list|revoke`.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use latchkey_core::crypto::HashPurpose;
+use latchkey_core::token::{TOKEN_BYTES, TokenKind};
+use latchkey_store::NewApiKey;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::clock::{Clock, SystemClock, rfc3339};
+use crate::config::{Config, Overrides};
+use crate::extract::SCOPES;
+use crate::service::accounts::{self, NewAccount};
+use crate::startup::{Application, install_crypto_provider, shutdown_signal};
+use crate::state::AppState;
+use crate::{random, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Self-hosted multi-factor authentication service"
+)]
+struct Cli {
+    /// Configuration file (default: ./latchkey.toml if it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated keys, outbox).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://path or postgres://...
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Address to listen on, such as 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Log format: text or json.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API keys for the admin API.
+    Apikey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print it with secrets redacted.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Phone number in E.164 form.
+        #[arg(long)]
+        phone: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Scope to grant (repeatable): admin, users:read, users:write. Default: admin.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        ..Overrides::default()
+    };
+    if let Command::Serve { listen, log_format } = &cli.command {
+        overrides.listen = listen.clone();
+        overrides.log_format = log_format.clone();
+    }
+    let config = Config::load(cli.config.as_deref(), &env, &overrides)?;
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            print!("{}", config.redacted_toml());
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        Command::Serve { .. } => {
+            telemetry::init(config.log_format);
+            let app = Application::build(config).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            telemetry::init(config.log_format);
+            install_crypto_provider();
+            AppState::build(config, Arc::new(SystemClock)).await?;
+            eprintln!("the database is up to date");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password_stdin,
+                    phone,
+                },
+        } => {
+            let password = if password_stdin {
+                Some(read_password_line()?)
+            } else {
+                None
+            };
+            let state = open(config).await?;
+            let user = accounts::create_user(
+                &state,
+                NewAccount {
+                    email,
+                    password,
+                    phone,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            println!("{}", user.id);
+            Ok(())
+        }
+        Command::Apikey { command } => apikey(open(config).await?, command).await,
+    }
+}
+
+async fn open(config: Config) -> anyhow::Result<AppState> {
+    install_crypto_provider();
+    AppState::build(config, Arc::new(SystemClock)).await
+}
+
+fn read_password_line() -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(SecretString::from(password))
+}
+
+async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { name, scopes } => {
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.chars().count() > 100 {
+                bail!("the name must be 1 to 100 characters");
+            }
+            let scopes = if scopes.is_empty() {
+                vec!["admin".to_owned()]
+            } else {
+                scopes
+            };
+            if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+                bail!(
+                    "unknown scope {unknown:?}; known scopes: {}",
+                    SCOPES.join(", ")
+                );
+            }
+            let secret = TokenKind::ApiKey.encode(&random::bytes::<TOKEN_BYTES>());
+            let key = NewApiKey {
+                id: Uuid::now_v7().to_string(),
+                name,
+                key_hash: state
+                    .keys
+                    .hashing
+                    .hash(HashPurpose::ApiKey, secret.as_bytes())
+                    .to_vec(),
+                scopes,
+                created_at: SystemClock.now(),
+            };
+            state.store.create_api_key(&key).await?;
+            eprintln!(
+                "created API key {} ({}); it is shown only this once:",
+                key.id, key.name
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        ApiKeyCommand::List => {
+            for key in state.store.list_api_keys().await? {
+                let status = key.revoked_at.map_or_else(
+                    || "active".to_owned(),
+                    |t| format!("revoked {}", rfc3339(t)),
+                );
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    key.id,
+                    key.name,
+                    key.scopes.join(","),
+                    rfc3339(key.created_at),
+                    status
+                );
+            }
+            Ok(())
+        }
+        ApiKeyCommand::Revoke { id } => {
+            if !state.store.revoke_api_key(&id, SystemClock.now()).await? {
+                bail!("no active API key has id {id}");
+            }
+            eprintln!("revoked API key {id}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The one typed configuration. Layers, each overriding the one before: built-in
+//! defaults → `latchkey.toml` (or the file given with `--config`) → `LATCHKEY_*`
+//! environment variables (`__` separates sections: `LATCHKEY_DATABASE__URL`) →
+//! command-line flags. Unknown keys are an error at every layer. A secret can be given
+//! directly or as a path in its `*_file` twin. `DATABASE_URL` is used when
+//! `database.url` is set nowhere else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, generated keys and the outbox.
+    pub data_dir: PathBuf,
+    /// The URL people and clients reach this service at; used as the token issuer
+    /// and as the base of every link Latchkey sends.
+    pub public_url: String,
+    /// Whether `POST /v1/auth/signup` is open.
+    pub signup_enabled: bool,
+    pub log_format: LogFormat,
+    pub database: DatabaseConfig,
+    pub keys: KeysConfig,
+    pub tokens: TokensConfig,
+    pub sessions: SessionsConfig,
+    pub passwords: PasswordsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://user:pass@host/db`; SQLite in `data_dir` if unset.
+    #[serde(serialize_with = "redact_url")]
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// The 32-byte master key (64 hex digits or base64). Generated into
+    /// `data_dir/master.key` when neither this nor `master_key_file` is set.
+    #[serde(serialize_with = "redact_secret")]
+    pub master_key: Option<SecretString>,
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// The `aud` claim of access tokens.
+    pub audience: String,
+    /// Lifetime of access tokens in seconds.
+    pub access_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// A session ends after this long without a token refresh.
+    pub idle_timeout_secs: i64,
+    /// A session ends this long after login, whatever happens.
+    pub absolute_timeout_secs: i64,
+    /// How often expired sessions are deleted.
+    pub purge_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    /// Password hashes computed at once (each takes 19 MiB and one core); 0 means
+    /// half the CPU cores, at least one.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./latchkey-data"),
+            public_url: "http://127.0.0.1:8080".into(),
+            signup_enabled: true,
+            log_format: LogFormat::Text,
+            database: DatabaseConfig::default(),
+            keys: KeysConfig::default(),
+            tokens: TokensConfig::default(),
+            sessions: SessionsConfig::default(),
+            passwords: PasswordsConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 10,
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            audience: "latchkey".into(),
+            access_ttl_secs: 15 * 60,
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 30 * 60,
+            absolute_timeout_secs: 12 * 3600,
+            purge_interval_secs: 10 * 60,
+        }
+    }
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_hashes: 0,
+        }
+    }
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+const DEFAULT_FILE: &str = "latchkey.toml";
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` path (required to exist when
+    /// given); otherwise `latchkey.toml` in the working directory is read if present.
+    /// `env` is the process environment (passed in so tests can supply their own).
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => builder = builder.add_source(config::File::from(path).required(true)),
+            None => {
+                builder = builder.add_source(config::File::with_name(DEFAULT_FILE).required(false))
+            }
+        }
+        let ours: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("LATCHKEY_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("LATCHKEY")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(ours)),
+        );
+        if let Some(listen) = &overrides.listen {
+            builder = builder.set_override("listen", listen.as_str())?;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            builder = builder.set_override("data_dir", dir.to_string_lossy().as_ref())?;
+        }
+        if let Some(url) = &overrides.database_url {
+            builder = builder.set_override("database.url", url.as_str())?;
+        }
+        if let Some(format) = &overrides.log_format {
+            builder = builder.set_override("log_format", format.as_str())?;
+        }
+        let mut config: Config = builder.build()?.try_deserialize()?;
+        if config.database.url.is_none() {
+            config.database.url = env.get("DATABASE_URL").filter(|v| !v.is_empty()).cloned();
+        }
+        config.resolve_secret_files()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.keys.master_key_file {
+            if self.keys.master_key.is_some() {
+                return Err(ConfigError::Invalid(
+                    "set keys.master_key or keys.master_key_file, not both".into(),
+                ));
+            }
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
+            self.keys.master_key = Some(SecretString::from(text.trim().to_owned()));
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(message.into()));
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return invalid("public_url must start with http:// or https://");
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections must be at least 1");
+        }
+        if !(60..=86_400).contains(&self.tokens.access_ttl_secs) {
+            return invalid("tokens.access_ttl_secs must be between 60 and 86400");
+        }
+        if self.tokens.audience.is_empty() {
+            return invalid("tokens.audience must not be empty");
+        }
+        if self.sessions.idle_timeout_secs < 60
+            || self.sessions.absolute_timeout_secs < self.sessions.idle_timeout_secs
+        {
+            return invalid(
+                "sessions.idle_timeout_secs must be at least 60 and at most sessions.absolute_timeout_secs",
+            );
+        }
+        if self.sessions.purge_interval_secs == 0 {
+            return invalid("sessions.purge_interval_secs must be at least 1");
+        }
+        if let Some(url) = &self.database.url {
+            latchkey_store::Backend::from_url(url)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("latchkey.db").display()))
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    /// How many password hashes may run at once.
+    pub fn hash_concurrency(&self) -> usize {
+        match self.passwords.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            n => n,
+        }
+    }
+
+    /// The effective configuration as TOML with every secret redacted.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.database.url.is_none() {
+            shown.database.url = Some(self.database_url());
+        }
+        toml::to_string_pretty(&shown)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+fn redact_secret<S: Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(secret) if !secret.expose_secret().is_empty() => {
+            serializer.serialize_str("[redacted]")
+        }
+        _ => serializer.serialize_none(),
+    }
+}
+
+/// Shows a database URL with any password replaced.
+fn redact_url<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(url) => serializer.serialize_str(&redacted_url(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
+pub(crate) fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:[redacted]@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let path = path
+        .map(|p| p.split_once('?').map_or(p, |(before, _)| before))
+        .map(|p| format!("/{p}"));
+    format!("{scheme}://{authority}{}", path.unwrap_or_default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "");
+        let config = Config::load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.database_url(),
+            "sqlite://./latchkey-data/latchkey.db"
+        );
+        assert!(config.signup_enabled);
+        assert_eq!(config.sessions.idle_timeout_secs, 1800);
+        assert_eq!(config.tokens.access_ttl_secs, 900);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            &dir,
+            "listen = \"127.0.0.1:7000\"\nsignup_enabled = false\n[tokens]\naudience = \"file\"\n",
+        );
+        let vars = env(&[
+            ("LATCHKEY_LISTEN", "127.0.0.1:7001"),
+            ("LATCHKEY_TOKENS__ACCESS_TTL_SECS", "120"),
+            ("DATABASE_URL", "postgres://u:p@localhost/db"),
+        ]);
+        let config = Config::load(Some(&file), &vars, &Overrides::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7001");
+        assert!(!config.signup_enabled);
+        assert_eq!(config.tokens.audience, "file");
+        assert_eq!(config.tokens.access_ttl_secs, 120);
+        assert_eq!(config.database_url(), "postgres://u:p@localhost/db");
+        let flags = Overrides {
+            listen: Some("127.0.0.1:7002".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::load(Some(&file), &vars, &flags)
+                .unwrap()
+                .listen
+                .to_string(),
+            "127.0.0.1:7002"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_in_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "listen = \"127.0.0.1:7000\"\nlisten_port = 1\n");
+        let error = Config::load(Some(&file), &env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listen_port"), "{error}");
+        let file = write(&dir, "[database]\nurl_typo = \"x\"\n");
+        assert!(Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err());
+        let file = write(&dir, "");
+        let vars = env(&[("LATCHKEY_SINGUP_ENABLED", "false")]);
+        assert!(Config::load(Some(&file), &vars, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("mk");
+        std::fs::write(&key_path, "ab".repeat(32) + "\n").unwrap();
+        let file = write(
+            &dir,
+            "[database]\nurl = \"postgres://app:hunter2@db:5432/latchkey?sslmode=require\"\n",
+        );
+        let vars = env(&[("LATCHKEY_KEYS__MASTER_KEY_FILE", key_path.to_str().unwrap())]);
+        let config = Config::load(Some(&file), &vars, &Overrides::default()).unwrap();
+        assert_eq!(
+            config.keys.master_key.as_ref().unwrap().expose_secret(),
+            "ab".repeat(32)
+        );
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("abab"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("master_key = \"[redacted]\""), "{shown}");
+        assert!(
+            shown.contains("postgres://app:[redacted]@db:5432/latchkey"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in [
+            "public_url = \"ftp://x\"",
+            "[database]\nurl = \"mysql://x\"",
+            "[tokens]\naccess_ttl_secs = 5",
+            "[sessions]\nidle_timeout_secs = 100000",
+            "listen = \"not an address\"",
+        ] {
+            let file = write(&dir, text);
+            assert!(
+                Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err(),
+                "{text}"
+            );
+        }
+        let missing = dir.path().join("absent.toml");
+        assert!(Config::load(Some(&missing), &env(&[]), &Overrides::default()).is_err());
+    }
+}

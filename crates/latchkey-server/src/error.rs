@@ -1,0 +1,259 @@
+//! The native API's error type: one stable snake_case code per kind of failure, the
+//! body `{"error": {"code", "message", "details"?}}`, and internal causes that are
+//! logged (with the request id) but never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Every error code the native API can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    UnknownField,
+    MissingField,
+    InvalidField,
+    InvalidQuery,
+    InvalidEmail,
+    InvalidPhone,
+    WeakPassword,
+    InvalidCredentials,
+    Unauthenticated,
+    InvalidToken,
+    InvalidRefreshToken,
+    InvalidApiKey,
+    InsufficientScope,
+    SignupDisabled,
+    EmailTaken,
+    UserNotFound,
+    NotFound,
+    MethodNotAllowed,
+    DatabaseUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 23] = [
+        Self::MalformedJson,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::UnknownField,
+        Self::MissingField,
+        Self::InvalidField,
+        Self::InvalidQuery,
+        Self::InvalidEmail,
+        Self::InvalidPhone,
+        Self::WeakPassword,
+        Self::InvalidCredentials,
+        Self::Unauthenticated,
+        Self::InvalidToken,
+        Self::InvalidRefreshToken,
+        Self::InvalidApiKey,
+        Self::InsufficientScope,
+        Self::SignupDisabled,
+        Self::EmailTaken,
+        Self::UserNotFound,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::DatabaseUnavailable,
+        Self::InternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnknownField => "unknown_field",
+            Self::MissingField => "missing_field",
+            Self::InvalidField => "invalid_field",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidEmail => "invalid_email",
+            Self::InvalidPhone => "invalid_phone",
+            Self::WeakPassword => "weak_password",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::SignupDisabled => "signup_disabled",
+            Self::EmailTaken => "email_taken",
+            Self::UserNotFound => "user_not_found",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::DatabaseUnavailable => "database_unavailable",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedJson | Self::InvalidQuery => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnknownField
+            | Self::MissingField
+            | Self::InvalidField
+            | Self::InvalidEmail
+            | Self::InvalidPhone
+            | Self::WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidCredentials
+            | Self::Unauthenticated
+            | Self::InvalidToken
+            | Self::InvalidRefreshToken
+            | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope | Self::SignupDisabled => StatusCode::FORBIDDEN,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::UserNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message sent when the caller has nothing more specific to say.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "The request body is not valid JSON.",
+            Self::UnsupportedMediaType => {
+                "The request body must be JSON (Content-Type: application/json)."
+            }
+            Self::PayloadTooLarge => "The request body is larger than 64 KiB.",
+            Self::UnknownField => "The request body has a field this endpoint does not accept.",
+            Self::MissingField => "The request body lacks a required field.",
+            Self::InvalidField => "A field in the request body has the wrong type or value.",
+            Self::InvalidQuery => "The query string is invalid.",
+            Self::InvalidEmail => "The email address is not valid.",
+            Self::InvalidPhone => "The phone number must be in E.164 form, like +14155550123.",
+            Self::WeakPassword => "The password does not meet the password policy.",
+            Self::InvalidCredentials => "The email address or password is incorrect.",
+            Self::Unauthenticated => {
+                "This endpoint needs an access token (Authorization: Bearer ...)."
+            }
+            Self::InvalidToken => "The access token is invalid, expired or revoked.",
+            Self::InvalidRefreshToken => "The refresh token is invalid, expired or already used.",
+            Self::InvalidApiKey => "This endpoint needs a valid API key (X-API-Key).",
+            Self::InsufficientScope => "The API key lacks the scope this endpoint needs.",
+            Self::SignupDisabled => "Sign-up is disabled on this server.",
+            Self::EmailTaken => "An account with this email address already exists.",
+            Self::UserNotFound => "No user has this id.",
+            Self::NotFound => "There is nothing at this path.",
+            Self::MethodNotAllowed => "This path does not accept this method.",
+            Self::DatabaseUnavailable => "The database is unavailable.",
+            Self::InternalError => {
+                "Something went wrong on our side; the request id identifies it in the logs."
+            }
+        }
+    }
+}
+
+/// A failed request, ready to be rendered in the native format.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Value>,
+    /// The internal cause, logged and never sent.
+    source: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode) -> Self {
+        Self {
+            code,
+            message: code.default_message().to_owned(),
+            details: None,
+            source: None,
+        }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// An internal failure: the cause goes to the log, the client gets a generic body.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            source: Some(cause.into()),
+            ..Self::new(ErrorCode::InternalError)
+        }
+    }
+
+    /// A field-level error naming the offending field.
+    pub fn field(code: ErrorCode, field: &str) -> Self {
+        Self::new(code).with_details(json!({ "field": field }))
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        Self::new(code)
+    }
+}
+
+impl From<latchkey_store::StoreError> for ApiError {
+    fn from(error: latchkey_store::StoreError) -> Self {
+        match error {
+            latchkey_store::StoreError::EmailTaken => Self::new(ErrorCode::EmailTaken),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Some(source) = &self.source {
+            tracing::error!(error = %format!("{source:#}"), code = self.code.as_str(), "request failed");
+        }
+        let mut body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
+        if let Some(details) = self.details {
+            body["error"]["details"] = details;
+        }
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if self.code.status() == StatusCode::UNAUTHORIZED && self.code != ErrorCode::InvalidApiKey {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_snake_case() {
+        let codes: HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        for code in codes {
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../../../docs/API.md");
+        for code in ErrorCode::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", code.as_str())),
+                "docs/API.md lacks {}",
+                code.as_str()
+            );
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Request extractors whose failures answer in the native error format: JSON bodies,
+//! query strings, client metadata, the user's access token and the admin API key.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use latchkey_core::crypto::HashPurpose;
+use latchkey_core::token::TokenKind;
+use latchkey_store::{ApiKey, Session};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+use crate::tokens::AccessClaims;
+
+/// A JSON request body. Requires `Content-Type: application/json`; syntax errors,
+/// unknown fields, missing fields and wrong types each get their own error code, and
+/// the message names the field but never echoes a value.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ErrorCode::UnsupportedMediaType.into());
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge)
+            } else {
+                ApiError::new(ErrorCode::MalformedJson)
+                    .with_message("The request body could not be read.")
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| {
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+/// Parses a JSON document into `T`, turning serde's errors into field-level API errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        json_error(error.inner(), &path)
+    })?;
+    deserializer
+        .end()
+        .map_err(|_| ApiError::new(ErrorCode::MalformedJson))?;
+    Ok(value)
+}
+
+fn json_error(error: &serde_json::Error, path: &str) -> ApiError {
+    use serde_json::error::Category;
+    if !matches!(error.classify(), Category::Data) {
+        return ApiError::new(ErrorCode::MalformedJson);
+    }
+    // serde's messages name the field in backticks; other parts of them may quote the
+    // value that was sent, so only the field name is kept.
+    let message = error.to_string();
+    let quoted = message.split('`').nth(1).unwrap_or_default();
+    let join = |field: &str| {
+        if path.is_empty() || path == "." {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if message.starts_with("unknown field") {
+        // The path already ends with the unknown field's name.
+        let field = if path.is_empty() || path == "." {
+            quoted.to_owned()
+        } else {
+            path.to_owned()
+        };
+        ApiError::field(ErrorCode::UnknownField, &field)
+            .with_message(format!("Unknown field `{field}`."))
+    } else if message.starts_with("missing field") {
+        let field = join(quoted);
+        ApiError::field(ErrorCode::MissingField, &field)
+            .with_message(format!("Missing required field `{field}`."))
+    } else {
+        let field = if path.is_empty() || path == "." {
+            "(body)".to_owned()
+        } else {
+            path.to_owned()
+        };
+        ApiError::field(ErrorCode::InvalidField, &field).with_message(format!(
+            "Field `{field}` has the wrong type or an unacceptable value."
+        ))
+    }
+}
+
+/// A query string, with the native error format on failure.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(Query)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidQuery))
+    }
+}
+
+/// Who sent the request: peer address and user agent, for sessions and audit.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// An authenticated user: a valid access token whose session is still live.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub claims: AccessClaims,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or(ErrorCode::Unauthenticated)?;
+        let now = state.now();
+        let claims = state
+            .tokens
+            .verify(token, now)
+            .map_err(|_| ErrorCode::InvalidToken)?;
+        let session = state
+            .store
+            .active_session(&claims.sid, now)
+            .await?
+            .ok_or(ErrorCode::InvalidToken)?;
+        if session.user_id != claims.sub {
+            return Err(ErrorCode::InvalidToken.into());
+        }
+        Ok(Self { claims, session })
+    }
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The scopes an API key can hold. `admin` grants all of them.
+pub const SCOPES: [&str; 3] = ["admin", "users:read", "users:write"];
+
+/// A valid, unrevoked API key from the `X-API-Key` header.
+#[derive(Debug, Clone)]
+pub struct AdminKey(pub ApiKey);
+
+impl AdminKey {
+    /// Fails with `insufficient_scope` unless the key holds `scope` (or `admin`).
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        if self.0.scopes.iter().any(|s| s == scope || s == "admin") {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::InsufficientScope)
+                .with_details(serde_json::json!({ "required": scope })))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|key| TokenKind::ApiKey.is_well_formed(key))
+            .ok_or(ErrorCode::InvalidApiKey)?;
+        let hash = state
+            .keys
+            .hashing
+            .hash(HashPurpose::ApiKey, presented.as_bytes());
+        let key = state
+            .store
+            .api_key_by_hash(&hash)
+            .await?
+            .ok_or(ErrorCode::InvalidApiKey)?;
+        Ok(Self(key))
+    }
+}

@@ -1,0 +1,37 @@
+//! `/v1/me`: the signed-in user.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::AuthUser;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/me", get(me))
+}
+
+async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
+    let account = state
+        .store
+        .user_by_id(&user.session.user_id)
+        .await?
+        .ok_or(ErrorCode::InvalidToken)?;
+    let session = &user.session;
+    Ok(Json(json!({
+        "id": account.id,
+        "email": account.email,
+        "phone": account.phone,
+        "created_at": rfc3339(account.created_at),
+        "session": {
+            "id": session.id,
+            "aal": session.aal,
+            "amr": session.amr,
+            "auth_time": rfc3339(session.auth_time),
+            "expires_at": rfc3339(session.expires_at),
+        },
+    })))
+}

@@ -1,0 +1,138 @@
+//! Accounts: sign-up, password login, and users created by an operator.
+
+use latchkey_core::email::Email;
+use latchkey_core::login::{AccountState, FirstFactorOutcome, decide_first_factor};
+use latchkey_core::password::{check_new_password, within_login_limits};
+use latchkey_core::phone::normalize_e164;
+use latchkey_store::{NewUser, StoreError, User};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+fn parse_email(email: &str) -> Result<Email, ApiError> {
+    Email::parse(email).map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))
+}
+
+fn check_password(password: &SecretString, email: &Email) -> Result<(), ApiError> {
+    check_new_password(password.expose_secret(), &email.address).map_err(|rejection| {
+        ApiError::new(ErrorCode::WeakPassword)
+            .with_message(format!("The password was refused: {rejection}."))
+            .with_details(json!({ "field": "password", "reason": rejection.reason() }))
+    })
+}
+
+/// Self-service sign-up. The outcome is the same whether or not the address already
+/// has an account (the password is hashed either way), so sign-up cannot be used to
+/// find out who is registered.
+pub async fn signup(state: &AppState, email: &str, password: SecretString) -> Result<(), ApiError> {
+    if !state.config.signup_enabled {
+        return Err(ErrorCode::SignupDisabled.into());
+    }
+    let email = parse_email(email)?;
+    check_password(&password, &email)?;
+    let password_hash = state
+        .hasher
+        .hash(password)
+        .await
+        .map_err(ApiError::internal)?;
+    let user = NewUser {
+        id: Uuid::now_v7().to_string(),
+        email: email.address,
+        email_normalized: email.normalized,
+        phone: None,
+        password_hash: Some(password_hash),
+        created_at: state.now(),
+    };
+    match state.store.create_user(&user).await {
+        Ok(created) => {
+            tracing::info!(user_id = %created.id, "account created by sign-up");
+            Ok(())
+        }
+        Err(StoreError::EmailTaken) => {
+            tracing::info!("sign-up for an address that already has an account");
+            Ok(())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Checks an email and password. Every failure is `invalid_credentials`, after a real
+/// password-hash check, whatever the reason.
+pub async fn authenticate_password(
+    state: &AppState,
+    email: &str,
+    password: SecretString,
+) -> Result<User, ApiError> {
+    let denied = || ApiError::new(ErrorCode::InvalidCredentials);
+    if !within_login_limits(password.expose_secret()) {
+        return Err(denied());
+    }
+    let user = match Email::parse(email) {
+        Ok(email) => state.store.user_by_email(&email.normalized).await?,
+        Err(_) => None,
+    };
+    let account = match &user {
+        None => AccountState::Unknown,
+        Some(u) if u.disabled_at.is_some() => AccountState::Disabled,
+        Some(u) if u.password_hash.is_none() => AccountState::NoPassword,
+        Some(_) => AccountState::Active,
+    };
+    let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let matches = state
+        .hasher
+        .verify(password, stored_hash)
+        .await
+        .map_err(ApiError::internal)?;
+    match (decide_first_factor(account, matches), user) {
+        (FirstFactorOutcome::Authenticated, Some(user)) => Ok(user),
+        _ => Err(denied()),
+    }
+}
+
+/// What an operator gives to create a user.
+pub struct NewAccount {
+    pub email: String,
+    pub password: Option<SecretString>,
+    pub phone: Option<String>,
+}
+
+/// Creates a user on an operator's behalf; unlike sign-up, a taken address is an
+/// explicit `email_taken` conflict.
+pub async fn create_user(state: &AppState, account: NewAccount) -> Result<User, ApiError> {
+    let email = parse_email(&account.email)?;
+    let phone = account
+        .phone
+        .as_deref()
+        .map(normalize_e164)
+        .transpose()
+        .map_err(|_| ApiError::field(ErrorCode::InvalidPhone, "phone"))?;
+    let password_hash = match account.password {
+        Some(password) => {
+            check_password(&password, &email)?;
+            Some(
+                state
+                    .hasher
+                    .hash(password)
+                    .await
+                    .map_err(ApiError::internal)?,
+            )
+        }
+        None => None,
+    };
+    let user = state
+        .store
+        .create_user(&NewUser {
+            id: Uuid::now_v7().to_string(),
+            email: email.address,
+            email_normalized: email.normalized,
+            phone,
+            password_hash,
+            created_at: state.now(),
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, "user created by an operator");
+    Ok(user)
+}

@@ -1,0 +1,5 @@
+//! The flows behind the HTTP surfaces. Native routes and compatibility modules call
+//! these functions and only translate their inputs and results.
+
+pub mod accounts;
+pub mod sessions;

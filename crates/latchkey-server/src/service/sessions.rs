@@ -1,0 +1,126 @@
+//! Sessions: starting one after a successful login, rotating refresh tokens, logout,
+//! and the periodic purge of dead sessions.
+
+use latchkey_core::UnixTime;
+use latchkey_core::crypto::HashPurpose;
+use latchkey_core::session::{Aal, Amr};
+use latchkey_core::token::TokenKind;
+use latchkey_store::{NewSession, RefreshOutcome, RefreshRotation, Session};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::ClientMeta;
+use crate::state::AppState;
+use crate::tokens::new_refresh_token;
+
+/// The tokens handed to a client when a session starts or is refreshed.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub aal: String,
+    pub session_id: String,
+    pub user_id: String,
+}
+
+/// Starts a session for `user_id` at assurance level `aal` after the methods in `amr`.
+pub async fn start(
+    state: &AppState,
+    user_id: &str,
+    aal: Aal,
+    amr: &[Amr],
+    auth_time: UnixTime,
+    meta: &ClientMeta,
+) -> Result<IssuedTokens, ApiError> {
+    let now = state.now();
+    let expiry = state.sessions.new_session(now);
+    let session = NewSession {
+        id: Uuid::now_v7().to_string(),
+        user_id: user_id.to_owned(),
+        aal: aal.as_str().to_owned(),
+        amr: amr.iter().map(|m| m.as_str().to_owned()).collect(),
+        auth_time,
+        created_at: now,
+        idle_expires_at: expiry.idle_expires_at,
+        expires_at: expiry.expires_at,
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+    };
+    let (refresh_token, refresh_hash) = new_refresh_token(&state.keys.hashing);
+    state.store.create_session(&session, &refresh_hash).await?;
+    let stored = Session {
+        id: session.id,
+        user_id: session.user_id,
+        aal: session.aal,
+        amr: session.amr,
+        auth_time,
+        created_at: now,
+        idle_expires_at: expiry.idle_expires_at,
+        expires_at: expiry.expires_at,
+    };
+    tracing::info!(user_id = %stored.user_id, session_id = %stored.id, aal = %stored.aal, "session started");
+    issue(state, &stored, refresh_token, now)
+}
+
+fn issue(
+    state: &AppState,
+    session: &Session,
+    refresh_token: String,
+    now: UnixTime,
+) -> Result<IssuedTokens, ApiError> {
+    let access_token = state
+        .tokens
+        .issue(session, now)
+        .map_err(ApiError::internal)?;
+    Ok(IssuedTokens {
+        access_token,
+        refresh_token,
+        expires_in: state.tokens.ttl_secs(),
+        aal: session.aal.clone(),
+        session_id: session.id.clone(),
+        user_id: session.user_id.clone(),
+    })
+}
+
+/// Spends a refresh token and returns fresh tokens for the same session. A token
+/// presented a second time ends its session.
+pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, ApiError> {
+    let presented = presented.trim();
+    if !TokenKind::Refresh.is_well_formed(presented) {
+        return Err(ErrorCode::InvalidRefreshToken.into());
+    }
+    let now = state.now();
+    let presented_hash = state
+        .keys
+        .hashing
+        .hash(HashPurpose::RefreshToken, presented.as_bytes());
+    let (successor, successor_hash) = new_refresh_token(&state.keys.hashing);
+    let rotation = RefreshRotation {
+        presented_hash: &presented_hash,
+        successor_hash: &successor_hash,
+        now,
+        idle_timeout_secs: state.sessions.idle_timeout_secs,
+    };
+    match state.store.rotate_refresh_token(&rotation).await? {
+        RefreshOutcome::Rotated(session) => issue(state, &session, successor, now),
+        RefreshOutcome::Reused { session_id } => {
+            tracing::warn!(%session_id, "a spent refresh token was presented again; the session is revoked");
+            Err(ErrorCode::InvalidRefreshToken.into())
+        }
+        RefreshOutcome::Invalid => Err(ErrorCode::InvalidRefreshToken.into()),
+    }
+}
+
+/// Ends a session at once: its access tokens stop working and its refresh token dies.
+pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> {
+    if state.store.revoke_session(session_id, state.now()).await? {
+        tracing::info!(%session_id, "session ended by logout");
+    }
+    Ok(())
+}
+
+/// Deletes sessions that are over; run periodically.
+pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
+    Ok(state.store.purge_sessions(state.now()).await?)
+}

@@ -1,0 +1,114 @@
+//! Start-up and shutdown: [`Application::build`] binds the listener (port 0 in tests)
+//! and prepares the state; [`Application::run_until_stopped`] serves until the given
+//! shutdown signal, then stops the background tasks and waits for them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::routes;
+use crate::service::sessions;
+use crate::state::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let listen = config.listen;
+        let state = AppState::build(config, clock).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let purge = tokio::spawn(purge_sessions_periodically(self.state.clone(), stop_rx));
+        let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(address = %self.listener.local_addr()?, "latchkey is listening");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+            })
+            .await?;
+        let _ = stop_tx.send(true);
+        purge.await.context("the session purge task failed")?;
+        Ok(())
+    }
+}
+
+/// TLS clients (PostgreSQL connections) use aws-lc-rs; choose it explicitly.
+pub fn install_crypto_provider() {
+    // Fails only when a provider is already installed, which is fine.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// The background task "purge-sessions": deletes dead sessions every
+/// `sessions.purge_interval_secs` until told to stop.
+async fn purge_sessions_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(
+        state.config.sessions.purge_interval_secs,
+    ));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => match sessions::purge(&state).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged expired sessions"),
+                Err(error) => tracing::warn!(code = error.code.as_str(), "purging sessions failed"),
+            },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,101 @@
+//! The state every handler shares, built once at start-up from the configuration.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use latchkey_core::crypto::ServerKeys;
+use latchkey_core::session::SessionPolicy;
+use latchkey_store::{Backend, ConnectOptions, SqlStore, Store};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::{self, MasterKeySource};
+use crate::passwords::PasswordHasher;
+use crate::tokens::AccessTokens;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<ServerKeys>,
+    pub tokens: Arc<AccessTokens>,
+    pub hasher: Arc<PasswordHasher>,
+    pub sessions: SessionPolicy,
+}
+
+impl AppState {
+    /// Opens the database (creating the SQLite file's directory if needed), applies
+    /// migrations, loads the master key and the signing key.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let url = config.database_url();
+        if Backend::from_url(&url)? == Backend::Sqlite {
+            ensure_sqlite_directory(&url)?;
+        }
+        let (master, source) = keys::load_master_key(&config)?;
+        match source {
+            MasterKeySource::Configured => {}
+            MasterKeySource::GeneratedFile | MasterKeySource::ExistingFile => tracing::warn!(
+                path = %config.data_dir.join("master.key").display(),
+                "using a master key generated into the data directory: fine for development; in production set \
+                 keys.master_key or keys.master_key_file (the same on every instance) and keep it safe"
+            ),
+        }
+        let store = SqlStore::connect(
+            &url,
+            &ConnectOptions {
+                max_connections: config.database.max_connections,
+                ..ConnectOptions::default()
+            },
+        )
+        .await
+        .with_context(|| format!("opening the database {}", crate::config::redacted_url(&url)))?;
+        store
+            .migrate(clock.now())
+            .await
+            .context("migrating the database")?;
+        let keys = master.derive();
+        let (signing, public) = keys::load_signing_keys(&store, &keys, clock.now()).await?;
+        let tokens = AccessTokens::new(
+            config.public_base(),
+            &config.tokens.audience,
+            config.tokens.access_ttl_secs,
+            &signing,
+            &public,
+        )?;
+        let hasher = PasswordHasher::new(config.hash_concurrency())?;
+        let sessions = SessionPolicy {
+            idle_timeout_secs: config.sessions.idle_timeout_secs,
+            absolute_timeout_secs: config.sessions.absolute_timeout_secs,
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            store: Arc::new(store),
+            clock,
+            keys: Arc::new(keys),
+            tokens: Arc::new(tokens),
+            hasher: Arc::new(hasher),
+            sessions,
+        })
+    }
+
+    pub fn now(&self) -> latchkey_core::UnixTime {
+        self.clock.now()
+    }
+}
+
+/// Creates the directory of a `sqlite://path` URL so the database file can be made.
+fn ensure_sqlite_directory(url: &str) -> anyhow::Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
