@@ -9,19 +9,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use latchkey_core::crypto::HashPurpose;
-use latchkey_core::token::{TOKEN_BYTES, TokenKind};
-use latchkey_store::NewApiKey;
 use secrecy::SecretString;
-use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::config::{Config, Overrides};
-use crate::extract::SCOPES;
 use crate::service::accounts::{self, NewAccount};
+use crate::service::api_keys;
 use crate::startup::{Application, install_crypto_provider, shutdown_signal};
 use crate::state::AppState;
-use crate::{random, telemetry};
+use crate::telemetry;
 
 #[derive(Parser)]
 #[command(
@@ -215,39 +211,12 @@ fn read_password_line() -> anyhow::Result<SecretString> {
 async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
     match command {
         ApiKeyCommand::Create { name, scopes } => {
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > 100 {
-                bail!("the name must be 1 to 100 characters");
-            }
-            let scopes = if scopes.is_empty() {
-                vec!["admin".to_owned()]
-            } else {
-                scopes
-            };
-            if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-                bail!(
-                    "unknown scope {unknown:?}; known scopes: {}",
-                    SCOPES.join(", ")
-                );
-            }
-            let secret = TokenKind::ApiKey.encode(&random::bytes::<TOKEN_BYTES>());
-            let key = NewApiKey {
-                id: Uuid::now_v7().to_string(),
-                name,
-                key_hash: state
-                    .keys
-                    .hashing
-                    .hash(HashPurpose::ApiKey, secret.as_bytes())
-                    .to_vec(),
-                scopes,
-                created_at: SystemClock.now(),
-            };
-            state.store.create_api_key(&key).await?;
+            let created = api_keys::create(&state, &name, &scopes).await?;
             eprintln!(
-                "created API key {} ({}); it is shown only this once:",
-                key.id, key.name
+                "created API key {} ({name}); it is shown only this once:",
+                created.id
             );
-            println!("{secret}");
+            println!("{}", created.secret);
             Ok(())
         }
         ApiKeyCommand::List => {

@@ -188,7 +188,9 @@ impl Config {
             config::Environment::with_prefix("LATCHKEY")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true)
+                // Values stay strings until deserialized into their field's type, so a
+                // secret made only of digits is never turned into a number.
+                .try_parsing(false)
                 .source(Some(ours)),
         );
         if let Some(listen) = &overrides.listen {

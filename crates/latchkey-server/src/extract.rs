@@ -54,6 +54,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Parses a JSON document into `T`, turning serde's errors into field-level API errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, so a document that is not JSON is always `malformed_json`.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|_| ApiError::new(ErrorCode::MalformedJson))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

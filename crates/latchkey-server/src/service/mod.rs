@@ -2,4 +2,5 @@
 //! these functions and only translate their inputs and results.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod sessions;

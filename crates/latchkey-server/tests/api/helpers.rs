@@ -1,0 +1,225 @@
+//! The test application: a server on 127.0.0.1:0 over a fresh database, a manual
+//! clock, and a small HTTP client.
+
+use std::sync::Arc;
+
+use latchkey_server::clock::ManualClock;
+use latchkey_server::config::Config;
+use latchkey_server::service::api_keys;
+use latchkey_server::state::AppState;
+use latchkey_server::{Application, startup};
+use latchkey_store::Backend;
+use latchkey_store::testing::TestDatabase;
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+/// Runs each named test on SQLite and on PostgreSQL, as `name::sqlite` and
+/// `name::postgres`. The test is an `async fn(TestApp)`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = $crate::helpers::TestApp::spawn(latchkey_store::Backend::Sqlite).await {
+                    super::$name(app).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::TestApp::spawn(latchkey_store::Backend::Postgres).await {
+                    super::$name(app).await
+                }
+            }
+        }
+    )*};
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub state: AppState,
+    pub db: TestDatabase,
+    pub data_dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A response with its status, headers and JSON body (`Value::Null` when empty).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+pub fn test_config(db: &TestDatabase, data_dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = data_dir.to_path_buf();
+    config.database.url = Some(db.url.clone());
+    config.database.max_connections = 5;
+    config.keys.master_key = Some(SecretString::from("11".repeat(32)));
+    config.passwords.max_concurrent_hashes = 2;
+    config
+}
+
+impl TestApp {
+    /// Starts a server; `None` only when PostgreSQL tests are switched off.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        let db = TestDatabase::create(backend).await?;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(&db, data_dir.path());
+        adjust(&mut config);
+        let clock = ManualClock::starting_now();
+        let app = Application::build_with_clock(config, Arc::new(clock.clone()))
+            .await
+            .expect("build the application");
+        let base = format!("http://{}", app.local_addr().unwrap());
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        startup::install_crypto_provider();
+        Some(Self {
+            base,
+            client,
+            clock,
+            state,
+            db,
+            data_dir,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "non-JSON body ({status}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.client.post(self.url(path)).json(&body))
+            .await
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("x-api-key", key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Signs up `email` with [`PASSWORD`].
+    pub async fn signup(&self, email: &str) {
+        let reply = self
+            .post(
+                "/v1/auth/signup",
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    }
+
+    /// Logs in and returns the token response.
+    pub async fn login(&self, email: &str) -> Value {
+        let reply = self
+            .post(
+                "/v1/auth/login",
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    }
+
+    /// Signs up and logs in; returns the token response.
+    pub async fn user(&self, email: &str) -> Value {
+        self.signup(email).await;
+        self.login(email).await
+    }
+
+    /// Creates an API key with the given scopes (admin when empty).
+    pub async fn api_key(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        api_keys::create(&self.state, "tests", &scopes)
+            .await
+            .unwrap()
+            .secret
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The `access_token` of a token response.
+pub fn access(tokens: &Value) -> String {
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The `refresh_token` of a token response.
+pub fn refresh(tokens: &Value) -> String {
+    tokens["refresh_token"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,14 @@
+//! Integration tests: each test starts the real server on a random port with a fresh
+//! database and talks to it over HTTP. Every test runs on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod helpers;
+
+mod admin;
+mod auth;
+mod cli;
+mod input;
+mod ops;
+mod tokens;
