@@ -21,9 +21,7 @@ pub const NONCE_LEN: usize = 12;
 pub enum CryptoError {
     #[error("the master key must be 32 bytes, given as 64 hex digits or base64")]
     InvalidMasterKey,
-    #[error(
-        "the sealed value was made with master key {found}, but the configured key is {expected}"
-    )]
+    #[error("the sealed value was made with master key {found}, but the configured key is {expected}")]
     WrongKey { expected: String, found: String },
     #[error("the value is too large to seal")]
     Seal,
@@ -43,20 +41,15 @@ impl MasterKey {
     /// Parses a key written as 64 hex digits or as standard / URL-safe base64.
     pub fn parse(text: &str) -> Result<Self, CryptoError> {
         let text = text.trim();
-        let decoded = Zeroizing::new(
-            if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                decode_hex(text).ok_or(CryptoError::InvalidMasterKey)?
-            } else {
-                STANDARD
-                    .decode(text)
-                    .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-                    .map_err(|_| CryptoError::InvalidMasterKey)?
-            },
-        );
-        let bytes: [u8; 32] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::InvalidMasterKey)?;
+        let decoded = Zeroizing::new(if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            decode_hex(text).ok_or(CryptoError::InvalidMasterKey)?
+        } else {
+            STANDARD
+                .decode(text)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+                .map_err(|_| CryptoError::InvalidMasterKey)?
+        });
+        let bytes: [u8; 32] = decoded.as_slice().try_into().map_err(|_| CryptoError::InvalidMasterKey)?;
         Ok(Self(bytes))
     }
 
@@ -120,19 +113,9 @@ impl SealingKey {
     ) -> Result<Sealed, CryptoError> {
         let cipher = Aes256Gcm::new(&self.0.into());
         let ciphertext = cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context,
-                },
-            )
+            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: context })
             .map_err(|_| CryptoError::Seal)?;
-        Ok(Sealed {
-            key_id: key_id.to_owned(),
-            nonce,
-            ciphertext,
-        })
+        Ok(Sealed { key_id: key_id.to_owned(), nonce, ciphertext })
     }
 
     /// Decrypts a sealed value made by [`SealingKey::seal`] with the same context.
@@ -143,20 +126,11 @@ impl SealingKey {
         context: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if sealed.key_id != key_id {
-            return Err(CryptoError::WrongKey {
-                expected: key_id.to_owned(),
-                found: sealed.key_id.clone(),
-            });
+            return Err(CryptoError::WrongKey { expected: key_id.to_owned(), found: sealed.key_id.clone() });
         }
         let cipher = Aes256Gcm::new(&self.0.into());
         cipher
-            .decrypt(
-                &Nonce::from(sealed.nonce),
-                Payload {
-                    msg: &sealed.ciphertext,
-                    aad: context,
-                },
-            )
+            .decrypt(&Nonce::from(sealed.nonce), Payload { msg: &sealed.ciphertext, aad: context })
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Unseal)
     }
@@ -200,10 +174,7 @@ fn encode_hex(bytes: &[u8]) -> String {
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     (0..text.len())
         .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
         .collect()
 }
 
@@ -226,14 +197,8 @@ mod tests {
         let original = key(7);
         let again = MasterKey::parse(&original.to_base64()).map(|k| k.0);
         assert_eq!(again, Ok([7u8; 32]));
-        assert_eq!(
-            MasterKey::parse("too short").err(),
-            Some(CryptoError::InvalidMasterKey)
-        );
-        assert_eq!(
-            MasterKey::parse(&STANDARD.encode([1u8; 31])).err(),
-            Some(CryptoError::InvalidMasterKey)
-        );
+        assert_eq!(MasterKey::parse("too short").err(), Some(CryptoError::InvalidMasterKey));
+        assert_eq!(MasterKey::parse(&STANDARD.encode([1u8; 31])).err(), Some(CryptoError::InvalidMasterKey));
     }
 
     #[test]
@@ -242,10 +207,7 @@ mod tests {
         let b = key(2).derive();
         assert_ne!(a.key_id, b.key_id);
         assert_eq!(a.key_id.len(), 16);
-        assert_ne!(
-            a.hashing.hash(HashPurpose::ApiKey, b"x"),
-            b.hashing.hash(HashPurpose::ApiKey, b"x")
-        );
+        assert_ne!(a.hashing.hash(HashPurpose::ApiKey, b"x"), b.hashing.hash(HashPurpose::ApiKey, b"x"));
         assert_ne!(
             a.hashing.hash(HashPurpose::ApiKey, b"x"),
             a.hashing.hash(HashPurpose::RefreshToken, b"x")
@@ -256,27 +218,16 @@ mod tests {
     #[test]
     fn sealed_values_open_only_with_the_same_key_and_context() {
         let keys = key(3).derive();
-        let sealed = keys
-            .sealing
-            .seal(&keys.key_id, [9; NONCE_LEN], b"secret", b"user-1")
-            .unwrap();
+        let sealed = keys.sealing.seal(&keys.key_id, [9; NONCE_LEN], b"secret", b"user-1").unwrap();
         assert_ne!(sealed.ciphertext, b"secret");
         assert_eq!(
-            keys.sealing
-                .open(&keys.key_id, &sealed, b"user-1")
-                .map(|v| v.to_vec()),
+            keys.sealing.open(&keys.key_id, &sealed, b"user-1").map(|v| v.to_vec()),
             Ok(b"secret".to_vec())
         );
-        assert_eq!(
-            keys.sealing.open(&keys.key_id, &sealed, b"user-2").err(),
-            Some(CryptoError::Unseal)
-        );
+        assert_eq!(keys.sealing.open(&keys.key_id, &sealed, b"user-2").err(), Some(CryptoError::Unseal));
         let mut tampered = sealed.clone();
         tampered.ciphertext[0] ^= 1;
-        assert_eq!(
-            keys.sealing.open(&keys.key_id, &tampered, b"user-1").err(),
-            Some(CryptoError::Unseal)
-        );
+        assert_eq!(keys.sealing.open(&keys.key_id, &tampered, b"user-1").err(), Some(CryptoError::Unseal));
         let other = key(4).derive();
         assert!(matches!(
             other.sealing.open(&other.key_id, &sealed, b"user-1"),

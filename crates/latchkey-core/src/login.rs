@@ -40,30 +40,14 @@ mod tests {
 
     #[test]
     fn only_an_active_account_with_the_right_password_gets_in() {
-        assert_eq!(
-            decide_first_factor(AccountState::Active, true),
-            FirstFactorOutcome::Authenticated
-        );
-        for account in [
-            AccountState::Unknown,
-            AccountState::NoPassword,
-            AccountState::Disabled,
-            AccountState::Active,
-        ] {
-            assert_eq!(
-                decide_first_factor(account, false),
-                FirstFactorOutcome::Denied
-            );
+        assert_eq!(decide_first_factor(AccountState::Active, true), FirstFactorOutcome::Authenticated);
+        for account in
+            [AccountState::Unknown, AccountState::NoPassword, AccountState::Disabled, AccountState::Active]
+        {
+            assert_eq!(decide_first_factor(account, false), FirstFactorOutcome::Denied);
         }
-        for account in [
-            AccountState::Unknown,
-            AccountState::NoPassword,
-            AccountState::Disabled,
-        ] {
-            assert_eq!(
-                decide_first_factor(account, true),
-                FirstFactorOutcome::Denied
-            );
+        for account in [AccountState::Unknown, AccountState::NoPassword, AccountState::Disabled] {
+            assert_eq!(decide_first_factor(account, true), FirstFactorOutcome::Denied);
         }
     }
 }

@@ -74,10 +74,8 @@ fn is_common(lower: &str) -> bool {
 /// direction ("12345678", "hgfedcba").
 fn is_trivial_pattern(lower: &str) -> bool {
     let chars: Vec<char> = lower.chars().collect();
-    let steps: Vec<i64> = chars
-        .windows(2)
-        .map(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0])))
-        .collect();
+    let steps: Vec<i64> =
+        chars.windows(2).map(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0]))).collect();
     match steps.first() {
         Some(&first) => (-1..=1).contains(&first) && steps.iter().all(|&s| s == first),
         None => true,
@@ -90,39 +88,20 @@ mod tests {
 
     #[test]
     fn length_limits_count_characters_not_bytes() {
-        assert_eq!(
-            check_new_password("short", "a@b.c"),
-            Err(PasswordRejection::TooShort)
-        );
-        assert_eq!(
-            check_new_password("ééééééé", "a@b.c"),
-            Err(PasswordRejection::TooShort)
-        );
+        assert_eq!(check_new_password("short", "a@b.c"), Err(PasswordRejection::TooShort));
+        assert_eq!(check_new_password("ééééééé", "a@b.c"), Err(PasswordRejection::TooShort));
         assert_eq!(check_new_password("éèàùçôîx", "a@b.c"), Ok(()));
         let longest = "Zq7!".repeat(64);
         assert_eq!(check_new_password(&longest, "a@b.c"), Ok(()));
-        assert_eq!(
-            check_new_password(&format!("{longest}x"), "a@b.c"),
-            Err(PasswordRejection::TooLong)
-        );
+        assert_eq!(check_new_password(&format!("{longest}x"), "a@b.c"), Err(PasswordRejection::TooLong));
     }
 
     #[test]
     fn common_and_trivial_passwords_are_refused_in_any_case() {
-        for weak in [
-            "password",
-            "PASSWORD123",
-            "Qwerty123",
-            "12345678",
-            "aaaaaaaaaa",
-            "hgfedcba",
-            "ABCDEFGHI",
-        ] {
-            assert_eq!(
-                check_new_password(weak, "a@b.c"),
-                Err(PasswordRejection::TooCommon),
-                "{weak}"
-            );
+        for weak in
+            ["password", "PASSWORD123", "Qwerty123", "12345678", "aaaaaaaaaa", "hgfedcba", "ABCDEFGHI"]
+        {
+            assert_eq!(check_new_password(weak, "a@b.c"), Err(PasswordRejection::TooCommon), "{weak}");
         }
         assert_eq!(check_new_password("correct horse battery", "a@b.c"), Ok(()));
     }

@@ -29,24 +29,13 @@ mod tests {
 
     #[test]
     fn accepts_e164_with_separators() {
-        assert_eq!(
-            normalize_e164("+1 (415) 555-0123"),
-            Ok("+14155550123".into())
-        );
+        assert_eq!(normalize_e164("+1 (415) 555-0123"), Ok("+14155550123".into()));
         assert_eq!(normalize_e164("+33612345678"), Ok("+33612345678".into()));
     }
 
     #[test]
     fn refuses_other_forms() {
-        for bad in [
-            "4155550123",
-            "+0123456789",
-            "+1234",
-            "+1234567890123456",
-            "+1415555O123",
-            "",
-            "+",
-        ] {
+        for bad in ["4155550123", "+0123456789", "+1234", "+1234567890123456", "+1415555O123", "", "+"] {
             assert_eq!(normalize_e164(bad), Err(InvalidPhone), "{bad}");
         }
     }

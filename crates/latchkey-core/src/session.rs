@@ -58,16 +58,9 @@ impl Amr {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Pwd,
-            Self::Otp,
-            Self::Sms,
-            Self::Mail,
-            Self::Hwk,
-            Self::Swk,
-        ]
-        .into_iter()
-        .find(|amr| amr.as_str() == text)
+        [Self::Pwd, Self::Otp, Self::Sms, Self::Mail, Self::Hwk, Self::Swk]
+            .into_iter()
+            .find(|amr| amr.as_str() == text)
     }
 }
 
@@ -112,21 +105,12 @@ impl SessionExpiry {
 mod tests {
     use super::*;
 
-    const POLICY: SessionPolicy = SessionPolicy {
-        idle_timeout_secs: 1800,
-        absolute_timeout_secs: 43_200,
-    };
+    const POLICY: SessionPolicy = SessionPolicy { idle_timeout_secs: 1800, absolute_timeout_secs: 43_200 };
 
     #[test]
     fn idle_deadline_moves_with_activity_but_not_past_the_absolute_one() {
         let expiry = POLICY.new_session(1_000);
-        assert_eq!(
-            expiry,
-            SessionExpiry {
-                idle_expires_at: 2_800,
-                expires_at: 44_200
-            }
-        );
+        assert_eq!(expiry, SessionExpiry { idle_expires_at: 2_800, expires_at: 44_200 });
         assert!(expiry.is_live(2_799));
         assert!(!expiry.is_live(2_800));
         assert_eq!(POLICY.extend_idle(2_000, expiry.expires_at), 3_800);

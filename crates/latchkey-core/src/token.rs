@@ -34,9 +34,7 @@ impl TokenKind {
     pub fn is_well_formed(self, presented: &str) -> bool {
         presented.strip_prefix(self.prefix()).is_some_and(|body| {
             body.len() == ENCODED_LEN
-                && body
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
     }
 }

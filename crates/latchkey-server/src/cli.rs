@@ -20,11 +20,7 @@ use crate::state::AppState;
 use crate::telemetry;
 
 #[derive(Parser)]
-#[command(
-    name = "latchkey",
-    version,
-    about = "Self-hosted multi-factor authentication service"
-)]
+#[command(name = "latchkey", version, about = "Self-hosted multi-factor authentication service")]
 struct Cli {
     /// Configuration file (default: ./latchkey.toml if it exists).
     #[arg(long, global = true)]
@@ -108,10 +104,7 @@ enum ApiKeyCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -140,9 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref(), &env, &overrides)?;
     match cli.command {
-        Command::Config {
-            command: ConfigCommand::Check,
-        } => {
+        Command::Config { command: ConfigCommand::Check } => {
             print!("{}", config.redacted_toml());
             eprintln!("configuration is valid");
             Ok(())
@@ -159,30 +150,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("the database is up to date");
             Ok(())
         }
-        Command::User {
-            command:
-                UserCommand::Create {
-                    email,
-                    password_stdin,
-                    phone,
-                },
-        } => {
-            let password = if password_stdin {
-                Some(read_password_line()?)
-            } else {
-                None
-            };
+        Command::User { command: UserCommand::Create { email, password_stdin, phone } } => {
+            let password = if password_stdin { Some(read_password_line()?) } else { None };
             let state = open(config).await?;
-            let user = accounts::create_user(
-                &state,
-                NewAccount {
-                    email,
-                    password,
-                    phone,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            let user = accounts::create_user(&state, NewAccount { email, password, phone })
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
             println!("{}", user.id);
             Ok(())
         }
@@ -197,10 +170,7 @@ async fn open(config: Config) -> anyhow::Result<AppState> {
 
 fn read_password_line() -> anyhow::Result<SecretString> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
         bail!("no password on standard input");
@@ -212,19 +182,14 @@ async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
     match command {
         ApiKeyCommand::Create { name, scopes } => {
             let created = api_keys::create(&state, &name, &scopes).await?;
-            eprintln!(
-                "created API key {} ({name}); it is shown only this once:",
-                created.id
-            );
+            eprintln!("created API key {} ({name}); it is shown only this once:", created.id);
             println!("{}", created.secret);
             Ok(())
         }
         ApiKeyCommand::List => {
             for key in state.store.list_api_keys().await? {
-                let status = key.revoked_at.map_or_else(
-                    || "active".to_owned(),
-                    |t| format!("revoked {}", rfc3339(t)),
-                );
+                let status =
+                    key.revoked_at.map_or_else(|| "active".to_owned(), |t| format!("revoked {}", rfc3339(t)));
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     key.id,

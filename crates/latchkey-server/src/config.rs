@@ -78,7 +78,7 @@ pub struct SessionsConfig {
     pub purge_interval_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordsConfig {
     /// Password hashes computed at once (each takes 19 MiB and one core); 0 means
@@ -105,37 +105,19 @@ impl Default for Config {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: None,
-            max_connections: 10,
-        }
+        Self { url: None, max_connections: 10 }
     }
 }
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        Self {
-            audience: "latchkey".into(),
-            access_ttl_secs: 15 * 60,
-        }
+        Self { audience: "latchkey".into(), access_ttl_secs: 15 * 60 }
     }
 }
 
 impl Default for SessionsConfig {
     fn default() -> Self {
-        Self {
-            idle_timeout_secs: 30 * 60,
-            absolute_timeout_secs: 12 * 3600,
-            purge_interval_secs: 10 * 60,
-        }
-    }
-}
-
-impl Default for PasswordsConfig {
-    fn default() -> Self {
-        Self {
-            max_concurrent_hashes: 0,
-        }
+        Self { idle_timeout_secs: 30 * 60, absolute_timeout_secs: 12 * 3600, purge_interval_secs: 10 * 60 }
     }
 }
 
@@ -153,10 +135,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Load(#[from] config::ConfigError),
     #[error("cannot read {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadFile { path: PathBuf, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -175,9 +154,7 @@ impl Config {
         let mut builder = config::Config::builder();
         match file {
             Some(path) => builder = builder.add_source(config::File::from(path).required(true)),
-            None => {
-                builder = builder.add_source(config::File::with_name(DEFAULT_FILE).required(false))
-            }
+            None => builder = builder.add_source(config::File::with_name(DEFAULT_FILE).required(false)),
         }
         let ours: HashMap<String, String> = env
             .iter()
@@ -221,10 +198,8 @@ impl Config {
                     "set keys.master_key or keys.master_key_file, not both".into(),
                 ));
             }
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-                path: path.clone(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
             self.keys.master_key = Some(SecretString::from(text.trim().to_owned()));
         }
         Ok(())
@@ -255,8 +230,7 @@ impl Config {
             return invalid("sessions.purge_interval_secs must be at least 1");
         }
         if let Some(url) = &self.database.url {
-            latchkey_store::Backend::from_url(url)
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            latchkey_store::Backend::from_url(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }
@@ -288,19 +262,13 @@ impl Config {
         if shown.database.url.is_none() {
             shown.database.url = Some(self.database_url());
         }
-        toml::to_string_pretty(&shown)
-            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
 
-fn redact_secret<S: Serializer>(
-    value: &Option<SecretString>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn redact_secret<S: Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
     match value {
-        Some(secret) if !secret.expose_secret().is_empty() => {
-            serializer.serialize_str("[redacted]")
-        }
+        Some(secret) if !secret.expose_secret().is_empty() => serializer.serialize_str("[redacted]"),
         _ => serializer.serialize_none(),
     }
 }
@@ -317,9 +285,7 @@ pub(crate) fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, None), |(a, p)| (a, Some(p)));
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _password)) => format!("{user}:[redacted]@{host}"),
@@ -327,9 +293,7 @@ pub(crate) fn redacted_url(url: &str) -> String {
         },
         None => authority.to_owned(),
     };
-    let path = path
-        .map(|p| p.split_once('?').map_or(p, |(before, _)| before))
-        .map(|p| format!("/{p}"));
+    let path = path.map(|p| p.split_once('?').map_or(p, |(before, _)| before)).map(|p| format!("/{p}"));
     format!("{scheme}://{authority}{}", path.unwrap_or_default())
 }
 
@@ -339,10 +303,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
@@ -357,10 +318,7 @@ mod tests {
         let file = write(&dir, "");
         let config = Config::load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            config.database_url(),
-            "sqlite://./latchkey-data/latchkey.db"
-        );
+        assert_eq!(config.database_url(), "sqlite://./latchkey-data/latchkey.db");
         assert!(config.signup_enabled);
         assert_eq!(config.sessions.idle_timeout_secs, 1800);
         assert_eq!(config.tokens.access_ttl_secs, 900);
@@ -384,26 +342,15 @@ mod tests {
         assert_eq!(config.tokens.audience, "file");
         assert_eq!(config.tokens.access_ttl_secs, 120);
         assert_eq!(config.database_url(), "postgres://u:p@localhost/db");
-        let flags = Overrides {
-            listen: Some("127.0.0.1:7002".into()),
-            ..Overrides::default()
-        };
-        assert_eq!(
-            Config::load(Some(&file), &vars, &flags)
-                .unwrap()
-                .listen
-                .to_string(),
-            "127.0.0.1:7002"
-        );
+        let flags = Overrides { listen: Some("127.0.0.1:7002".into()), ..Overrides::default() };
+        assert_eq!(Config::load(Some(&file), &vars, &flags).unwrap().listen.to_string(), "127.0.0.1:7002");
     }
 
     #[test]
     fn unknown_keys_are_errors_in_file_and_environment() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(&dir, "listen = \"127.0.0.1:7000\"\nlisten_port = 1\n");
-        let error = Config::load(Some(&file), &env(&[]), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let error = Config::load(Some(&file), &env(&[]), &Overrides::default()).unwrap_err().to_string();
         assert!(error.contains("listen_port"), "{error}");
         let file = write(&dir, "[database]\nurl_typo = \"x\"\n");
         assert!(Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err());
@@ -417,24 +364,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key_path = dir.path().join("mk");
         std::fs::write(&key_path, "ab".repeat(32) + "\n").unwrap();
-        let file = write(
-            &dir,
-            "[database]\nurl = \"postgres://app:hunter2@db:5432/latchkey?sslmode=require\"\n",
-        );
+        let file =
+            write(&dir, "[database]\nurl = \"postgres://app:hunter2@db:5432/latchkey?sslmode=require\"\n");
         let vars = env(&[("LATCHKEY_KEYS__MASTER_KEY_FILE", key_path.to_str().unwrap())]);
         let config = Config::load(Some(&file), &vars, &Overrides::default()).unwrap();
-        assert_eq!(
-            config.keys.master_key.as_ref().unwrap().expose_secret(),
-            "ab".repeat(32)
-        );
+        assert_eq!(config.keys.master_key.as_ref().unwrap().expose_secret(), "ab".repeat(32));
         let shown = config.redacted_toml();
         assert!(!shown.contains("abab"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("master_key = \"[redacted]\""), "{shown}");
-        assert!(
-            shown.contains("postgres://app:[redacted]@db:5432/latchkey"),
-            "{shown}"
-        );
+        assert!(shown.contains("postgres://app:[redacted]@db:5432/latchkey"), "{shown}");
     }
 
     #[test]
@@ -448,10 +387,7 @@ mod tests {
             "listen = \"not an address\"",
         ] {
             let file = write(&dir, text);
-            assert!(
-                Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err(),
-                "{text}"
-            );
+            assert!(Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err(), "{text}");
         }
         let missing = dir.path().join("absent.toml");
         assert!(Config::load(Some(&missing), &env(&[]), &Overrides::default()).is_err());

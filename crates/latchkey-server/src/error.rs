@@ -118,9 +118,7 @@ impl ErrorCode {
     pub fn default_message(self) -> &'static str {
         match self {
             Self::MalformedJson => "The request body is not valid JSON.",
-            Self::UnsupportedMediaType => {
-                "The request body must be JSON (Content-Type: application/json)."
-            }
+            Self::UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json).",
             Self::PayloadTooLarge => "The request body is larger than 64 KiB.",
             Self::UnknownField => "The request body has a field this endpoint does not accept.",
             Self::MissingField => "The request body lacks a required field.",
@@ -130,9 +128,7 @@ impl ErrorCode {
             Self::InvalidPhone => "The phone number must be in E.164 form, like +14155550123.",
             Self::WeakPassword => "The password does not meet the password policy.",
             Self::InvalidCredentials => "The email address or password is incorrect.",
-            Self::Unauthenticated => {
-                "This endpoint needs an access token (Authorization: Bearer ...)."
-            }
+            Self::Unauthenticated => "This endpoint needs an access token (Authorization: Bearer ...).",
             Self::InvalidToken => "The access token is invalid, expired or revoked.",
             Self::InvalidRefreshToken => "The refresh token is invalid, expired or already used.",
             Self::InvalidApiKey => "This endpoint needs a valid API key (X-API-Key).",
@@ -162,12 +158,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode) -> Self {
-        Self {
-            code,
-            message: code.default_message().to_owned(),
-            details: None,
-            source: None,
-        }
+        Self { code, message: code.default_message().to_owned(), details: None, source: None }
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
@@ -182,10 +173,7 @@ impl ApiError {
 
     /// An internal failure: the cause goes to the log, the client gets a generic body.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Self {
-            source: Some(cause.into()),
-            ..Self::new(ErrorCode::InternalError)
-        }
+        Self { source: Some(cause.into()), ..Self::new(ErrorCode::InternalError) }
     }
 
     /// A field-level error naming the offending field.
@@ -220,9 +208,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.code.status(), axum::Json(body)).into_response();
         if self.code.status() == StatusCode::UNAUTHORIZED && self.code != ErrorCode::InvalidApiKey {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -238,10 +224,7 @@ mod tests {
         let codes: HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(codes.len(), ErrorCode::ALL.len());
         for code in codes {
-            assert!(
-                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{code}"
-            );
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
         }
     }
 
@@ -249,11 +232,7 @@ mod tests {
     fn every_code_is_documented() {
         let doc = include_str!("../../../docs/API.md");
         for code in ErrorCode::ALL {
-            assert!(
-                doc.contains(&format!("`{}`", code.as_str())),
-                "docs/API.md lacks {}",
-                code.as_str()
-            );
+            assert!(doc.contains(&format!("`{}`", code.as_str())), "docs/API.md lacks {}", code.as_str());
         }
     }
 }

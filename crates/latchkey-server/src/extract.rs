@@ -32,8 +32,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(ErrorCode::PayloadTooLarge)
             } else {
-                ApiError::new(ErrorCode::MalformedJson)
-                    .with_message("The request body could not be read.")
+                ApiError::new(ErrorCode::MalformedJson).with_message("The request body could not be read.")
             }
         })?;
         parse_json(&bytes).map(JsonBody)
@@ -47,8 +46,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .map(|mime| mime.trim().to_ascii_lowercase())
         .is_some_and(|mime| {
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
 }
 
@@ -62,9 +60,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = error.path().to_string();
         json_error(error.inner(), &path)
     })?;
-    deserializer
-        .end()
-        .map_err(|_| ApiError::new(ErrorCode::MalformedJson))?;
+    deserializer.end().map_err(|_| ApiError::new(ErrorCode::MalformedJson))?;
     Ok(value)
 }
 
@@ -78,34 +74,20 @@ fn json_error(error: &serde_json::Error, path: &str) -> ApiError {
     let message = error.to_string();
     let quoted = message.split('`').nth(1).unwrap_or_default();
     let join = |field: &str| {
-        if path.is_empty() || path == "." {
-            field.to_owned()
-        } else {
-            format!("{path}.{field}")
-        }
+        if path.is_empty() || path == "." { field.to_owned() } else { format!("{path}.{field}") }
     };
     if message.starts_with("unknown field") {
         // The path already ends with the unknown field's name.
-        let field = if path.is_empty() || path == "." {
-            quoted.to_owned()
-        } else {
-            path.to_owned()
-        };
-        ApiError::field(ErrorCode::UnknownField, &field)
-            .with_message(format!("Unknown field `{field}`."))
+        let field = if path.is_empty() || path == "." { quoted.to_owned() } else { path.to_owned() };
+        ApiError::field(ErrorCode::UnknownField, &field).with_message(format!("Unknown field `{field}`."))
     } else if message.starts_with("missing field") {
         let field = join(quoted);
         ApiError::field(ErrorCode::MissingField, &field)
             .with_message(format!("Missing required field `{field}`."))
     } else {
-        let field = if path.is_empty() || path == "." {
-            "(body)".to_owned()
-        } else {
-            path.to_owned()
-        };
-        ApiError::field(ErrorCode::InvalidField, &field).with_message(format!(
-            "Field `{field}` has the wrong type or an unacceptable value."
-        ))
+        let field = if path.is_empty() || path == "." { "(body)".to_owned() } else { path.to_owned() };
+        ApiError::field(ErrorCode::InvalidField, &field)
+            .with_message(format!("Field `{field}` has the wrong type or an unacceptable value."))
     }
 }
 
@@ -117,9 +99,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query)
-            .map(Query)
-            .map_err(|_| ApiError::new(ErrorCode::InvalidQuery))
+        serde_urlencoded::from_str(query).map(Query).map_err(|_| ApiError::new(ErrorCode::InvalidQuery))
     }
 }
 
@@ -134,10 +114,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let ip =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -157,21 +135,11 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or(ErrorCode::Unauthenticated)?;
         let now = state.now();
-        let claims = state
-            .tokens
-            .verify(token, now)
-            .map_err(|_| ErrorCode::InvalidToken)?;
-        let session = state
-            .store
-            .active_session(&claims.sid, now)
-            .await?
-            .ok_or(ErrorCode::InvalidToken)?;
+        let claims = state.tokens.verify(token, now).map_err(|_| ErrorCode::InvalidToken)?;
+        let session = state.store.active_session(&claims.sid, now).await?.ok_or(ErrorCode::InvalidToken)?;
         if session.user_id != claims.sub {
             return Err(ErrorCode::InvalidToken.into());
         }
@@ -209,10 +177,7 @@ impl AdminKey {
 impl FromRequestParts<AppState> for AdminKey {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
             .get("x-api-key")
@@ -220,15 +185,8 @@ impl FromRequestParts<AppState> for AdminKey {
             .map(str::trim)
             .filter(|key| TokenKind::ApiKey.is_well_formed(key))
             .ok_or(ErrorCode::InvalidApiKey)?;
-        let hash = state
-            .keys
-            .hashing
-            .hash(HashPurpose::ApiKey, presented.as_bytes());
-        let key = state
-            .store
-            .api_key_by_hash(&hash)
-            .await?
-            .ok_or(ErrorCode::InvalidApiKey)?;
+        let hash = state.keys.hashing.hash(HashPurpose::ApiKey, presented.as_bytes());
+        let key = state.store.api_key_by_hash(&hash).await?.ok_or(ErrorCode::InvalidApiKey)?;
         Ok(Self(key))
     }
 }

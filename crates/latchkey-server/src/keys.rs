@@ -39,11 +39,9 @@ pub fn load_master_key(config: &Config) -> anyhow::Result<(MasterKey, MasterKeyS
     let path = config.data_dir.join(MASTER_KEY_FILE);
     if path.exists() {
         let text = Zeroizing::new(
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?,
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
         );
-        let key =
-            MasterKey::parse(&text).with_context(|| format!("the key in {}", path.display()))?;
+        let key = MasterKey::parse(&text).with_context(|| format!("the key in {}", path.display()))?;
         return Ok((key, MasterKeySource::ExistingFile));
     }
     let key = MasterKey::from_bytes(random::bytes::<32>());
@@ -59,9 +57,7 @@ fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents)?;
     file.write_all(b"\n")?;
     Ok(())
@@ -88,14 +84,8 @@ fn sealing_context(kid: &str) -> Vec<u8> {
 
 /// RFC 7638 thumbprint of an Ed25519 public key, used as its key id.
 fn thumbprint(public_key: &[u8]) -> String {
-    let jwk = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        URL_SAFE_NO_PAD.encode(public_key)
-    );
-    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        jwk.as_bytes(),
-    ))
+    let jwk = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, URL_SAFE_NO_PAD.encode(public_key));
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jwk.as_bytes()))
 }
 
 /// Makes sure the database holds an active signing key (creating one on first start;
@@ -120,29 +110,15 @@ pub async fn load_signing_keys(
         .as_slice()
         .try_into()
         .map_err(|_| anyhow::anyhow!("signing key {} has a bad nonce", active.kid))?;
-    let sealed = Sealed {
-        key_id: active.master_key_id.clone(),
-        nonce,
-        ciphertext: active.sealed_private.clone(),
-    };
+    let sealed =
+        Sealed { key_id: active.master_key_id.clone(), nonce, ciphertext: active.sealed_private.clone() };
     let pkcs8 = keys
         .sealing
         .open(&keys.key_id, &sealed, &sealing_context(&active.kid))
-        .context(
-            "cannot open the token-signing key: every instance must use the same master key",
-        )?;
-    let signing = SigningKey {
-        kid: active.kid.clone(),
-        pkcs8,
-        public_key: active.public_key.clone(),
-    };
-    let public = records
-        .iter()
-        .map(|k| PublicKey {
-            kid: k.kid.clone(),
-            public_key: k.public_key.clone(),
-        })
-        .collect();
+        .context("cannot open the token-signing key: every instance must use the same master key")?;
+    let signing = SigningKey { kid: active.kid.clone(), pkcs8, public_key: active.public_key.clone() };
+    let public =
+        records.iter().map(|k| PublicKey { kid: k.kid.clone(), public_key: k.public_key.clone() }).collect();
     Ok((signing, public))
 }
 

@@ -27,9 +27,8 @@ fn argon2() -> Argon2<'static> {
 
 fn hash_blocking(password: &[u8]) -> anyhow::Result<String> {
     let salt = random::bytes::<16>();
-    let hash = argon2()
-        .hash_password_with_salt(password, &salt)
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    let hash =
+        argon2().hash_password_with_salt(password, &salt).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
     Ok(hash.to_string())
 }
 
@@ -45,24 +44,17 @@ impl PasswordHasher {
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
         let _permit = self.permits.acquire().await?;
-        tokio::task::spawn_blocking(move || hash_blocking(password.expose_secret().as_bytes()))
-            .await?
+        tokio::task::spawn_blocking(move || hash_blocking(password.expose_secret().as_bytes())).await?
     }
 
     /// Checks `password` against `stored` (a PHC string). With no stored hash, the
     /// dummy hash is checked instead and the answer is always `false`.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        stored: Option<String>,
-    ) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         let _permit = self.permits.acquire().await?;
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let matches = tokio::task::spawn_blocking(move || {
-            argon2()
-                .verify_password(password.expose_secret().as_bytes(), hash.as_str())
-                .is_ok()
+            argon2().verify_password(password.expose_secret().as_bytes(), hash.as_str()).is_ok()
         })
         .await?;
         Ok(known && matches)
@@ -77,32 +69,11 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_use_argon2id_parameters() {
         let hasher = PasswordHasher::new(1).unwrap();
-        let hash = hasher
-            .hash(SecretString::from("correct horse"))
-            .await
-            .unwrap();
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
-        assert!(
-            hasher
-                .verify(SecretString::from("correct horse"), Some(hash.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !hasher
-                .verify(SecretString::from("correct horsE"), Some(hash))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !hasher
-                .verify(SecretString::from("anything"), None)
-                .await
-                .unwrap()
-        );
+        let hash = hasher.hash(SecretString::from("correct horse")).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(hasher.verify(SecretString::from("correct horse"), Some(hash.clone())).await.unwrap());
+        assert!(!hasher.verify(SecretString::from("correct horsE"), Some(hash)).await.unwrap());
+        assert!(!hasher.verify(SecretString::from("anything"), None).await.unwrap());
     }
 
     #[tokio::test]
@@ -112,17 +83,7 @@ mod tests {
         let hash = hasher.hash(SecretString::from(long.clone())).await.unwrap();
         let mut other = long.clone();
         other.replace_range(255.., "y");
-        assert!(
-            hasher
-                .verify(SecretString::from(long), Some(hash.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !hasher
-                .verify(SecretString::from(other), Some(hash))
-                .await
-                .unwrap()
-        );
+        assert!(hasher.verify(SecretString::from(long), Some(hash.clone())).await.unwrap());
+        assert!(!hasher.verify(SecretString::from(other), Some(hash)).await.unwrap());
     }
 }

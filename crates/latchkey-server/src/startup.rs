@@ -31,9 +31,7 @@ impl Application {
         install_crypto_provider();
         let listen = config.listen;
         let state = AppState::build(config, clock).await?;
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         Ok(Self { listener, state })
     }
 
@@ -75,9 +73,7 @@ pub fn install_crypto_provider() {
 /// The background task "purge-sessions": deletes dead sessions every
 /// `sessions.purge_interval_secs` until told to stop.
 async fn purge_sessions_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(Duration::from_secs(
-        state.config.sessions.purge_interval_secs,
-    ));
+    let mut interval = tokio::time::interval(Duration::from_secs(state.config.sessions.purge_interval_secs));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -43,17 +43,11 @@ impl AppState {
         }
         let store = SqlStore::connect(
             &url,
-            &ConnectOptions {
-                max_connections: config.database.max_connections,
-                ..ConnectOptions::default()
-            },
+            &ConnectOptions { max_connections: config.database.max_connections, ..ConnectOptions::default() },
         )
         .await
         .with_context(|| format!("opening the database {}", crate::config::redacted_url(&url)))?;
-        store
-            .migrate(clock.now())
-            .await
-            .context("migrating the database")?;
+        store.migrate(clock.now()).await.context("migrating the database")?;
         let keys = master.derive();
         let (signing, public) = keys::load_signing_keys(&store, &keys, clock.now()).await?;
         let tokens = AccessTokens::new(
@@ -91,10 +85,7 @@ fn ensure_sqlite_directory(url: &str) -> anyhow::Result<()> {
     if path.is_empty() || path.starts_with(':') {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())

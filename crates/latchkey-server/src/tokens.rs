@@ -117,11 +117,7 @@ impl AccessTokens {
     /// check that the session is live.
     pub fn verify(&self, token: &str, now: UnixTime) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.decoding.get(kid))
-            .ok_or(TokenError::Invalid)?;
+        let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or(TokenError::Invalid)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| TokenError::Invalid)?;
         if data.claims.exp <= now {

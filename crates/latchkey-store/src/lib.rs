@@ -47,19 +47,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
 
     /// Creates a session together with its first refresh token.
-    async fn create_session(
-        &self,
-        session: &NewSession,
-        refresh_token_hash: &[u8],
-    ) -> StoreResult<()>;
+    async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()>;
     /// The session if it exists, is not revoked and has not expired at `now`.
     async fn active_session(&self, id: &str, now: UnixTime) -> StoreResult<Option<Session>>;
     /// Spends a refresh token and issues its successor. A token that was already
     /// spent revokes its whole session.
-    async fn rotate_refresh_token(
-        &self,
-        rotation: &RefreshRotation<'_>,
-    ) -> StoreResult<RefreshOutcome>;
+    async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome>;
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
     /// Deletes sessions that expired or were revoked before `before`.
     async fn purge_sessions(&self, before: UnixTime) -> StoreResult<u64>;

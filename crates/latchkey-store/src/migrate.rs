@@ -13,17 +13,11 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+const SQLITE: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") }];
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const POSTGRES: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") }];
 
 fn migrations(backend: Backend) -> &'static [Migration] {
     match backend {
@@ -51,10 +45,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend, now: UnixTime) -> Stor
         .collect::<Result<_, _>>()?;
 
     let mut newly_applied = Vec::new();
-    for migration in migrations(backend)
-        .iter()
-        .filter(|m| !applied.contains(&m.version))
-    {
+    for migration in migrations(backend).iter().filter(|m| !applied.contains(&m.version)) {
         let mut tx = pool.begin().await?;
         let claimed = sqlx::query(
             "INSERT INTO latchkey_migrations (version, name, applied_at) VALUES ($1, $2, $3)
@@ -73,11 +64,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend, now: UnixTime) -> Stor
         }
         sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
         tx.commit().await?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied database migration"
-        );
+        tracing::info!(version = migration.version, name = migration.name, "applied database migration");
         newly_applied.push(migration.version);
     }
     Ok(newly_applied)

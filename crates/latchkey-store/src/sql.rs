@@ -12,8 +12,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::{
-    ApiKey, NewApiKey, NewSession, NewUser, RefreshOutcome, RefreshRotation, Session,
-    SigningKeyRecord, Store, StoreError, StoreResult, User, migrate,
+    ApiKey, NewApiKey, NewSession, NewUser, RefreshOutcome, RefreshRotation, Session, SigningKeyRecord,
+    Store, StoreError, StoreResult, User, migrate,
 };
 use latchkey_core::UnixTime;
 
@@ -28,16 +28,11 @@ impl Backend {
     /// The backend for `url`, judged by its scheme alone (the URL may hold a password
     /// and is never echoed).
     pub fn from_url(url: &str) -> StoreResult<Self> {
-        let scheme = url
-            .split_once(':')
-            .map(|(scheme, _)| scheme)
-            .unwrap_or_default();
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
         match scheme {
             "sqlite" => Ok(Self::Sqlite),
             "postgres" | "postgresql" => Ok(Self::Postgres),
-            other => Err(StoreError::UnsupportedScheme(
-                other.chars().take(32).collect(),
-            )),
+            other => Err(StoreError::UnsupportedScheme(other.chars().take(32).collect())),
         }
     }
 
@@ -59,10 +54,7 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -206,9 +198,7 @@ fn split_list(text: &str) -> Vec<String> {
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
+    error.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
 
 #[async_trait]
@@ -219,8 +209,11 @@ impl Store for SqlStore {
     }
 
     async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
-        let row = sqlx::query(concat!("INSERT INTO users (id, email, email_normalized, phone, password_hash, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ", user_columns!()))
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (id, email, email_normalized, phone, password_hash, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
+            user_columns!()
+        ))
         .bind(&user.id)
         .bind(&user.email)
         .bind(&user.email_normalized)
@@ -234,61 +227,42 @@ impl Store for SqlStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
     }
 
     async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE email_normalized = $1"
-        ))
-        .bind(email_normalized)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE email_normalized = $1"))
+            .bind(email_normalized)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
     }
 
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
-        ))
-        .bind(after.unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(user_from_row)
-        .collect()
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(after.unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect()
     }
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-        let result = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let result = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(result.rows_affected() == 1)
     }
 
-    async fn create_session(
-        &self,
-        session: &NewSession,
-        refresh_token_hash: &[u8],
-    ) -> StoreResult<()> {
+    async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at, ip, user_agent)
@@ -306,14 +280,12 @@ impl Store for SqlStore {
         .bind(&session.user_agent)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(refresh_token_hash.to_vec())
-        .bind(&session.id)
-        .bind(session.created_at)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+            .bind(refresh_token_hash.to_vec())
+            .bind(&session.id)
+            .bind(session.created_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -334,10 +306,7 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        rotation: &RefreshRotation<'_>,
-    ) -> StoreResult<RefreshOutcome> {
+    async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome> {
         let now = rotation.now;
         let mut tx = self.pool.begin().await?;
         // Spend the token: only one caller can flip used_at from NULL.
@@ -361,16 +330,17 @@ impl Store for SqlStore {
             .await?;
             tx.commit().await?;
             return Ok(match revoked {
-                Some(row) => RefreshOutcome::Reused {
-                    session_id: row.try_get("id")?,
-                },
+                Some(row) => RefreshOutcome::Reused { session_id: row.try_get("id")? },
                 None => RefreshOutcome::Invalid,
             });
         };
         let session_id: String = spent.try_get("session_id")?;
-        let extended = sqlx::query(concat!("UPDATE sessions SET idle_expires_at = CASE WHEN $1 < expires_at THEN $1 ELSE expires_at END
+        let extended = sqlx::query(concat!(
+            "UPDATE sessions SET idle_expires_at = CASE WHEN $1 < expires_at THEN $1 ELSE expires_at END
              WHERE id = $2 AND revoked_at IS NULL AND expires_at > $3 AND idle_expires_at > $3
-             RETURNING ", session_columns!()))
+             RETURNING ",
+            session_columns!()
+        ))
         .bind(now.saturating_add(rotation.idle_timeout_secs))
         .bind(&session_id)
         .bind(now)
@@ -381,25 +351,22 @@ impl Store for SqlStore {
             tx.commit().await?;
             return Ok(RefreshOutcome::Invalid);
         };
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(rotation.successor_hash.to_vec())
-        .bind(&session_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+            .bind(rotation.successor_hash.to_vec())
+            .bind(&session_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(RefreshOutcome::Rotated(session_from_row(&extended)?))
     }
 
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
-        let result =
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let result = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -414,14 +381,16 @@ impl Store for SqlStore {
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.id)
-            .bind(&key.name)
-            .bind(key.key_hash.clone())
-            .bind(join_list(&key.scopes))
-            .bind(key.created_at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(key.key_hash.clone())
+        .bind(join_list(&key.scopes))
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -440,25 +409,20 @@ impl Store for SqlStore {
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            api_key_columns!(),
-            " FROM api_keys ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(api_key_from_row)
-        .collect()
+        sqlx::query(concat!("SELECT ", api_key_columns!(), " FROM api_keys ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(api_key_from_row)
+            .collect()
     }
 
     async fn revoke_api_key(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
-        let result =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let result = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected() == 1)
     }
 

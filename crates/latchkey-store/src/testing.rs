@@ -46,11 +46,7 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
                 let url = format!("sqlite://{}/test-{n}.db", dir.path().display());
-                Some(Self {
-                    url,
-                    backend,
-                    _dir: Some(dir),
-                })
+                Some(Self { url, backend, _dir: Some(dir) })
             }
             Backend::Postgres => {
                 if postgres_skipped() {
@@ -69,15 +65,8 @@ impl TestDatabase {
                     .await
                     .expect("create test database");
                 admin.close().await;
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map(|(base, _)| base)
-                    .unwrap_or(&admin_url);
-                Some(Self {
-                    url: format!("{base}/{name}"),
-                    backend,
-                    _dir: None,
-                })
+                let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+                Some(Self { url: format!("{base}/{name}"), backend, _dir: None })
             }
         }
     }
@@ -85,9 +74,8 @@ impl TestDatabase {
     /// Connects and migrates.
     #[allow(clippy::expect_used)]
     pub async fn store(&self) -> SqlStore {
-        let store = SqlStore::connect(&self.url, &ConnectOptions::default())
-            .await
-            .expect("connect to test database");
+        let store =
+            SqlStore::connect(&self.url, &ConnectOptions::default()).await.expect("connect to test database");
         store.migrate(0).await.expect("migrate test database");
         store
     }
@@ -105,11 +93,7 @@ async fn drop_stale_databases(admin: &sqlx::AnyPool) {
         let Ok(name) = row.try_get::<String, _>(0) else {
             continue;
         };
-        let pid = name
-            .trim_start_matches("latchkey_t_")
-            .split('_')
-            .next()
-            .unwrap_or_default();
+        let pid = name.trim_start_matches("latchkey_t_").split('_').next().unwrap_or_default();
         let alive = !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists();
         let ours = pid == std::process::id().to_string();
         if !alive || ours {

@@ -78,8 +78,7 @@ async fn login(
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let user = accounts::authenticate_password(&state, &body.email, body.password).await?;
-    let tokens =
-        sessions::start(&state, &user.id, Aal::Aal1, &[Amr::Pwd], state.now(), &meta).await?;
+    let tokens = sessions::start(&state, &user.id, Aal::Aal1, &[Amr::Pwd], state.now(), &meta).await?;
     Ok(Json(tokens.into()))
 }
 

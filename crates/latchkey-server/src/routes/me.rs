@@ -15,11 +15,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
-    let account = state
-        .store
-        .user_by_id(&user.session.user_id)
-        .await?
-        .ok_or(ErrorCode::InvalidToken)?;
+    let account = state.store.user_by_id(&user.session.user_id).await?.ok_or(ErrorCode::InvalidToken)?;
     let session = &user.session;
     Ok(Json(json!({
         "id": account.id,

@@ -61,11 +61,7 @@ async fn create_user(
     JsonBody(body): JsonBody<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     admin.require("users:write")?;
-    let account = NewAccount {
-        email: body.email,
-        password: body.password,
-        phone: body.phone,
-    };
+    let account = NewAccount { email: body.email, password: body.password, phone: body.phone };
     let user = accounts::create_user(&state, account).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -94,36 +90,19 @@ async fn list_users(
 ) -> Result<Json<UserList>, ApiError> {
     admin.require("users:read")?;
     if let Some(email) = query.email {
-        let email =
-            Email::parse(&email).map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?;
-        let users = state
-            .store
-            .user_by_email(&email.normalized)
-            .await?
-            .into_iter()
-            .map(UserView::from)
-            .collect();
-        return Ok(Json(UserList {
-            users,
-            next_after: None,
-        }));
+        let email = Email::parse(&email).map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?;
+        let users =
+            state.store.user_by_email(&email.normalized).await?.into_iter().map(UserView::from).collect();
+        return Ok(Json(UserList { users, next_after: None }));
     }
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::new(ErrorCode::InvalidQuery)
             .with_message(format!("limit must be between 1 and {MAX_PAGE}.")));
     }
-    let users = state
-        .store
-        .list_users(query.after.as_deref(), limit)
-        .await?;
-    let next_after = (users.len() == limit as usize)
-        .then(|| users.last().map(|u| u.id.clone()))
-        .flatten();
-    Ok(Json(UserList {
-        users: users.into_iter().map(UserView::from).collect(),
-        next_after,
-    }))
+    let users = state.store.list_users(query.after.as_deref(), limit).await?;
+    let next_after = (users.len() == limit as usize).then(|| users.last().map(|u| u.id.clone())).flatten();
+    Ok(Json(UserList { users: users.into_iter().map(UserView::from).collect(), next_after }))
 }
 
 async fn get_user(
@@ -132,11 +111,7 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     admin.require("users:read")?;
-    let user = state
-        .store
-        .user_by_id(&id)
-        .await?
-        .ok_or(ErrorCode::UserNotFound)?;
+    let user = state.store.user_by_id(&id).await?.ok_or(ErrorCode::UserNotFound)?;
     Ok(Json(user.into()))
 }
 

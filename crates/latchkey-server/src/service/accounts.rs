@@ -33,11 +33,7 @@ pub async fn signup(state: &AppState, email: &str, password: SecretString) -> Re
     }
     let email = parse_email(email)?;
     check_password(&password, &email)?;
-    let password_hash = state
-        .hasher
-        .hash(password)
-        .await
-        .map_err(ApiError::internal)?;
+    let password_hash = state.hasher.hash(password).await.map_err(ApiError::internal)?;
     let user = NewUser {
         id: Uuid::now_v7().to_string(),
         email: email.address,
@@ -81,11 +77,7 @@ pub async fn authenticate_password(
         Some(_) => AccountState::Active,
     };
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let matches = state
-        .hasher
-        .verify(password, stored_hash)
-        .await
-        .map_err(ApiError::internal)?;
+    let matches = state.hasher.verify(password, stored_hash).await.map_err(ApiError::internal)?;
     match (decide_first_factor(account, matches), user) {
         (FirstFactorOutcome::Authenticated, Some(user)) => Ok(user),
         _ => Err(denied()),
@@ -112,13 +104,7 @@ pub async fn create_user(state: &AppState, account: NewAccount) -> Result<User, 
     let password_hash = match account.password {
         Some(password) => {
             check_password(&password, &email)?;
-            Some(
-                state
-                    .hasher
-                    .hash(password)
-                    .await
-                    .map_err(ApiError::internal)?,
-            )
+            Some(state.hasher.hash(password).await.map_err(ApiError::internal)?)
         }
         None => None,
     };

@@ -27,20 +27,12 @@ pub struct CreatedApiKey {
 }
 
 /// Creates a key named `name` with `scopes` (`admin` when empty).
-pub async fn create(
-    state: &AppState,
-    name: &str,
-    scopes: &[String],
-) -> Result<CreatedApiKey, ApiKeyError> {
+pub async fn create(state: &AppState, name: &str, scopes: &[String]) -> Result<CreatedApiKey, ApiKeyError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiKeyError::BadName);
     }
-    let scopes = if scopes.is_empty() {
-        vec!["admin".to_owned()]
-    } else {
-        scopes.to_vec()
-    };
+    let scopes = if scopes.is_empty() { vec!["admin".to_owned()] } else { scopes.to_vec() };
     if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
         return Err(ApiKeyError::UnknownScope(unknown.clone()));
     }
@@ -48,11 +40,7 @@ pub async fn create(
     let key = NewApiKey {
         id: Uuid::now_v7().to_string(),
         name: name.to_owned(),
-        key_hash: state
-            .keys
-            .hashing
-            .hash(HashPurpose::ApiKey, secret.as_bytes())
-            .to_vec(),
+        key_hash: state.keys.hashing.hash(HashPurpose::ApiKey, secret.as_bytes()).to_vec(),
         scopes,
         created_at: state.now(),
     };

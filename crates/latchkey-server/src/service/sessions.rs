@@ -69,10 +69,7 @@ fn issue(
     refresh_token: String,
     now: UnixTime,
 ) -> Result<IssuedTokens, ApiError> {
-    let access_token = state
-        .tokens
-        .issue(session, now)
-        .map_err(ApiError::internal)?;
+    let access_token = state.tokens.issue(session, now).map_err(ApiError::internal)?;
     Ok(IssuedTokens {
         access_token,
         refresh_token,
@@ -91,10 +88,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, 
         return Err(ErrorCode::InvalidRefreshToken.into());
     }
     let now = state.now();
-    let presented_hash = state
-        .keys
-        .hashing
-        .hash(HashPurpose::RefreshToken, presented.as_bytes());
+    let presented_hash = state.keys.hashing.hash(HashPurpose::RefreshToken, presented.as_bytes());
     let (successor, successor_hash) = new_refresh_token(&state.keys.hashing);
     let rotation = RefreshRotation {
         presented_hash: &presented_hash,

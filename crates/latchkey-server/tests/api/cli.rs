@@ -10,10 +10,7 @@ use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};
 
-on_both_backends!(
-    operator_commands_share_the_database_with_the_server,
-    serve_starts_and_stops_on_sigterm
-);
+on_both_backends!(operator_commands_share_the_database_with_the_server, serve_starts_and_stops_on_sigterm);
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 const MASTER_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -34,18 +31,10 @@ fn latchkey(app: &TestApp) -> Command {
 }
 
 fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     let output = child.wait_with_output().unwrap();
@@ -60,16 +49,9 @@ fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
 fn config_check_refuses_unknown_keys_and_redacts_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("latchkey.toml");
-    std::fs::write(
-        &file,
-        "listen = \"127.0.0.1:9000\"\nsignup_enabeld = false\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nsignup_enabeld = false\n").unwrap();
     let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .current_dir(dir.path())
-        .args(["config", "check"]);
+    command.env_clear().current_dir(dir.path()).args(["config", "check"]);
     let (ok, _, stderr) = run(command, None);
     assert!(!ok);
     assert!(stderr.contains("signup_enabeld"), "{stderr}");
@@ -89,23 +71,12 @@ fn config_check_refuses_unknown_keys_and_redacts_secrets() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("listen = \"127.0.0.1:9000\""), "{stdout}");
     assert!(stdout.contains("signup_enabled = false"), "{stdout}");
-    assert!(
-        stdout.contains("[redacted]") && !stdout.contains(MASTER_KEY),
-        "{stdout}"
-    );
+    assert!(stdout.contains("[redacted]") && !stdout.contains(MASTER_KEY), "{stdout}");
 
     let mut command = Command::new(BIN);
-    command.env_clear().current_dir(dir.path()).args([
-        "--database-url",
-        "mysql://db/x",
-        "config",
-        "check",
-    ]);
+    command.env_clear().current_dir(dir.path()).args(["--database-url", "mysql://db/x", "config", "check"]);
     let (ok, _, stderr) = run(command, None);
-    assert!(
-        !ok && stderr.contains("unsupported database URL scheme"),
-        "{stderr}"
-    );
+    assert!(!ok && stderr.contains("unsupported database URL scheme"), "{stderr}");
 }
 
 async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
@@ -115,78 +86,39 @@ async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
     assert!(ok, "{stderr}");
 
     let mut create = latchkey(&app);
-    create.args([
-        "apikey",
-        "create",
-        "--name",
-        "ci",
-        "--scope",
-        "users:read",
-        "--scope",
-        "users:write",
-    ]);
+    create.args(["apikey", "create", "--name", "ci", "--scope", "users:read", "--scope", "users:write"]);
     let (ok, key, stderr) = run(create, None);
     assert!(ok, "{stderr}");
     let key = key.trim().to_owned();
-    assert!(
-        key.starts_with("lk_") && !stderr.contains(&key),
-        "the key is printed once, on stdout"
-    );
+    assert!(key.starts_with("lk_") && !stderr.contains(&key), "the key is printed once, on stdout");
     let listed = app.admin(Method::GET, "/v1/users", &key, None).await;
-    assert_eq!(
-        listed.status,
-        StatusCode::OK,
-        "the server accepts a key made by the CLI"
-    );
+    assert_eq!(listed.status, StatusCode::OK, "the server accepts a key made by the CLI");
 
     let mut user = latchkey(&app);
-    user.args([
-        "user",
-        "create",
-        "--email",
-        "ops@example.com",
-        "--password-stdin",
-    ]);
+    user.args(["user", "create", "--email", "ops@example.com", "--password-stdin"]);
     let (ok, id, stderr) = run(user, Some(&format!("{PASSWORD}\n")));
     assert!(ok, "{stderr}");
-    let fetched = app
-        .admin(Method::GET, &format!("/v1/users/{}", id.trim()), &key, None)
-        .await;
+    let fetched = app.admin(Method::GET, &format!("/v1/users/{}", id.trim()), &key, None).await;
     assert_eq!(fetched.body["email"], "ops@example.com");
     app.login("ops@example.com").await;
 
     let mut weak = latchkey(&app);
-    weak.args([
-        "user",
-        "create",
-        "--email",
-        "weak@example.com",
-        "--password-stdin",
-    ]);
+    weak.args(["user", "create", "--email", "weak@example.com", "--password-stdin"]);
     let (ok, _, stderr) = run(weak, Some("password\n"));
-    assert!(
-        !ok && stderr.contains("weak_password") && !stderr.contains("password\n"),
-        "{stderr}"
-    );
+    assert!(!ok && stderr.contains("weak_password") && !stderr.contains("password\n"), "{stderr}");
 
     let mut list = latchkey(&app);
     list.args(["apikey", "list"]);
     let (ok, listing, _) = run(list, None);
     assert!(
-        ok && listing.contains("ci")
-            && listing.contains("users:read,users:write")
-            && !listing.contains(&key)
+        ok && listing.contains("ci") && listing.contains("users:read,users:write") && !listing.contains(&key)
     );
     let id = listing.split('\t').next().unwrap().to_owned();
     let mut revoke = latchkey(&app);
     revoke.args(["apikey", "revoke", &id]);
     assert!(run(revoke, None).0);
     let refused = app.admin(Method::GET, "/v1/users", &key, None).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNAUTHORIZED,
-        "a revoked key stops working at once"
-    );
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "a revoked key stops working at once");
     let mut revoke_again = latchkey(&app);
     revoke_again.args(["apikey", "revoke", &id]);
     assert!(!run(revoke_again, None).0);
@@ -198,13 +130,7 @@ async fn serve_starts_and_stops_on_sigterm(app: TestApp) {
         probe.local_addr().unwrap().port()
     };
     let mut serve = latchkey(&app);
-    serve.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--log-format",
-        "json",
-    ]);
+    serve.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"]);
     serve.stdout(Stdio::null()).stderr(Stdio::piped());
     let child = serve.spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -225,26 +151,14 @@ async fn serve_starts_and_stops_on_sigterm(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(signup.status(), StatusCode::ACCEPTED);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
     let logs = String::from_utf8_lossy(&exit.stderr);
     assert!(exit.status.success(), "exit {:?}: {logs}", exit.status);
-    assert!(
-        logs.contains("\"shutting down\"") || logs.contains("shutting down"),
-        "{logs}"
-    );
+    assert!(logs.contains("\"shutting down\"") || logs.contains("shutting down"), "{logs}");
     assert!(!logs.contains(PASSWORD), "passwords never reach the logs");
     for line in logs.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(
-            serde_json::from_str::<serde_json::Value>(line).is_ok(),
-            "--log-format json: {line}"
-        );
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "--log-format json: {line}");
     }
 }

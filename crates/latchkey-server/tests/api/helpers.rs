@@ -62,9 +62,11 @@ impl Reply {
 }
 
 pub fn test_config(db: &TestDatabase, data_dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data_dir.to_path_buf();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
     config.database.url = Some(db.url.clone());
     config.database.max_connections = 5;
     config.keys.master_key = Some(SecretString::from("11".repeat(32)));
@@ -93,21 +95,9 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         startup::install_crypto_provider();
-        Some(Self {
-            base,
-            client,
-            clock,
-            state,
-            db,
-            data_dir,
-            stop: Some(stop),
-            server: Some(server),
-        })
+        Some(Self { base, client, clock, state, db, data_dir, stop: Some(stop), server: Some(server) })
     }
 
     /// Stops the server gracefully and waits for it.
@@ -132,35 +122,22 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!(
-                    "non-JSON body ({status}): {}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("non-JSON body ({status}): {}", String::from_utf8_lossy(&bytes)))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(self.client.post(self.url(path)).json(&body))
-            .await
+        self.send(self.client.post(self.url(path)).json(&body)).await
     }
 
     pub async fn get_bearer(&self, path: &str, token: &str) -> Reply {
-        self.send(self.client.get(self.url(path)).bearer_auth(token))
-            .await
+        self.send(self.client.get(self.url(path)).bearer_auth(token)).await
     }
 
     pub async fn admin(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {
-        let mut request = self
-            .client
-            .request(method, self.url(path))
-            .header("x-api-key", key);
+        let mut request = self.client.request(method, self.url(path)).header("x-api-key", key);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -169,23 +146,13 @@ impl TestApp {
 
     /// Signs up `email` with [`PASSWORD`].
     pub async fn signup(&self, email: &str) {
-        let reply = self
-            .post(
-                "/v1/auth/signup",
-                json!({ "email": email, "password": PASSWORD }),
-            )
-            .await;
+        let reply = self.post("/v1/auth/signup", json!({ "email": email, "password": PASSWORD })).await;
         assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     }
 
     /// Logs in and returns the token response.
     pub async fn login(&self, email: &str) -> Value {
-        let reply = self
-            .post(
-                "/v1/auth/login",
-                json!({ "email": email, "password": PASSWORD }),
-            )
-            .await;
+        let reply = self.post("/v1/auth/login", json!({ "email": email, "password": PASSWORD })).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.body
     }
@@ -199,10 +166,7 @@ impl TestApp {
     /// Creates an API key with the given scopes (admin when empty).
     pub async fn api_key(&self, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        api_keys::create(&self.state, "tests", &scopes)
-            .await
-            .unwrap()
-            .secret
+        api_keys::create(&self.state, "tests", &scopes).await.unwrap().secret
     }
 }
 

@@ -20,26 +20,13 @@ on_both_backends!(
 
 async fn health_readiness_and_keys(app: TestApp) {
     let health = app.send(app.client.get(app.url("/healthz"))).await;
-    assert_eq!(
-        (health.status, health.body["status"].as_str()),
-        (StatusCode::OK, Some("ok"))
-    );
+    assert_eq!((health.status, health.body["status"].as_str()), (StatusCode::OK, Some("ok")));
     let ready = app.send(app.client.get(app.url("/readyz"))).await;
-    assert_eq!(
-        (ready.status, ready.body["status"].as_str()),
-        (StatusCode::OK, Some("ready"))
-    );
-    let jwks = app
-        .send(app.client.get(app.url("/.well-known/jwks.json")))
-        .await
-        .body;
+    assert_eq!((ready.status, ready.body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    let jwks = app.send(app.client.get(app.url("/.well-known/jwks.json"))).await.body;
     let key = &jwks["keys"][0];
     assert_eq!(
-        (
-            key["kty"].as_str(),
-            key["crv"].as_str(),
-            key["alg"].as_str()
-        ),
+        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),
         (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
     );
     assert!(key.get("d").is_none(), "no private part is published");
@@ -59,33 +46,16 @@ async fn health_readiness_and_keys(app: TestApp) {
 async fn instances_sharing_a_database_share_the_signing_key(app: TestApp) {
     let tokens = app.user("bob@example.com").await;
     let second_dir = tempfile::tempdir().unwrap();
-    let second = Application::build_with_clock(
-        test_config(&app.db, second_dir.path()),
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
+    let second =
+        Application::build_with_clock(test_config(&app.db, second_dir.path()), Arc::new(SystemClock))
+            .await
+            .unwrap();
     let base = format!("http://{}", second.local_addr().unwrap());
     tokio::spawn(second.run_until_stopped(std::future::pending()));
-    let me = app
-        .send(
-            app.client
-                .get(format!("{base}/v1/me"))
-                .bearer_auth(access(&tokens)),
-        )
-        .await;
-    assert_eq!(
-        me.status,
-        StatusCode::OK,
-        "a token from one instance works on another"
-    );
-    let logout = app
-        .send(
-            app.client
-                .post(format!("{base}/v1/auth/logout"))
-                .bearer_auth(access(&tokens)),
-        )
-        .await;
+    let me = app.send(app.client.get(format!("{base}/v1/me")).bearer_auth(access(&tokens))).await;
+    assert_eq!(me.status, StatusCode::OK, "a token from one instance works on another");
+    let logout =
+        app.send(app.client.post(format!("{base}/v1/auth/logout")).bearer_auth(access(&tokens))).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get_bearer("/v1/me", &access(&tokens)).await.status,
@@ -95,14 +65,8 @@ async fn instances_sharing_a_database_share_the_signing_key(app: TestApp) {
 
     let mut wrong_key = test_config(&app.db, second_dir.path());
     wrong_key.keys.master_key = Some(SecretString::from("22".repeat(32)));
-    let error = Application::build_with_clock(wrong_key, Arc::new(SystemClock))
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        format!("{error:#}").contains("same master key"),
-        "{error:#}"
-    );
+    let error = Application::build_with_clock(wrong_key, Arc::new(SystemClock)).await.err().unwrap();
+    assert!(format!("{error:#}").contains("same master key"), "{error:#}");
 }
 
 async fn readiness_fails_when_the_database_is_gone(app: TestApp) {
@@ -111,56 +75,28 @@ async fn readiness_fails_when_the_database_is_gone(app: TestApp) {
         // PostgreSQL variant drops the database for real.
         return;
     }
-    assert_eq!(
-        app.send(app.client.get(app.url("/readyz"))).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.send(app.client.get(app.url("/readyz"))).await.status, StatusCode::OK);
     let name = app.db.url.rsplit('/').next().unwrap().to_owned();
-    let admin = sqlx::AnyPool::connect(&latchkey_store::testing::postgres_admin_url())
+    let admin = sqlx::AnyPool::connect(&latchkey_store::testing::postgres_admin_url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+        .execute(&admin)
         .await
         .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
     let ready = app.send(app.client.get(app.url("/readyz"))).await;
-    assert_eq!(
-        (ready.status, ready.code()),
-        (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
-    );
+    assert_eq!((ready.status, ready.code()), (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"));
     let health = app.send(app.client.get(app.url("/healthz"))).await;
-    assert_eq!(
-        health.status,
-        StatusCode::OK,
-        "the process itself is still up"
-    );
+    assert_eq!(health.status, StatusCode::OK, "the process itself is still up");
     let login = app
-        .post(
-            "/v1/auth/login",
-            serde_json::json!({ "email": "a@b.c", "password": "whatever it is" }),
-        )
+        .post("/v1/auth/login", serde_json::json!({ "email": "a@b.c", "password": "whatever it is" }))
         .await;
     assert!(login.status.is_server_error(), "{}", login.status);
-    assert!(
-        ["internal_error", "database_unavailable"].contains(&login.code()),
-        "{}",
-        login.body
-    );
-    assert!(
-        !login.body.to_string().contains("database"),
-        "driver errors stay in the logs: {}",
-        login.body
-    );
+    assert!(["internal_error", "database_unavailable"].contains(&login.code()), "{}", login.body);
+    assert!(!login.body.to_string().contains("database"), "driver errors stay in the logs: {}", login.body);
 }
 
 async fn shutdown_is_graceful(mut app: TestApp) {
     let url = app.url("/healthz");
     assert_eq!(app.send(app.client.get(&url)).await.status, StatusCode::OK);
     app.shutdown().await;
-    assert!(
-        app.client.get(&url).send().await.is_err(),
-        "the listener is closed"
-    );
+    assert!(app.client.get(&url).send().await.is_err(), "the listener is closed");
 }

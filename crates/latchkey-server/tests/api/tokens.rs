@@ -27,22 +27,14 @@ fn encode_part(value: &Value) -> String {
 
 async fn assert_refused(app: &TestApp, token: &str, why: &str) {
     let reply = app.get_bearer("/v1/me", token).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNAUTHORIZED,
-        "{why}: {}",
-        reply.body
-    );
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{why}: {}", reply.body);
     assert_eq!(reply.code(), "invalid_token", "{why}");
 }
 
 async fn forged_and_tampered_tokens_are_refused(app: TestApp) {
     let alice = access(&app.user("alice@example.com").await);
     let bob = access(&app.user("bob@example.com").await);
-    assert_eq!(
-        app.get_bearer("/v1/me", &alice).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_bearer("/v1/me", &alice).await.status, StatusCode::OK);
     let parts: Vec<&str> = alice.split('.').collect();
     let header = decode_part(parts[0]);
     let claims = decode_part(parts[1]);
@@ -53,17 +45,11 @@ async fn forged_and_tampered_tokens_are_refused(app: TestApp) {
     assert_refused(&app, &unsigned, "alg none").await;
 
     // HS256 keyed with the public key: the classic algorithm-confusion forgery.
-    let jwks = app
-        .send(app.client.get(app.url("/.well-known/jwks.json")))
-        .await
-        .body;
-    let x = URL_SAFE_NO_PAD
-        .decode(jwks["keys"][0]["x"].as_str().unwrap())
-        .unwrap();
+    let jwks = app.send(app.client.get(app.url("/.well-known/jwks.json"))).await.body;
+    let x = URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
     let mut hs_header = Header::new(Algorithm::HS256);
     hs_header.kid = header["kid"].as_str().map(str::to_owned);
-    let confused =
-        jsonwebtoken::encode(&hs_header, &claims, &EncodingKey::from_secret(&x)).unwrap();
+    let confused = jsonwebtoken::encode(&hs_header, &claims, &EncodingKey::from_secret(&x)).unwrap();
     assert_refused(&app, &confused, "HS256 with the public key").await;
 
     let bob_claims = decode_part(bob.split('.').nth(1).unwrap());
@@ -89,10 +75,7 @@ async fn forged_and_tampered_tokens_are_refused(app: TestApp) {
 async fn expired_tokens_are_refused(app: TestApp) {
     let tokens = app.user("carol@example.com").await;
     app.clock.advance(14 * 60);
-    assert_eq!(
-        app.get_bearer("/v1/me", &access(&tokens)).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_bearer("/v1/me", &access(&tokens)).await.status, StatusCode::OK);
     app.clock.advance(60);
     assert_refused(&app, &access(&tokens), "past exp").await;
 }
@@ -102,16 +85,8 @@ async fn tokens_for_another_audience_or_issuer_are_refused(app: TestApp) {
     let claims: AccessClaims =
         serde_json::from_value(decode_part(access(&tokens).split('.').nth(1).unwrap())).unwrap();
     // Sign with the server's own key, so only the audience or issuer is wrong.
-    let (signing, public) = load_signing_keys(app.state.store.as_ref(), &app.state.keys, 0)
-        .await
-        .unwrap();
-    let session = app
-        .state
-        .store
-        .active_session(&claims.sid, app.clock_now())
-        .await
-        .unwrap()
-        .unwrap();
+    let (signing, public) = load_signing_keys(app.state.store.as_ref(), &app.state.keys, 0).await.unwrap();
+    let session = app.state.store.active_session(&claims.sid, app.clock_now()).await.unwrap().unwrap();
     let issuer = app.state.config.public_base().to_owned();
     let right = AccessTokens::new(&issuer, "latchkey", 900, &signing, &public).unwrap();
     let token = right.issue(&session, app.clock_now()).unwrap();
@@ -120,22 +95,10 @@ async fn tokens_for_another_audience_or_issuer_are_refused(app: TestApp) {
         StatusCode::OK,
         "control: a well-made token works"
     );
-    let other_audience =
-        AccessTokens::new(&issuer, "another-service", 900, &signing, &public).unwrap();
-    assert_refused(
-        &app,
-        &other_audience.issue(&session, app.clock_now()).unwrap(),
-        "wrong aud",
-    )
-    .await;
-    let other_issuer =
-        AccessTokens::new("https://evil.example", "latchkey", 900, &signing, &public).unwrap();
-    assert_refused(
-        &app,
-        &other_issuer.issue(&session, app.clock_now()).unwrap(),
-        "wrong iss",
-    )
-    .await;
+    let other_audience = AccessTokens::new(&issuer, "another-service", 900, &signing, &public).unwrap();
+    assert_refused(&app, &other_audience.issue(&session, app.clock_now()).unwrap(), "wrong aud").await;
+    let other_issuer = AccessTokens::new("https://evil.example", "latchkey", 900, &signing, &public).unwrap();
+    assert_refused(&app, &other_issuer.issue(&session, app.clock_now()).unwrap(), "wrong iss").await;
 }
 
 impl TestApp {
