@@ -4,13 +4,17 @@
 //! current time is passed in as Unix seconds and random bytes are passed in by the
 //! caller, so every rule can be tested deterministically.
 
+pub mod base32;
 pub mod crypto;
 pub mod email;
+pub mod lockout;
 pub mod login;
 pub mod password;
 pub mod phone;
+pub mod recovery;
 pub mod session;
 pub mod token;
+pub mod totp;
 
 /// A point in time as whole seconds since the Unix epoch (UTC).
 pub type UnixTime = i64;
