@@ -265,7 +265,9 @@ mod tests {
             verify(SEED20, params, &format!("{} {}", &code[..3], &code[3..]), now, None),
             Check::Accepted { step: params.step_at(now) }
         );
-        for bad in ["", "12345", "1234567", "abcdef", &format!("{}0", code.as_str()), &format!("+{}", &code[1..])] {
+        for bad in
+            ["", "12345", "1234567", "abcdef", &format!("{}0", code.as_str()), &format!("+{}", &code[1..])]
+        {
             assert_eq!(verify(SEED20, params, bad, now, None), Check::Invalid, "{bad:?}");
         }
     }

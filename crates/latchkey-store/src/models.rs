@@ -102,3 +102,124 @@ pub struct SigningKeyRecord {
     pub active: bool,
     pub created_at: UnixTime,
 }
+
+/// A secret sealed under the master key (see `latchkey_core::crypto::Sealed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub sealed: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub key_id: String,
+}
+
+/// How a TOTP factor makes its codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpSettings {
+    pub algorithm: String,
+    pub digits: i64,
+    pub period: i64,
+}
+
+/// A second factor. `status` is `pending` until confirmed, then `active`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Factor {
+    pub id: String,
+    pub user_id: String,
+    pub factor_type: String,
+    pub status: String,
+    pub friendly_name: Option<String>,
+    pub secret: Option<StoredSecret>,
+    pub totp: Option<TotpSettings>,
+    /// The last accepted TOTP time step.
+    pub last_step: Option<i64>,
+    pub created_at: UnixTime,
+    pub confirmed_at: Option<UnixTime>,
+    pub last_used_at: Option<UnixTime>,
+    /// When a pending factor lapses; `None` once active.
+    pub expires_at: Option<UnixTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFactor {
+    pub id: String,
+    pub user_id: String,
+    pub factor_type: String,
+    pub friendly_name: Option<String>,
+    pub secret: Option<StoredSecret>,
+    pub totp: Option<TotpSettings>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// The result of removing one factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorRemoval {
+    pub removed: bool,
+    /// Active factors the user still has; at zero their recovery codes are gone too.
+    pub active_remaining: i64,
+}
+
+/// The answer to "may this user try a second factor now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptClaim {
+    /// Go ahead; the attempt is counted as the `failures`-th consecutive failure until
+    /// a success resets the count.
+    Granted { failures: i64 },
+    /// Too many recent failures: wait until `until`.
+    Blocked { until: UnixTime },
+    /// Too many failures in all: only an administrator can unlock.
+    Locked,
+}
+
+/// The brute-force guard's state for one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardState {
+    pub failures: i64,
+    pub blocked_until: UnixTime,
+}
+
+/// A short-lived token proving the first factor, exchanged for a session after the
+/// second.
+#[derive(Debug, Clone)]
+pub struct NewMfaToken {
+    pub token_hash: Vec<u8>,
+    pub user_id: String,
+    pub amr: Vec<String>,
+    pub auth_time: UnixTime,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaToken {
+    pub user_id: String,
+    pub amr: Vec<String>,
+    pub auth_time: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// Something that happened, for the audit log. Never holds codes or secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: String,
+    pub occurred_at: UnixTime,
+    pub user_id: Option<String>,
+    pub event_type: String,
+    /// `success` or `failure` (or another word the event type defines).
+    pub outcome: String,
+    pub factor_id: Option<String>,
+    pub factor_type: Option<String>,
+    /// Who acted when it was not the user: `api_key:<id>`, `cli`, `system`.
+    pub actor: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<String>,
+    pub event_type: Option<String>,
+    pub since: Option<UnixTime>,
+    pub until: Option<UnixTime>,
+    pub limit: u32,
+}

@@ -1,42 +1,9 @@
-//! The store conformance suite: every behaviour the service relies on, run against
-//! SQLite and PostgreSQL alike.
+//! Users, sessions, refresh tokens, API keys and signing keys.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use latchkey_store::testing::TestDatabase;
 use latchkey_store::{
-    Backend, NewApiKey, NewSession, NewUser, RefreshOutcome, RefreshRotation, SigningKeyRecord, SqlStore,
-    Store, StoreError,
+    AccountStore, NewApiKey, NewSession, NewUser, RefreshOutcome, RefreshRotation, SigningKeyRecord,
+    SqlStore, StoreError,
 };
-
-/// Runs each named test once on SQLite and once on PostgreSQL, as `name::sqlite` and
-/// `name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::run(latchkey_store::Backend::Sqlite, super::$name).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::run(latchkey_store::Backend::Postgres, super::$name).await
-            }
-        }
-    )*};
-}
-
-async fn run<F, Fut>(backend: Backend, test: F)
-where
-    F: FnOnce(SqlStore) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let Some(db) = TestDatabase::create(backend).await else {
-        return;
-    };
-    let store = db.store().await;
-    test(store).await;
-}
 
 on_both_backends!(
     migrations_are_idempotent,
@@ -52,7 +19,7 @@ on_both_backends!(
     only_one_first_signing_key_wins,
 );
 
-fn new_user(id: &str, email: &str) -> NewUser {
+pub(crate) fn new_user(id: &str, email: &str) -> NewUser {
     NewUser {
         id: id.into(),
         email: email.into(),

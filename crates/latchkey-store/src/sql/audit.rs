@@ -1,0 +1,67 @@
+//! The audit log.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::SqlStore;
+use crate::{AuditEvent, AuditFilter, AuditStore, StoreResult};
+
+fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        id: row.try_get("id")?,
+        occurred_at: row.try_get("occurred_at")?,
+        user_id: row.try_get("user_id")?,
+        event_type: row.try_get("event_type")?,
+        outcome: row.try_get("outcome")?,
+        factor_id: row.try_get("factor_id")?,
+        factor_type: row.try_get("factor_type")?,
+        actor: row.try_get("actor")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events
+             (id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&event.id)
+        .bind(event.occurred_at)
+        .bind(&event.user_id)
+        .bind(&event.event_type)
+        .bind(&event.outcome)
+        .bind(&event.factor_id)
+        .bind(&event.factor_type)
+        .bind(&event.actor)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        sqlx::query(
+            "SELECT id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent
+             FROM audit_events
+             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR event_type = $2)
+               AND ($3 IS NULL OR occurred_at >= $3) AND ($4 IS NULL OR occurred_at < $4)
+             ORDER BY occurred_at DESC, id DESC LIMIT $5",
+        )
+        .bind(&filter.user_id)
+        .bind(&filter.event_type)
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(event_from_row)
+        .collect()
+    }
+}

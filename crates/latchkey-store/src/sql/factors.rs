@@ -1,0 +1,380 @@
+//! Second factors, recovery codes, the brute-force guard and MFA tokens.
+
+use async_trait::async_trait;
+use latchkey_core::UnixTime;
+use latchkey_core::lockout::LockoutPolicy;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{SqlStore, join_list, split_list};
+use crate::{
+    AttemptClaim, Factor, FactorRemoval, FactorStore, GuardState, MfaToken, NewFactor, NewMfaToken,
+    StoreResult, StoredSecret, TotpSettings,
+};
+
+macro_rules! factor_columns {
+    () => {
+        "id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce, secret_key_id,
+         algorithm, digits, period, last_step, created_at, confirmed_at, last_used_at, expires_at"
+    };
+}
+
+fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
+    let sealed: Option<Vec<u8>> = row.try_get("secret_sealed")?;
+    let nonce: Option<Vec<u8>> = row.try_get("secret_nonce")?;
+    let key_id: Option<String> = row.try_get("secret_key_id")?;
+    let secret = match (sealed, nonce, key_id) {
+        (Some(sealed), Some(nonce), Some(key_id)) => Some(StoredSecret { sealed, nonce, key_id }),
+        _ => None,
+    };
+    let algorithm: Option<String> = row.try_get("algorithm")?;
+    let digits: Option<i64> = row.try_get("digits")?;
+    let period: Option<i64> = row.try_get("period")?;
+    let totp = match (algorithm, digits, period) {
+        (Some(algorithm), Some(digits), Some(period)) => Some(TotpSettings { algorithm, digits, period }),
+        _ => None,
+    };
+    Ok(Factor {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        factor_type: row.try_get("factor_type")?,
+        status: row.try_get("status")?,
+        friendly_name: row.try_get("friendly_name")?,
+        secret,
+        totp,
+        last_step: row.try_get("last_step")?,
+        created_at: row.try_get("created_at")?,
+        confirmed_at: row.try_get("confirmed_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+#[async_trait]
+impl FactorStore for SqlStore {
+    async fn create_pending_factor(&self, factor: &NewFactor) -> StoreResult<Factor> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM factors WHERE user_id = $1 AND factor_type = $2 AND status = 'pending'")
+            .bind(&factor.user_id)
+            .bind(&factor.factor_type)
+            .execute(&mut *tx)
+            .await?;
+        let secret = factor.secret.as_ref();
+        let totp = factor.totp.as_ref();
+        let row = sqlx::query(concat!(
+            "INSERT INTO factors (id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce,
+             secret_key_id, algorithm, digits, period, created_at, expires_at)
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+            factor_columns!()
+        ))
+        .bind(&factor.id)
+        .bind(&factor.user_id)
+        .bind(&factor.factor_type)
+        .bind(&factor.friendly_name)
+        .bind(secret.map(|s| s.sealed.clone()))
+        .bind(secret.map(|s| s.nonce.clone()))
+        .bind(secret.map(|s| s.key_id.clone()))
+        .bind(totp.map(|t| t.algorithm.clone()))
+        .bind(totp.map(|t| t.digits))
+        .bind(totp.map(|t| t.period))
+        .bind(factor.created_at)
+        .bind(factor.expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        factor_from_row(&row)
+    }
+
+    async fn factor(&self, user_id: &str, factor_id: &str, now: UnixTime) -> StoreResult<Option<Factor>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM factors WHERE id = $1 AND user_id = $2 AND (status = 'active' OR expires_at > $3)"
+        ))
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(factor_from_row)
+        .transpose()
+    }
+
+    async fn factors(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<Factor>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM factors WHERE user_id = $1 AND (status = 'active' OR expires_at > $2) ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(factor_from_row)
+        .collect()
+    }
+
+    async fn activate_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        step: Option<i64>,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE factors SET status = 'active', confirmed_at = $3, last_used_at = $3,
+                 last_step = COALESCE($4, last_step), expires_at = NULL
+             WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $3
+               AND ($4 IS NULL OR last_step IS NULL OR last_step < $4)",
+        )
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn record_totp_step(&self, factor_id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE factors SET last_step = $1, last_used_at = $2
+             WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)",
+        )
+        .bind(step)
+        .bind(now)
+        .bind(factor_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn rename_factor(&self, user_id: &str, factor_id: &str, friendly_name: &str) -> StoreResult<bool> {
+        let result = sqlx::query("UPDATE factors SET friendly_name = $1 WHERE id = $2 AND user_id = $3")
+            .bind(friendly_name)
+            .bind(factor_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn delete_factor(&self, user_id: &str, factor_id: &str) -> StoreResult<FactorRemoval> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM factors WHERE id = $1 AND user_id = $2")
+            .bind(factor_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        let active_remaining: i64 =
+            sqlx::query("SELECT COUNT(*) FROM factors WHERE user_id = $1 AND status = 'active'")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        if active_remaining == 0 {
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(FactorRemoval { removed, active_remaining })
+    }
+
+    async fn delete_all_factors(&self, user_id: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM factors WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM mfa_guards WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        code_hashes: &[Vec<u8>],
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        for hash in code_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ($1, $2, $3)")
+                .bind(user_id)
+                .bind(hash.clone())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(code_hash.to_vec())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn claim_second_factor_attempt(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<AttemptClaim> {
+        // One transaction: the counting statement locks the user's row (PostgreSQL) or
+        // the database (SQLite) until the new deadline is written, so concurrent
+        // attempts see it and none slips through.
+        let mut tx = self.pool.begin().await?;
+        let counted = sqlx::query(
+            "INSERT INTO mfa_guards (user_id, failures, blocked_until) VALUES ($1, 1, 0)
+             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_guards.failures + 1
+             WHERE mfa_guards.blocked_until <= $2 AND mfa_guards.failures < $3
+             RETURNING failures",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(i64::from(policy.lock_after))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let claim = match counted {
+            Some(row) => {
+                let failures: i64 = row.try_get("failures")?;
+                let delay = policy.delay_after(u32::try_from(failures).unwrap_or(u32::MAX));
+                if delay > 0 {
+                    sqlx::query("UPDATE mfa_guards SET blocked_until = $1 WHERE user_id = $2")
+                        .bind(now.saturating_add(delay))
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                AttemptClaim::Granted { failures }
+            }
+            None => {
+                let row = sqlx::query("SELECT failures, blocked_until FROM mfa_guards WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let failures: i64 = row.try_get("failures")?;
+                if failures >= i64::from(policy.lock_after) {
+                    AttemptClaim::Locked
+                } else {
+                    AttemptClaim::Blocked { until: row.try_get("blocked_until")? }
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn reset_second_factor_failures(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE mfa_guards SET failures = 0, blocked_until = 0 WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn second_factor_guard(&self, user_id: &str) -> StoreResult<Option<GuardState>> {
+        let row = sqlx::query("SELECT failures, blocked_until FROM mfa_guards WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(GuardState {
+                failures: row.try_get("failures")?,
+                blocked_until: row.try_get("blocked_until")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_mfa_token(&self, token: &NewMfaToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO mfa_tokens (token_hash, user_id, amr, auth_time, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.token_hash.clone())
+        .bind(&token.user_id)
+        .bind(join_list(&token.amr))
+        .bind(token.auth_time)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mfa_token(&self, token_hash: &[u8], now: UnixTime) -> StoreResult<Option<MfaToken>> {
+        let row = sqlx::query(
+            "SELECT user_id, amr, auth_time, expires_at FROM mfa_tokens
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(MfaToken {
+                user_id: row.try_get("user_id")?,
+                amr: split_list(&row.try_get::<String, _>("amr")?),
+                auth_time: row.try_get("auth_time")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn consume_mfa_token(&self, token_hash: &[u8], now: UnixTime) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE mfa_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(token_hash.to_vec())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64> {
+        let factors = sqlx::query("DELETE FROM factors WHERE status = 'pending' AND expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let tokens = sqlx::query("DELETE FROM mfa_tokens WHERE expires_at <= $1 OR used_at IS NOT NULL")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(factors + tokens)
+    }
+}

@@ -1,0 +1,131 @@
+//! [`SqlStore`]: the [`crate::Store`] implementation for SQLite and PostgreSQL, one
+//! file per part of the interface.
+//!
+//! The queries are written once, in the SQL both databases share (`$n` parameters,
+//! `ON CONFLICT`, `RETURNING`, integers for times), and run through sqlx's `Any`
+//! driver. What differs per backend is confined to [`SqlStore::connect`] (connection
+//! settings) and the migration files.
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+
+use crate::{StoreError, StoreResult, migrate};
+use latchkey_core::UnixTime;
+
+mod accounts;
+mod audit;
+mod factors;
+
+/// The database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend for `url`, judged by its scheme alone (the URL may hold a password
+    /// and is never echoed).
+    pub fn from_url(url: &str) -> StoreResult<Self> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            other => Err(StoreError::UnsupportedScheme(other.chars().take(32).collect())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// SQLite connection settings: write-ahead log so readers never wait for the writer,
+/// enforced foreign keys, and a busy timeout so concurrent writers queue instead of
+/// failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+PRAGMA busy_timeout = 5000;";
+
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Opens a pool on `url` (`sqlite://path` or `postgres://...`). A SQLite file is
+    /// created if it does not exist. Does not run migrations.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let connect_options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect_options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub async fn migrate(&self, now: UnixTime) -> StoreResult<Vec<i64>> {
+        migrate::run(&self.pool, self.backend, now).await
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Lists (authentication methods, scopes) are stored as space-separated words.
+pub(crate) fn join_list(items: &[String]) -> String {
+    items.join(" ")
+}
+
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| e.is_unique_violation())
+}

@@ -1,0 +1,124 @@
+//! The storage interface, split by concern. [`Store`] is all of them together; the
+//! service holds an `Arc<dyn Store>`.
+
+use async_trait::async_trait;
+use latchkey_core::UnixTime;
+
+use crate::*;
+
+/// Everything the service stores.
+pub trait Store: AccountStore + FactorStore + AuditStore + Send + Sync + 'static {}
+
+impl<T: AccountStore + FactorStore + AuditStore + Send + Sync + 'static> Store for T {}
+
+#[async_trait]
+/// Accounts: users, sessions with their refresh tokens, API keys and signing keys.
+pub trait AccountStore: Send + Sync {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>>;
+    /// Users in id (creation) order, starting after `after`.
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
+    /// Deletes the user and, by cascade, everything that belongs to them.
+    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+
+    /// Creates a session together with its first refresh token.
+    async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()>;
+    /// The session if it exists, is not revoked and has not expired at `now`.
+    async fn active_session(&self, id: &str, now: UnixTime) -> StoreResult<Option<Session>>;
+    /// Spends a refresh token and issues its successor. A token that was already
+    /// spent revokes its whole session.
+    async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome>;
+    async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Deletes sessions that expired or were revoked before `before`.
+    async fn purge_sessions(&self, before: UnixTime) -> StoreResult<u64>;
+
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()>;
+    /// The key with this hash, unless it has been revoked.
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>>;
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+
+    /// Stores `key` as the active signing key unless another key is already active;
+    /// returns whether it was stored.
+    async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
+    /// All signing keys that are not retired, the active one first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+}
+
+/// Second factors, recovery codes, the brute-force guard and MFA tokens.
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// Stores a pending factor, replacing the user's pending factor of the same type.
+    async fn create_pending_factor(&self, factor: &NewFactor) -> StoreResult<Factor>;
+    /// The user's factor with this id: active, or pending and not expired at `now`.
+    async fn factor(&self, user_id: &str, factor_id: &str, now: UnixTime) -> StoreResult<Option<Factor>>;
+    /// The user's active factors and unexpired pending ones, oldest first.
+    async fn factors(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<Factor>>;
+    /// Confirms a pending, unexpired factor. With `step`, the TOTP step of the
+    /// confirming code is recorded, so that code cannot be used again.
+    async fn activate_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        step: Option<i64>,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Records an accepted TOTP step if it is later than the last one: the single
+    /// conditional update that makes a code usable once, whoever else tries it.
+    async fn record_totp_step(&self, factor_id: &str, step: i64, now: UnixTime) -> StoreResult<bool>;
+    async fn rename_factor(&self, user_id: &str, factor_id: &str, friendly_name: &str) -> StoreResult<bool>;
+    /// Removes a factor; removing the last active one removes the recovery codes too.
+    async fn delete_factor(&self, user_id: &str, factor_id: &str) -> StoreResult<FactorRemoval>;
+    /// Removes every factor and recovery code and clears the brute-force guard
+    /// (administrator reset); returns how many factors were removed.
+    async fn delete_all_factors(&self, user_id: &str) -> StoreResult<u64>;
+
+    /// Replaces the user's recovery codes with a new set of hashes.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        code_hashes: &[Vec<u8>],
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    /// Spends a recovery code; true for exactly one caller.
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    async fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<i64>;
+
+    /// Counts an attempt at a second factor before it is checked, atomically with the
+    /// decision whether it may be made at all.
+    async fn claim_second_factor_attempt(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+        policy: &latchkey_core::lockout::LockoutPolicy,
+    ) -> StoreResult<AttemptClaim>;
+    /// A successful second factor: the failure count starts again.
+    async fn reset_second_factor_failures(&self, user_id: &str) -> StoreResult<()>;
+    async fn second_factor_guard(&self, user_id: &str) -> StoreResult<Option<GuardState>>;
+
+    async fn create_mfa_token(&self, token: &NewMfaToken) -> StoreResult<()>;
+    /// The unused, unexpired MFA token with this hash.
+    async fn mfa_token(&self, token_hash: &[u8], now: UnixTime) -> StoreResult<Option<MfaToken>>;
+    /// Spends an MFA token; true for exactly one caller.
+    async fn consume_mfa_token(&self, token_hash: &[u8], now: UnixTime) -> StoreResult<bool>;
+
+    /// Deletes expired pending factors and spent or expired MFA tokens.
+    async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64>;
+}
+
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Events matching the filter, newest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
