@@ -145,6 +145,8 @@ pub struct HashKey([u8; 32]);
 pub enum HashPurpose {
     RefreshToken,
     ApiKey,
+    MfaToken,
+    RecoveryCode,
 }
 
 impl HashPurpose {
@@ -152,6 +154,8 @@ impl HashPurpose {
         match self {
             Self::RefreshToken => b"refresh-token",
             Self::ApiKey => b"api-key",
+            Self::MfaToken => b"mfa-token",
+            Self::RecoveryCode => b"recovery-code",
         }
     }
 }

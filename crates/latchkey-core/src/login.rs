@@ -34,9 +34,30 @@ pub fn decide_first_factor(account: AccountState, password_matches: bool) -> Fir
     }
 }
 
+/// What a successful first factor leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFirstFactor {
+    /// No second factor is set up: a full session at `aal1`.
+    Session,
+    /// The account has an active second factor: only an MFA token, never a session.
+    SecondFactorRequired,
+}
+
+/// A first factor never yields a full session for a user with an active factor.
+pub fn after_first_factor(active_factors: usize) -> AfterFirstFactor {
+    if active_factors == 0 { AfterFirstFactor::Session } else { AfterFirstFactor::SecondFactorRequired }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_active_factor_always_means_a_second_step() {
+        assert_eq!(after_first_factor(0), AfterFirstFactor::Session);
+        assert_eq!(after_first_factor(1), AfterFirstFactor::SecondFactorRequired);
+        assert_eq!(after_first_factor(3), AfterFirstFactor::SecondFactorRequired);
+    }
 
     #[test]
     fn only_an_active_account_with_the_right_password_gets_in() {

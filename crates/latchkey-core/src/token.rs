@@ -1,4 +1,4 @@
-//! Opaque bearer secrets (refresh tokens, API keys): how they are written and how a
+//! Opaque bearer secrets (refresh tokens, API keys, MFA tokens): how they are written and how a
 //! presented value is checked for shape before any look-up. The random bytes come from
 //! the caller; storage keeps only a keyed hash (see [`crate::crypto::HashKey`]).
 
@@ -14,6 +14,8 @@ const ENCODED_LEN: usize = 43;
 pub enum TokenKind {
     Refresh,
     ApiKey,
+    /// Proof of the first factor, exchanged for a session after the second.
+    Mfa,
 }
 
 impl TokenKind {
@@ -21,6 +23,7 @@ impl TokenKind {
         match self {
             Self::Refresh => "lkr_",
             Self::ApiKey => "lk_",
+            Self::Mfa => "lkm_",
         }
     }
 

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use latchkey_core::lockout::LockoutPolicy;
+use latchkey_core::totp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -30,6 +32,9 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub sessions: SessionsConfig,
     pub passwords: PasswordsConfig,
+    pub totp: TotpConfig,
+    pub mfa: MfaConfig,
+    pub lockout: LockoutConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -99,6 +104,9 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             sessions: SessionsConfig::default(),
             passwords: PasswordsConfig::default(),
+            totp: TotpConfig::default(),
+            mfa: MfaConfig::default(),
+            lockout: LockoutConfig::default(),
         }
     }
 }
@@ -118,6 +126,67 @@ impl Default for TokensConfig {
 impl Default for SessionsConfig {
     fn default() -> Self {
         Self { idle_timeout_secs: 30 * 60, absolute_timeout_secs: 12 * 3600, purge_interval_secs: 10 * 60 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpConfig {
+    /// The issuer shown in authenticator apps (and in the `otpauth://` label).
+    pub issuer: String,
+    /// `SHA1` (what every app supports), `SHA256` or `SHA512`.
+    pub algorithm: String,
+    /// Code length, 6 to 8.
+    pub digits: u32,
+    /// Seconds per code, 15 to 300.
+    pub period: u32,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        Self { issuer: "Latchkey".into(), algorithm: "SHA1".into(), digits: 6, period: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// Lifetime of the `mfa_token` handed out after the first factor.
+    pub mfa_token_ttl_secs: i64,
+    /// How long a factor may stay unconfirmed.
+    pub pending_factor_ttl_secs: i64,
+    /// How recent a login must be to add or remove factors or regenerate codes.
+    pub reauth_window_secs: i64,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self { mfa_token_ttl_secs: 300, pending_factor_ttl_secs: 600, reauth_window_secs: 600 }
+    }
+}
+
+/// Brute-force protection of second factors, counted per user in the database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Consecutive failures allowed without delay.
+    pub free_failures: u32,
+    /// Delay after the first failure past the free ones; doubles with each further one.
+    pub base_delay_secs: i64,
+    pub max_delay_secs: i64,
+    /// Consecutive failures that lock the second factor until an administrator resets it.
+    pub lock_after: u32,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        let policy = LockoutPolicy::default();
+        Self {
+            free_failures: policy.free_failures,
+            base_delay_secs: policy.base_delay_secs,
+            max_delay_secs: policy.max_delay_secs,
+            lock_after: policy.lock_after,
+        }
     }
 }
 
@@ -229,6 +298,21 @@ impl Config {
         if self.sessions.purge_interval_secs == 0 {
             return invalid("sessions.purge_interval_secs must be at least 1");
         }
+        self.totp_params().map_err(ConfigError::Invalid)?;
+        if !(60..=3600).contains(&self.mfa.mfa_token_ttl_secs)
+            || !(60..=86_400).contains(&self.mfa.pending_factor_ttl_secs)
+        {
+            return invalid(
+                "mfa.mfa_token_ttl_secs must be 60 to 3600 and mfa.pending_factor_ttl_secs 60 to 86400",
+            );
+        }
+        if self.mfa.reauth_window_secs < 0 {
+            return invalid("mfa.reauth_window_secs must not be negative");
+        }
+        if self.lockout.lock_after == 0 || self.lockout.base_delay_secs < 0 || self.lockout.max_delay_secs < 0
+        {
+            return invalid("lockout.lock_after must be at least 1 and delays must not be negative");
+        }
         if let Some(url) = &self.database.url {
             latchkey_store::Backend::from_url(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
@@ -241,6 +325,27 @@ impl Config {
             .url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("latchkey.db").display()))
+    }
+
+    /// The TOTP parameters new factors get.
+    pub fn totp_params(&self) -> Result<totp::Params, String> {
+        let algorithm = totp::Algorithm::parse(&self.totp.algorithm)
+            .ok_or_else(|| "totp.algorithm must be SHA1, SHA256 or SHA512".to_owned())?;
+        if self.totp.issuer.trim().is_empty() {
+            return Err("totp.issuer must not be empty".into());
+        }
+        totp::Params { algorithm, digits: self.totp.digits, period: self.totp.period }
+            .validate()
+            .map_err(|e| format!("totp: {e}"))
+    }
+
+    pub fn lockout_policy(&self) -> LockoutPolicy {
+        LockoutPolicy {
+            free_failures: self.lockout.free_failures,
+            base_delay_secs: self.lockout.base_delay_secs,
+            max_delay_secs: self.lockout.max_delay_secs,
+            lock_after: self.lockout.lock_after,
+        }
     }
 
     /// The public URL without a trailing slash.
@@ -385,6 +490,8 @@ mod tests {
             "[tokens]\naccess_ttl_secs = 5",
             "[sessions]\nidle_timeout_secs = 100000",
             "listen = \"not an address\"",
+            "[totp]\ndigits = 9",
+            "[totp]\nalgorithm = \"MD5\"",
         ] {
             let file = write(&dir, text);
             assert!(Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err(), "{text}");

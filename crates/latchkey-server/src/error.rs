@@ -30,12 +30,22 @@ pub enum ErrorCode {
     UserNotFound,
     NotFound,
     MethodNotAllowed,
+    InvalidCode,
+    InvalidMfaToken,
+    TooManyAttempts,
+    SecondFactorLocked,
+    ReauthenticationRequired,
+    FactorNotFound,
+    FactorAlreadyActive,
+    UnsupportedFactorType,
+    InvalidFriendlyName,
+    MfaNotEnabled,
     DatabaseUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 33] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -57,6 +67,16 @@ impl ErrorCode {
         Self::UserNotFound,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::InvalidCode,
+        Self::InvalidMfaToken,
+        Self::TooManyAttempts,
+        Self::SecondFactorLocked,
+        Self::ReauthenticationRequired,
+        Self::FactorNotFound,
+        Self::FactorAlreadyActive,
+        Self::UnsupportedFactorType,
+        Self::InvalidFriendlyName,
+        Self::MfaNotEnabled,
         Self::DatabaseUnavailable,
         Self::InternalError,
     ];
@@ -84,6 +104,16 @@ impl ErrorCode {
             Self::UserNotFound => "user_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidCode => "invalid_code",
+            Self::InvalidMfaToken => "invalid_mfa_token",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::SecondFactorLocked => "second_factor_locked",
+            Self::ReauthenticationRequired => "reauthentication_required",
+            Self::FactorNotFound => "factor_not_found",
+            Self::FactorAlreadyActive => "factor_already_active",
+            Self::UnsupportedFactorType => "unsupported_factor_type",
+            Self::InvalidFriendlyName => "invalid_friendly_name",
+            Self::MfaNotEnabled => "mfa_not_enabled",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -109,6 +139,16 @@ impl ErrorCode {
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::UserNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidCode => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidMfaToken => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Self::SecondFactorLocked => StatusCode::FORBIDDEN,
+            Self::ReauthenticationRequired => StatusCode::FORBIDDEN,
+            Self::FactorNotFound => StatusCode::NOT_FOUND,
+            Self::FactorAlreadyActive => StatusCode::CONFLICT,
+            Self::UnsupportedFactorType => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidFriendlyName => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MfaNotEnabled => StatusCode::CONFLICT,
             Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -138,6 +178,22 @@ impl ErrorCode {
             Self::UserNotFound => "No user has this id.",
             Self::NotFound => "There is nothing at this path.",
             Self::MethodNotAllowed => "This path does not accept this method.",
+            Self::InvalidCode => "The code is incorrect, expired or already used.",
+            Self::InvalidMfaToken => "The mfa_token is invalid, expired or already used; log in again.",
+            Self::TooManyAttempts => "Too many failed attempts; wait for the time in Retry-After.",
+            Self::SecondFactorLocked => {
+                "Too many failed attempts: the second factor is locked until an administrator resets it."
+            }
+            Self::ReauthenticationRequired => {
+                "This action needs a recent login (with your second factor when you have one) or current_password."
+            }
+            Self::FactorNotFound => "No factor of yours has this id.",
+            Self::FactorAlreadyActive => "This factor is already confirmed.",
+            Self::UnsupportedFactorType => "This server does not offer that factor type.",
+            Self::InvalidFriendlyName => {
+                "friendly_name must be 1 to 100 characters without control characters."
+            }
+            Self::MfaNotEnabled => "This needs an active second factor first.",
             Self::DatabaseUnavailable => "The database is unavailable.",
             Self::InternalError => {
                 "Something went wrong on our side; the request id identifies it in the logs."
@@ -152,13 +208,21 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
+    /// Seconds to wait, sent as `Retry-After` (with `too_many_attempts`).
+    pub retry_after: Option<i64>,
     /// The internal cause, logged and never sent.
     source: Option<anyhow::Error>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode) -> Self {
-        Self { code, message: code.default_message().to_owned(), details: None, source: None }
+        Self {
+            code,
+            message: code.default_message().to_owned(),
+            details: None,
+            retry_after: None,
+            source: None,
+        }
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
@@ -174,6 +238,13 @@ impl ApiError {
     /// An internal failure: the cause goes to the log, the client gets a generic body.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self { source: Some(cause.into()), ..Self::new(ErrorCode::InternalError) }
+    }
+
+    /// `too_many_attempts`, to be retried after `seconds`.
+    pub fn retry_after(seconds: i64) -> Self {
+        let seconds = seconds.max(1);
+        Self { retry_after: Some(seconds), ..Self::new(ErrorCode::TooManyAttempts) }
+            .with_details(json!({ "retry_after": seconds }))
     }
 
     /// A field-level error naming the offending field.
@@ -207,6 +278,9 @@ impl IntoResponse for ApiError {
             body["error"]["details"] = details;
         }
         let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.code.status() == StatusCode::UNAUTHORIZED && self.code != ErrorCode::InvalidApiKey {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

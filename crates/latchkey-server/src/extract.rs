@@ -28,15 +28,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json(req.headers()) {
             return Err(ErrorCode::UnsupportedMediaType.into());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ErrorCode::PayloadTooLarge)
-            } else {
-                ApiError::new(ErrorCode::MalformedJson).with_message("The request body could not be read.")
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A JSON body that may be left out entirely (an empty body gives `None`); when
+/// present it is checked exactly like [`JsonBody`].
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = is_json(req.headers());
+        let bytes = read_body(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        if !declared_json {
+            return Err(ErrorCode::UnsupportedMediaType.into());
+        }
+        parse_json(&bytes).map(|value| Self(Some(value)))
+    }
+}
+
+/// The whole body, within the size limit.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::PayloadTooLarge)
+        } else {
+            ApiError::new(ErrorCode::MalformedJson).with_message("The request body could not be read.")
+        }
+    })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -156,7 +181,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The scopes an API key can hold. `admin` grants all of them.
-pub const SCOPES: [&str; 3] = ["admin", "users:read", "users:write"];
+pub const SCOPES: [&str; 4] = ["admin", "users:read", "users:write", "audit:read"];
 
 /// A valid, unrevoked API key from the `X-API-Key` header.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod passwords;
+pub mod qr;
 pub mod random;
 pub mod routes;
 pub mod service;

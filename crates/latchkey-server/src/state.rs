@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use latchkey_core::crypto::ServerKeys;
+use latchkey_core::lockout::LockoutPolicy;
 use latchkey_core::session::SessionPolicy;
+use latchkey_core::totp;
 use latchkey_store::{Backend, ConnectOptions, SqlStore, Store};
 
 use crate::clock::Clock;
@@ -22,6 +24,8 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     pub hasher: Arc<PasswordHasher>,
     pub sessions: SessionPolicy,
+    pub totp: totp::Params,
+    pub lockout: LockoutPolicy,
 }
 
 impl AppState {
@@ -62,7 +66,11 @@ impl AppState {
             idle_timeout_secs: config.sessions.idle_timeout_secs,
             absolute_timeout_secs: config.sessions.absolute_timeout_secs,
         };
+        let totp = config.totp_params().map_err(anyhow::Error::msg)?;
+        let lockout = config.lockout_policy();
         Ok(Self {
+            totp,
+            lockout,
             config: Arc::new(config),
             store: Arc::new(store),
             clock,

@@ -33,6 +33,16 @@ pub trait AccountStore: Send + Sync {
     /// spent revokes its whole session.
     async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome>;
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Raises a live session to `aal` with the methods `amr`, as of `auth_time`.
+    async fn elevate_session(
+        &self,
+        id: &str,
+        aal: &str,
+        amr: &[String],
+        auth_time: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Revokes every live session of the user except `keep`; returns how many.
+    async fn revoke_other_sessions(&self, user_id: &str, keep: &str, now: UnixTime) -> StoreResult<u64>;
     /// Deletes sessions that expired or were revoked before `before`.
     async fn purge_sessions(&self, before: UnixTime) -> StoreResult<u64>;
 

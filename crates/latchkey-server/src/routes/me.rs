@@ -17,11 +17,23 @@ pub fn routes() -> Router<AppState> {
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
     let account = state.store.user_by_id(&user.session.user_id).await?.ok_or(ErrorCode::InvalidToken)?;
     let session = &user.session;
+    let factors: Vec<Value> = state
+        .store
+        .factors(&account.id, state.now())
+        .await?
+        .into_iter()
+        .filter(|f| f.status == "active")
+        .map(|f| json!({ "id": f.id, "type": f.factor_type, "friendly_name": f.friendly_name }))
+        .collect();
+    let recovery_codes_remaining = state.store.recovery_codes_remaining(&account.id).await?;
     Ok(Json(json!({
         "id": account.id,
         "email": account.email,
         "phone": account.phone,
         "created_at": rfc3339(account.created_at),
+        "mfa_enabled": !factors.is_empty(),
+        "factors": factors,
+        "recovery_codes_remaining": recovery_codes_remaining,
         "session": {
             "id": session.id,
             "aal": session.aal,

@@ -2,7 +2,10 @@
 //! every response passes through (request id, tracing, panic guard, body limit,
 //! `Cache-Control: no-store`).
 
+mod admin_factors;
+mod audit;
 mod auth;
+pub mod factors;
 mod me;
 mod ops;
 mod users;
@@ -34,6 +37,9 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(me::routes())
         .merge(users::routes())
+        .merge(factors::routes())
+        .merge(admin_factors::routes())
+        .merge(audit::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

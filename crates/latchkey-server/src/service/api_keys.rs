@@ -14,7 +14,7 @@ use crate::state::AppState;
 pub enum ApiKeyError {
     #[error("the name must be 1 to 100 characters")]
     BadName,
-    #[error("unknown scope {0:?}; known scopes: admin, users:read, users:write")]
+    #[error("unknown scope {0:?}; known scopes: {scopes}", scopes = SCOPES.join(", "))]
     UnknownScope(String),
     #[error(transparent)]
     Store(#[from] latchkey_store::StoreError),

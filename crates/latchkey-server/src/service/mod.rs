@@ -3,4 +3,9 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
+pub mod factors;
+pub mod login;
+pub mod reauth;
+pub mod second_factor;
 pub mod sessions;

@@ -252,6 +252,37 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn elevate_session(
+        &self,
+        id: &str,
+        aal: &str,
+        amr: &[String],
+        auth_time: UnixTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE sessions SET aal = $1, amr = $2, auth_time = $3 WHERE id = $4 AND revoked_at IS NULL",
+        )
+        .bind(aal)
+        .bind(join_list(amr))
+        .bind(auth_time)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn revoke_other_sessions(&self, user_id: &str, keep: &str, now: UnixTime) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn purge_sessions(&self, before: UnixTime) -> StoreResult<u64> {
         let result = sqlx::query(
             "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 OR revoked_at < $1",

@@ -11,6 +11,7 @@ on_both_backends!(
     users_list_in_pages,
     deleting_a_user_removes_their_sessions,
     sessions_expire_and_revoke,
+    sessions_can_be_elevated_and_others_revoked,
     refresh_tokens_rotate_once_and_reuse_revokes,
     concurrent_refreshes_have_one_winner,
     refresh_extends_idle_deadline_up_to_absolute,
@@ -221,4 +222,22 @@ async fn only_one_first_signing_key_wins(store: SqlStore) {
     assert_eq!(keys.len(), 1);
     assert!(keys[0].active);
     assert_eq!(keys[0].public_key, vec![1; 32]);
+}
+
+async fn sessions_can_be_elevated_and_others_revoked(store: SqlStore) {
+    store.create_user(&new_user("u1", "a@example.com")).await.unwrap();
+    store.create_user(&new_user("u2", "b@example.com")).await.unwrap();
+    for (id, user) in [("s1", "u1"), ("s2", "u1"), ("s3", "u1"), ("other", "u2")] {
+        store.create_session(&new_session(id, user, 1000), id.as_bytes()).await.unwrap();
+    }
+    let amr = vec!["pwd".to_owned(), "otp".to_owned()];
+    assert!(store.elevate_session("s1", "aal2", &amr, 1100).await.unwrap());
+    let session = store.active_session("s1", 1100).await.unwrap().unwrap();
+    assert_eq!((session.aal.as_str(), session.amr.clone(), session.auth_time), ("aal2", amr.clone(), 1100));
+    assert_eq!(store.revoke_other_sessions("u1", "s1", 1101).await.unwrap(), 2);
+    assert!(store.active_session("s1", 1102).await.unwrap().is_some());
+    assert!(store.active_session("s2", 1102).await.unwrap().is_none());
+    assert!(store.active_session("other", 1102).await.unwrap().is_some(), "other users are untouched");
+    store.revoke_session("s3", 1200).await.unwrap();
+    assert!(!store.elevate_session("s2", "aal2", &amr, 1300).await.unwrap(), "revoked sessions stay revoked");
 }

@@ -1,0 +1,65 @@
+//! Audit events: who did what to which factor, when, from where, and how it went.
+//! Recording never fails a request; a failure to record is logged instead.
+
+use latchkey_store::AuditEvent;
+use uuid::Uuid;
+
+use crate::extract::ClientMeta;
+use crate::state::AppState;
+
+/// An event about to be recorded.
+pub struct Event<'a> {
+    pub event_type: &'static str,
+    pub success: bool,
+    pub user_id: Option<&'a str>,
+    pub factor: Option<(&'a str, &'a str)>,
+    /// Who acted when it was not the user (`api_key:<id>`).
+    pub actor: Option<String>,
+    pub meta: &'a ClientMeta,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(event_type: &'static str, user_id: &'a str, meta: &'a ClientMeta) -> Self {
+        Self { event_type, success: true, user_id: Some(user_id), factor: None, actor: None, meta }
+    }
+
+    pub fn failed(mut self) -> Self {
+        self.success = false;
+        self
+    }
+
+    pub fn factor(mut self, id: &'a str, factor_type: &'a str) -> Self {
+        self.factor = Some((id, factor_type));
+        self
+    }
+
+    pub fn actor(mut self, actor: Option<String>) -> Self {
+        self.actor = actor;
+        self
+    }
+}
+
+pub async fn record(state: &AppState, event: Event<'_>) {
+    let record = AuditEvent {
+        id: Uuid::now_v7().to_string(),
+        occurred_at: state.now(),
+        user_id: event.user_id.map(str::to_owned),
+        event_type: event.event_type.to_owned(),
+        outcome: if event.success { "success" } else { "failure" }.to_owned(),
+        factor_id: event.factor.map(|(id, _)| id.to_owned()),
+        factor_type: event.factor.map(|(_, kind)| kind.to_owned()),
+        actor: event.actor,
+        ip: event.meta.ip.clone(),
+        user_agent: event.meta.user_agent.clone(),
+    };
+    tracing::info!(
+        event = %record.event_type,
+        outcome = %record.outcome,
+        user_id = record.user_id.as_deref().unwrap_or_default(),
+        factor_id = record.factor_id.as_deref().unwrap_or_default(),
+        "audit"
+    );
+    if let Err(error) = state.store.record_audit_event(&record).await {
+        tracing::error!(error = %error, event = %record.event_type, "could not record an audit event");
+    }
+}

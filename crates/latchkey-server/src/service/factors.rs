@@ -1,0 +1,223 @@
+//! The factor lifecycle: enrolment (pending), confirmation (active, with the first
+//! factor's recovery codes), renaming, removal, and recovery-code regeneration.
+
+use latchkey_core::crypto::{HashPurpose, NONCE_LEN};
+use latchkey_core::recovery::{self, CODE_BYTES, CODES_PER_SET};
+use latchkey_core::session::{Aal, Amr};
+use latchkey_core::totp::{self, SECRET_BYTES};
+use latchkey_core::{UnixTime, base32};
+use latchkey_store::{Factor, NewFactor, StoredSecret, TotpSettings, User};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{AuthUser, ClientMeta};
+use crate::service::audit::{self, Event};
+use crate::service::second_factor::{self, factor_params, open_totp_secret, secret_context};
+use crate::state::AppState;
+use crate::{qr, random};
+
+/// Factor types as the API names them.
+pub const TYPES: [&str; 5] = ["totp", "email", "sms", "webauthn", "magic_link"];
+
+/// A new TOTP factor with everything the user needs to add it to an app. The secret is
+/// shown only in this response.
+pub struct TotpEnrollment {
+    pub factor: Factor,
+    pub secret: Zeroizing<String>,
+    pub otpauth_uri: Zeroizing<String>,
+    pub qr_png: Zeroizing<String>,
+    pub qr_svg: Zeroizing<String>,
+}
+
+/// Checks a friendly name: 1–100 characters, no control characters.
+pub fn check_friendly_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ErrorCode::InvalidFriendlyName.into());
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates a pending TOTP factor (replacing any pending one) with a fresh 160-bit
+/// secret, sealed at rest.
+pub async fn enroll_totp(
+    state: &AppState,
+    user: &User,
+    friendly_name: Option<String>,
+    meta: &ClientMeta,
+) -> Result<TotpEnrollment, ApiError> {
+    let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
+    let now = state.now();
+    let id = Uuid::now_v7().to_string();
+    let key = Zeroizing::new(random::bytes::<SECRET_BYTES>());
+    let sealed = state
+        .keys
+        .sealing
+        .seal(
+            &state.keys.key_id,
+            random::bytes::<NONCE_LEN>(),
+            key.as_slice(),
+            &secret_context(&user.id, &id),
+        )
+        .map_err(ApiError::internal)?;
+    let params = state.totp;
+    let factor = state
+        .store
+        .create_pending_factor(&NewFactor {
+            id,
+            user_id: user.id.clone(),
+            factor_type: "totp".into(),
+            friendly_name,
+            secret: Some(StoredSecret {
+                sealed: sealed.ciphertext,
+                nonce: sealed.nonce.to_vec(),
+                key_id: sealed.key_id,
+            }),
+            totp: Some(TotpSettings {
+                algorithm: params.algorithm.as_str().into(),
+                digits: i64::from(params.digits),
+                period: i64::from(params.period),
+            }),
+            created_at: now,
+            expires_at: now + state.config.mfa.pending_factor_ttl_secs,
+        })
+        .await?;
+    let otpauth_uri = totp::otpauth_uri(&state.config.totp.issuer, &user.email, key.as_slice(), params);
+    let (qr_png, qr_svg) = qr::render(&otpauth_uri).map_err(ApiError::internal)?;
+    audit::record(state, Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, "totp")).await;
+    Ok(TotpEnrollment {
+        factor,
+        secret: Zeroizing::new(base32::encode(key.as_slice())),
+        otpauth_uri,
+        qr_png,
+        qr_svg,
+    })
+}
+
+/// Confirms a pending factor with a code from it. The confirming code's time step is
+/// recorded, so it cannot be used again. When this is the user's first active factor,
+/// a set of recovery codes is issued, the confirming session is raised to `aal2`, and
+/// the user's other sessions end.
+pub async fn confirm(
+    state: &AppState,
+    user: &AuthUser,
+    factor_id: &str,
+    code: &str,
+    meta: &ClientMeta,
+) -> Result<(Factor, Option<Vec<String>>), ApiError> {
+    let user_id = user.session.user_id.as_str();
+    let now = state.now();
+    let factor = state.store.factor(user_id, factor_id, now).await?.ok_or(ErrorCode::FactorNotFound)?;
+    if factor.status == "active" {
+        return Err(ErrorCode::FactorAlreadyActive.into());
+    }
+    if factor.factor_type != "totp" {
+        return Err(ErrorCode::UnsupportedFactorType.into());
+    }
+    let failures = second_factor::claim_attempt(state, user_id, meta).await?;
+    let key = open_totp_secret(state, &factor)?;
+    let confirmed = match totp::verify(&key, factor_params(&factor)?, code, now, None) {
+        totp::Check::Accepted { step } => {
+            state.store.activate_factor(user_id, factor_id, Some(step), now).await?
+        }
+        totp::Check::Replayed | totp::Check::Invalid => false,
+    };
+    if !confirmed {
+        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, "totp");
+        return Err(second_factor::failed(state, user_id, failures, event).await);
+    }
+    second_factor::succeeded(state, user_id).await?;
+    audit::record(state, Event::new("factor.confirmed", user_id, meta).factor(factor_id, "totp")).await;
+    let active =
+        state.store.factors(user_id, now).await?.into_iter().filter(|f| f.status == "active").count();
+    let recovery_codes = if active == 1 {
+        let codes = issue_recovery_codes(state, user_id, now).await?;
+        raise_session(state, user, now).await?;
+        Some(codes)
+    } else {
+        None
+    };
+    let factor = state.store.factor(user_id, factor_id, now).await?.ok_or(ErrorCode::FactorNotFound)?;
+    Ok((factor, recovery_codes))
+}
+
+/// The session that just proved a second factor is raised to `aal2`; sessions that
+/// never did end, since the account now requires one.
+async fn raise_session(state: &AppState, user: &AuthUser, now: UnixTime) -> Result<(), ApiError> {
+    let mut amr = user.session.amr.clone();
+    if !amr.iter().any(|m| m == Amr::Otp.as_str()) {
+        amr.push(Amr::Otp.as_str().to_owned());
+    }
+    state.store.elevate_session(&user.session.id, Aal::Aal2.as_str(), &amr, now).await?;
+    let ended = state.store.revoke_other_sessions(&user.session.user_id, &user.session.id, now).await?;
+    if ended > 0 {
+        tracing::info!(user_id = %user.session.user_id, ended, "ended sessions that predate the first second factor");
+    }
+    Ok(())
+}
+
+/// Makes a new set of recovery codes (the old set dies) and returns them, once.
+pub async fn issue_recovery_codes(
+    state: &AppState,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<Vec<String>, ApiError> {
+    let codes: Vec<String> =
+        (0..CODES_PER_SET).map(|_| recovery::format_code(&random::bytes::<CODE_BYTES>())).collect();
+    let hashes: Vec<Vec<u8>> = codes
+        .iter()
+        .filter_map(|code| recovery::normalize(code))
+        .map(|canonical| state.keys.hashing.hash(HashPurpose::RecoveryCode, canonical.as_bytes()).to_vec())
+        .collect();
+    state.store.replace_recovery_codes(user_id, &hashes, now).await?;
+    Ok(codes)
+}
+
+/// Regenerates recovery codes for a user who has an active factor.
+pub async fn regenerate_recovery_codes(
+    state: &AppState,
+    user_id: &str,
+    meta: &ClientMeta,
+) -> Result<Vec<String>, ApiError> {
+    let now = state.now();
+    if !state.store.factors(user_id, now).await?.iter().any(|f| f.status == "active") {
+        return Err(ErrorCode::MfaNotEnabled.into());
+    }
+    let codes = issue_recovery_codes(state, user_id, now).await?;
+    audit::record(state, Event::new("recovery_codes.regenerated", user_id, meta)).await;
+    Ok(codes)
+}
+
+/// Removes one of the user's factors (the last active one takes the recovery codes
+/// with it).
+pub async fn remove(
+    state: &AppState,
+    user_id: &str,
+    factor_id: &str,
+    meta: &ClientMeta,
+    actor: Option<String>,
+) -> Result<(), ApiError> {
+    let factor =
+        state.store.factor(user_id, factor_id, state.now()).await?.ok_or(ErrorCode::FactorNotFound)?;
+    let removal = state.store.delete_factor(user_id, factor_id).await?;
+    if !removal.removed {
+        return Err(ErrorCode::FactorNotFound.into());
+    }
+    let event =
+        Event::new("factor.removed", user_id, meta).factor(factor_id, &factor.factor_type).actor(actor);
+    audit::record(state, event).await;
+    Ok(())
+}
+
+/// Administrator reset: removes every factor and recovery code and clears the lockout.
+pub async fn reset_all(
+    state: &AppState,
+    user_id: &str,
+    meta: &ClientMeta,
+    actor: String,
+) -> Result<u64, ApiError> {
+    let removed = state.store.delete_all_factors(user_id).await?;
+    audit::record(state, Event::new("factors.reset", user_id, meta).actor(Some(actor))).await;
+    Ok(removed)
+}

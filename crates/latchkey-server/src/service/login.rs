@@ -1,0 +1,83 @@
+//! Login after the first factor: either a session, or (for a user with an active
+//! second factor) an `mfa_token` that only the second-factor endpoints accept, then
+//! the second factor that turns it into an `aal2` session.
+
+use latchkey_core::crypto::HashPurpose;
+use latchkey_core::login::{AfterFirstFactor, after_first_factor};
+use latchkey_core::session::{Aal, Amr};
+use latchkey_core::token::{TOKEN_BYTES, TokenKind};
+use latchkey_store::{Factor, NewMfaToken};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::ClientMeta;
+use crate::random;
+use crate::service::second_factor::{self, Proof};
+use crate::service::sessions::{self, IssuedTokens};
+use crate::state::AppState;
+
+/// The second step a client must take.
+pub struct MfaChallenge {
+    pub mfa_token: String,
+    pub expires_in: i64,
+    pub factors: Vec<Factor>,
+}
+
+pub enum LoginStep {
+    Session(IssuedTokens),
+    MfaRequired(MfaChallenge),
+}
+
+/// Continues a login whose first factor (`amr`) succeeded at `auth_time`.
+pub async fn after_first(
+    state: &AppState,
+    user_id: &str,
+    amr: &[Amr],
+    meta: &ClientMeta,
+) -> Result<LoginStep, ApiError> {
+    let now = state.now();
+    let factors: Vec<Factor> =
+        state.store.factors(user_id, now).await?.into_iter().filter(|f| f.status == "active").collect();
+    match after_first_factor(factors.len()) {
+        AfterFirstFactor::Session => {
+            Ok(LoginStep::Session(sessions::start(state, user_id, Aal::Aal1, amr, now, meta).await?))
+        }
+        AfterFirstFactor::SecondFactorRequired => {
+            let mfa_token = TokenKind::Mfa.encode(&random::bytes::<TOKEN_BYTES>());
+            let ttl = state.config.mfa.mfa_token_ttl_secs;
+            state
+                .store
+                .create_mfa_token(&NewMfaToken {
+                    token_hash: state.keys.hashing.hash(HashPurpose::MfaToken, mfa_token.as_bytes()).to_vec(),
+                    user_id: user_id.to_owned(),
+                    amr: amr.iter().map(|m| m.as_str().to_owned()).collect(),
+                    auth_time: now,
+                    created_at: now,
+                    expires_at: now + ttl,
+                })
+                .await?;
+            Ok(LoginStep::MfaRequired(MfaChallenge { mfa_token, expires_in: ttl, factors }))
+        }
+    }
+}
+
+/// Completes a login with its second factor; the `mfa_token` is spent on success.
+pub async fn complete(
+    state: &AppState,
+    mfa_token: &str,
+    proof: Proof<'_>,
+    meta: &ClientMeta,
+) -> Result<IssuedTokens, ApiError> {
+    let mfa_token = mfa_token.trim();
+    if !TokenKind::Mfa.is_well_formed(mfa_token) {
+        return Err(ErrorCode::InvalidMfaToken.into());
+    }
+    let hash = state.keys.hashing.hash(HashPurpose::MfaToken, mfa_token.as_bytes());
+    let token = state.store.mfa_token(&hash, state.now()).await?.ok_or(ErrorCode::InvalidMfaToken)?;
+    second_factor::verify(state, &token.user_id, proof, meta, None).await?;
+    if !state.store.consume_mfa_token(&hash, state.now()).await? {
+        return Err(ErrorCode::InvalidMfaToken.into());
+    }
+    let mut amr: Vec<Amr> = token.amr.iter().filter_map(|m| Amr::parse(m)).collect();
+    amr.push(Amr::Otp);
+    sessions::start(state, &token.user_id, Aal::Aal2, &amr, state.now(), meta).await
+}

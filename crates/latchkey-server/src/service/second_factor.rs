@@ -1,0 +1,193 @@
+//! Checking a second factor: the one path every surface (login challenge, sidecar
+//! verify, compatibility APIs) goes through, so replay refusal, the brute-force guard
+//! and auditing are the same everywhere.
+
+use latchkey_core::crypto::{HashPurpose, NONCE_LEN, Sealed};
+use latchkey_core::{recovery, totp};
+use latchkey_store::{AttemptClaim, Factor};
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::ClientMeta;
+use crate::service::audit::{self, Event};
+use crate::state::AppState;
+
+/// What the user presents.
+pub enum Proof<'a> {
+    /// A TOTP code for one factor.
+    Totp {
+        factor_id: &'a str,
+        code: &'a str,
+    },
+    /// A TOTP code for whichever of the user's TOTP factors it fits.
+    AnyTotp {
+        code: &'a str,
+    },
+    RecoveryCode(&'a str),
+}
+
+/// How the second factor was proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    RecoveryCode,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub factor_id: Option<String>,
+    pub method: Method,
+}
+
+/// The associated data binding a sealed TOTP secret to its owner and factor.
+pub fn secret_context(user_id: &str, factor_id: &str) -> Vec<u8> {
+    format!("totp:{user_id}:{factor_id}").into_bytes()
+}
+
+/// Decrypts a factor's TOTP secret.
+pub fn open_totp_secret(state: &AppState, factor: &Factor) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let stored = factor
+        .secret
+        .as_ref()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TOTP factor without a secret")))?;
+    let nonce: [u8; NONCE_LEN] = stored
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("bad nonce length")))?;
+    let sealed = Sealed { key_id: stored.key_id.clone(), nonce, ciphertext: stored.sealed.clone() };
+    state
+        .keys
+        .sealing
+        .open(&state.keys.key_id, &sealed, &secret_context(&factor.user_id, &factor.id))
+        .map_err(ApiError::internal)
+}
+
+/// The TOTP parameters a stored factor was made with.
+pub fn factor_params(factor: &Factor) -> Result<totp::Params, ApiError> {
+    let settings = factor
+        .totp
+        .as_ref()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TOTP factor without settings")))?;
+    let algorithm = totp::Algorithm::parse(&settings.algorithm)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown TOTP algorithm in storage")))?;
+    Ok(totp::Params {
+        algorithm,
+        digits: u32::try_from(settings.digits).unwrap_or(6),
+        period: u32::try_from(settings.period).unwrap_or(30),
+    })
+}
+
+/// Asks the guard whether `user_id` may try a second factor now; the attempt counts
+/// as a failure until [`succeeded`] resets the count.
+pub async fn claim_attempt(state: &AppState, user_id: &str, meta: &ClientMeta) -> Result<i64, ApiError> {
+    let now = state.now();
+    match state.store.claim_second_factor_attempt(user_id, now, &state.lockout).await? {
+        AttemptClaim::Granted { failures } => Ok(failures),
+        AttemptClaim::Blocked { until } => Err(ApiError::retry_after(until - now)),
+        AttemptClaim::Locked => {
+            audit::record(state, Event::new("mfa.locked_out", user_id, meta).failed()).await;
+            Err(ErrorCode::SecondFactorLocked.into())
+        }
+    }
+}
+
+/// Resets the failure count after a success.
+pub async fn succeeded(state: &AppState, user_id: &str) -> Result<(), ApiError> {
+    Ok(state.store.reset_second_factor_failures(user_id).await?)
+}
+
+/// Records a failed attempt and answers `invalid_code`; when this failure reaches the
+/// lock threshold, a lockout event is recorded too.
+pub async fn failed(state: &AppState, user_id: &str, failures: i64, event: Event<'_>) -> ApiError {
+    audit::record(state, event.failed()).await;
+    if failures >= i64::from(state.lockout.lock_after) {
+        tracing::warn!(%user_id, "second factor locked after too many failures");
+    }
+    ErrorCode::InvalidCode.into()
+}
+
+/// Checks `proof` for `user_id` under the guard. On success the code is spent (its
+/// TOTP step recorded, or the recovery code consumed) and the failure count reset.
+pub async fn verify(
+    state: &AppState,
+    user_id: &str,
+    proof: Proof<'_>,
+    meta: &ClientMeta,
+    actor: Option<String>,
+) -> Result<Verified, ApiError> {
+    let failures = claim_attempt(state, user_id, meta).await?;
+    let now = state.now();
+    // `Some(Some(factor))`: a TOTP code for `factor`; `Some(None)`: a recovery code;
+    // `None`: nothing matched.
+    let outcome = match proof {
+        Proof::Totp { factor_id, code } => {
+            let factor = state.store.factor(user_id, factor_id, now).await?;
+            match factor.filter(|f| f.status == "active" && f.factor_type == "totp") {
+                Some(factor) => check_totp(state, &factor, code, now).await?.then_some(Some(factor)),
+                None => None,
+            }
+        }
+        Proof::AnyTotp { code } => {
+            let mut matched = None;
+            for factor in state.store.factors(user_id, now).await? {
+                if factor.status == "active"
+                    && factor.factor_type == "totp"
+                    && check_totp(state, &factor, code, now).await?
+                {
+                    matched = Some(Some(factor));
+                    break;
+                }
+            }
+            matched
+        }
+        Proof::RecoveryCode(code) => {
+            let spent = match recovery::normalize(code) {
+                Some(canonical) => {
+                    let hash = state.keys.hashing.hash(HashPurpose::RecoveryCode, canonical.as_bytes());
+                    state.store.consume_recovery_code(user_id, &hash, now).await?
+                }
+                None => false,
+            };
+            spent.then_some(None)
+        }
+    };
+    match outcome {
+        Some(Some(factor)) => {
+            succeeded(state, user_id).await?;
+            audit::record(
+                state,
+                Event::new("mfa.verified", user_id, meta).factor(&factor.id, "totp").actor(actor),
+            )
+            .await;
+            Ok(Verified { factor_id: Some(factor.id), method: Method::Totp })
+        }
+        Some(None) => {
+            succeeded(state, user_id).await?;
+            audit::record(state, Event::new("recovery_code.used", user_id, meta).actor(actor)).await;
+            Ok(Verified { factor_id: None, method: Method::RecoveryCode })
+        }
+        None => {
+            Err(failed(state, user_id, failures, Event::new("mfa.failed", user_id, meta).actor(actor)).await)
+        }
+    }
+}
+
+/// Whether `code` is right for `factor` now and its step could be recorded (so no one
+/// else can use it).
+async fn check_totp(state: &AppState, factor: &Factor, code: &str, now: i64) -> Result<bool, ApiError> {
+    let key = open_totp_secret(state, factor)?;
+    match totp::verify(&key, factor_params(factor)?, code, now, factor.last_step) {
+        totp::Check::Accepted { step } => Ok(state.store.record_totp_step(&factor.id, step, now).await?),
+        totp::Check::Replayed | totp::Check::Invalid => Ok(false),
+    }
+}
