@@ -187,3 +187,81 @@ pub fn access(tokens: &Value) -> String {
 pub fn refresh(tokens: &Value) -> String {
     tokens["refresh_token"].as_str().unwrap().to_owned()
 }
+
+/// A confirmed TOTP factor and what a test needs to make its codes.
+pub struct Enrolled {
+    pub factor_id: String,
+    pub otpauth_uri: String,
+    pub key: Vec<u8>,
+    pub recovery_codes: Vec<String>,
+}
+
+/// The secret key in an `otpauth://` URI.
+pub fn key_of(uri: &str) -> Vec<u8> {
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+    latchkey_core::base32::decode(secret).unwrap()
+}
+
+impl TestApp {
+    pub fn now(&self) -> i64 {
+        use latchkey_server::clock::Clock;
+        self.clock.now()
+    }
+
+    /// The default-parameter TOTP code for `key`, `offset` steps from the test clock.
+    pub fn code(&self, key: &[u8], offset: i64) -> String {
+        let params = latchkey_core::totp::Params::default();
+        latchkey_core::totp::code_at_step(key, params, params.step_at(self.now()) + offset).to_string()
+    }
+
+    /// Starts TOTP enrolment; returns the 201 response body.
+    pub async fn enroll(&self, access: &str) -> Value {
+        let reply = self
+            .send(
+                self.client
+                    .post(self.url("/v1/me/factors"))
+                    .bearer_auth(access)
+                    .json(&json!({ "type": "totp" })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    /// Confirms a factor with `code`.
+    pub async fn confirm(&self, access: &str, factor_id: &str, code: &str) -> Reply {
+        self.send(
+            self.client
+                .post(self.url(&format!("/v1/me/factors/{factor_id}/verify")))
+                .bearer_auth(access)
+                .json(&json!({ "code": code })),
+        )
+        .await
+    }
+
+    /// Enrols and confirms a TOTP factor with a code from the test clock.
+    pub async fn enroll_confirmed(&self, access: &str) -> Enrolled {
+        let body = self.enroll(access).await;
+        let factor_id = body["id"].as_str().unwrap().to_owned();
+        let otpauth_uri = body["totp"]["otpauth_uri"].as_str().unwrap().to_owned();
+        let key = key_of(&otpauth_uri);
+        let reply = self.confirm(access, &factor_id, &self.code(&key, 0)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let recovery_codes = reply.body["recovery_codes"]
+            .as_array()
+            .map(|codes| codes.iter().map(|c| c.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        Enrolled { factor_id, otpauth_uri, key, recovery_codes }
+    }
+
+    /// Logs in a user with MFA; returns the `mfa_token`.
+    pub async fn mfa_token(&self, email: &str) -> String {
+        let body = self.login(email).await;
+        assert_eq!(body["mfa_required"], true, "{body}");
+        body["mfa_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn mfa_verify(&self, body: Value) -> Reply {
+        self.post("/v1/auth/mfa/verify", body).await
+    }
+}

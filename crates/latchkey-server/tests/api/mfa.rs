@@ -1,0 +1,245 @@
+//! The MFA login challenge: the mfa_token, replay and window rules, recovery codes,
+//! concurrency, and the brute-force guard.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, access};
+
+on_both_backends!(
+    login_with_mfa_yields_only_an_mfa_token_until_the_second_factor,
+    codes_are_single_use_and_the_window_is_one_step,
+    recovery_codes_work_once_in_any_form,
+    concurrent_uses_of_one_code_have_one_success,
+    failures_are_delayed_then_locked_until_an_admin_reset,
+);
+
+async fn enrolled_user(app: &TestApp, email: &str) -> (Value, crate::helpers::Enrolled) {
+    let tokens = app.user(email).await;
+    let enrolled = app.enroll_confirmed(&access(&tokens)).await;
+    (tokens, enrolled)
+}
+
+async fn login_with_mfa_yields_only_an_mfa_token_until_the_second_factor(app: TestApp) {
+    let (_, enrolled) = enrolled_user(&app, "alice@example.com").await;
+    let login = app.login("alice@example.com").await;
+    assert_eq!(login["mfa_required"], true);
+    assert!(login.get("access_token").is_none() && login.get("refresh_token").is_none());
+    assert_eq!(login["expires_in"], 300);
+    assert_eq!(login["factors"][0]["id"], enrolled.factor_id.as_str());
+    assert_eq!(login["factors"][0]["type"], "totp");
+    let mfa_token = login["mfa_token"].as_str().unwrap();
+
+    // The mfa_token opens nothing but the second-factor endpoints.
+    for path in ["/v1/me", "/v1/me/factors"] {
+        let reply = app.get_bearer(path, mfa_token).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let logout = app.send(app.client.post(app.url("/v1/auth/logout")).bearer_auth(mfa_token)).await;
+    assert_eq!(logout.status, StatusCode::UNAUTHORIZED);
+    let as_refresh = app.post("/v1/auth/refresh", json!({ "refresh_token": mfa_token })).await;
+    assert_eq!(as_refresh.status, StatusCode::UNAUTHORIZED);
+    let as_key = app.admin(Method::GET, "/v1/users", mfa_token, None).await;
+    assert_eq!(as_key.status, StatusCode::UNAUTHORIZED);
+
+    app.clock.advance(30);
+    let body = json!({ "mfa_token": mfa_token, "factor_id": enrolled.factor_id, "code": app.code(&enrolled.key, 0) });
+    let verified = app.mfa_verify(body).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert_eq!(verified.body["aal"], "aal2");
+    let me = app.get_bearer("/v1/me", &access(&verified.body)).await.body;
+    assert_eq!(
+        (me["session"]["aal"].as_str(), me["session"]["amr"].clone()),
+        (Some("aal2"), json!(["pwd", "otp"]))
+    );
+
+    // The token is spent, and it expires after five minutes anyway.
+    app.clock.advance(30);
+    let again = app
+        .mfa_verify(json!({ "mfa_token": mfa_token, "factor_id": enrolled.factor_id, "code": app.code(&enrolled.key, 0) }))
+        .await;
+    assert_eq!((again.status, again.code()), (StatusCode::UNAUTHORIZED, "invalid_mfa_token"));
+    let stale = app.mfa_token("alice@example.com").await;
+    app.clock.advance(301);
+    let late = app
+        .mfa_verify(json!({ "mfa_token": stale, "factor_id": enrolled.factor_id, "code": app.code(&enrolled.key, 0) }))
+        .await;
+    assert_eq!((late.status, late.code()), (StatusCode::UNAUTHORIZED, "invalid_mfa_token"));
+
+    let refreshed =
+        app.post("/v1/auth/refresh", json!({ "refresh_token": verified.body["refresh_token"] })).await;
+    assert_eq!(
+        (refreshed.status, refreshed.body["aal"].as_str()),
+        (StatusCode::OK, Some("aal2")),
+        "refresh keeps aal2"
+    );
+    let malformed = app.mfa_verify(json!({ "mfa_token": stale, "factor_id": enrolled.factor_id })).await;
+    assert_eq!((malformed.status, malformed.code()), (StatusCode::UNPROCESSABLE_ENTITY, "missing_field"));
+}
+
+async fn codes_are_single_use_and_the_window_is_one_step(app: TestApp) {
+    let (_, enrolled) = enrolled_user(&app, "bob@example.com").await;
+    let verify = |token: String, code: String| {
+        app.mfa_verify(json!({ "mfa_token": token, "factor_id": enrolled.factor_id, "code": code }))
+    };
+    // The code that confirmed enrolment is spent.
+    let token = app.mfa_token("bob@example.com").await;
+    let replay = verify(token.clone(), app.code(&enrolled.key, 0)).await;
+    assert_eq!((replay.status, replay.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code"));
+    // T-2 and T+2 are outside the window; T+1 is inside.
+    for offset in [-2, 2] {
+        let outside = verify(token.clone(), app.code(&enrolled.key, offset)).await;
+        assert_eq!(outside.code(), "invalid_code", "T{offset:+}");
+    }
+    let ahead = verify(token.clone(), app.code(&enrolled.key, 1)).await;
+    assert_eq!(ahead.status, StatusCode::OK, "T+1: {}", ahead.body);
+    // Once T+1 is used, T (and anything up to T+1) is a replay, even on a new login.
+    let token = app.mfa_token("bob@example.com").await;
+    assert_eq!(verify(token.clone(), app.code(&enrolled.key, 0)).await.code(), "invalid_code");
+    app.clock.advance(60);
+    // Now T-1 is the step used before: still refused. T is new.
+    assert_eq!(verify(token.clone(), app.code(&enrolled.key, -1)).await.code(), "invalid_code");
+    let fresh = verify(token, app.code(&enrolled.key, 0)).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+}
+
+async fn recovery_codes_work_once_in_any_form(app: TestApp) {
+    let (_, enrolled) = enrolled_user(&app, "carol@example.com").await;
+    let code = enrolled.recovery_codes[3].clone();
+    let typed = code.replace('-', " ").to_lowercase();
+    let token = app.mfa_token("carol@example.com").await;
+    let verified = app.mfa_verify(json!({ "mfa_token": token, "recovery_code": typed })).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert_eq!(verified.body["aal"], "aal2");
+    let me = app.get_bearer("/v1/me", &access(&verified.body)).await.body;
+    assert_eq!(me["recovery_codes_remaining"], 9);
+
+    let token = app.mfa_token("carol@example.com").await;
+    let reused = app.mfa_verify(json!({ "mfa_token": token, "recovery_code": code.replace('-', "") })).await;
+    assert_eq!((reused.status, reused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code"));
+
+    // Regenerating (with a fresh aal2 session) kills the old set.
+    let regenerated =
+        app.send(app.client.post(app.url("/v1/me/recovery-codes")).bearer_auth(access(&verified.body))).await;
+    assert_eq!(regenerated.status, StatusCode::OK, "{}", regenerated.body);
+    let new_codes = regenerated.body["recovery_codes"].as_array().unwrap().clone();
+    assert_eq!(new_codes.len(), 10);
+    let old =
+        app.mfa_verify(json!({ "mfa_token": token, "recovery_code": enrolled.recovery_codes[5] })).await;
+    assert_eq!(old.code(), "invalid_code");
+    let new = app.mfa_verify(json!({ "mfa_token": token, "recovery_code": new_codes[0] })).await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.body);
+}
+
+async fn concurrent_uses_of_one_code_have_one_success(app: TestApp) {
+    let backend = app.db.backend;
+    drop(app);
+    // The guard would throttle most of the 20 attempts; relax it so that only replay
+    // protection decides.
+    let Some(app) = TestApp::spawn_with(backend, |c| c.lockout.free_failures = 1000).await else { return };
+    let (_, enrolled) = enrolled_user(&app, "dave@example.com").await;
+    let user_id = user_id(&app, "dave@example.com").await;
+    let key = app.api_key(&[]).await;
+    let path = format!("/v1/users/{user_id}/verify");
+    for body in [
+        json!({ "code": app.code(&enrolled.key, 1) }),
+        json!({ "recovery_code": enrolled.recovery_codes[0] }),
+    ] {
+        let requests = (0..20).map(|_| app.admin(Method::POST, &path, &key, Some(body.clone())));
+        let replies = join_all(requests).await;
+        let valid = replies.iter().filter(|r| r.status == StatusCode::OK && r.body["valid"] == true).count();
+        assert_eq!(valid, 1, "{body}: {:?}", replies.iter().map(|r| r.body.to_string()).collect::<Vec<_>>());
+        assert!(replies.iter().all(|r| r.status == StatusCode::OK), "wrong codes answer valid: false");
+    }
+    // The same through the login challenge, with 20 mfa_tokens.
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        tokens.push(app.mfa_token("dave@example.com").await);
+    }
+    // Steps up to T+1 are spent by now; move on to fresh ones.
+    app.clock.advance(60);
+    let code = app.code(&enrolled.key, 1);
+    let requests = tokens
+        .iter()
+        .map(|t| app.mfa_verify(json!({ "mfa_token": t, "factor_id": enrolled.factor_id, "code": code })));
+    let replies = join_all(requests).await;
+    assert_eq!(replies.iter().filter(|r| r.status == StatusCode::OK).count(), 1);
+}
+
+/// Polls all the futures at once on this task (they borrow the test app, so they
+/// cannot be spawned) and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Option<std::pin::Pin<Box<F>>>> = futures.map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.unwrap()).collect()
+}
+
+async fn user_id(app: &TestApp, email: &str) -> String {
+    let key = app.api_key(&["users:read"]).await;
+    let found =
+        app.admin(Method::GET, &format!("/v1/users?email={}", email.replace('@', "%40")), &key, None).await;
+    found.body["users"][0]["id"].as_str().unwrap().to_owned()
+}
+
+async fn failures_are_delayed_then_locked_until_an_admin_reset(app: TestApp) {
+    let (_, enrolled) = enrolled_user(&app, "erin@example.com").await;
+    let wrong =
+        |token: &str| json!({ "mfa_token": token, "factor_id": enrolled.factor_id, "code": "000000" });
+    let token = app.mfa_token("erin@example.com").await;
+    for attempt in 1..=5 {
+        let reply = app.mfa_verify(wrong(&token)).await;
+        assert_eq!(reply.code(), "invalid_code", "attempt {attempt}");
+    }
+    let throttled = app.mfa_verify(wrong(&token)).await;
+    assert_eq!((throttled.status, throttled.code()), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"));
+    assert_eq!(throttled.headers["retry-after"], "30");
+    // Even the right code must wait, and a new mfa_token does not reset the count.
+    let new_token = app.mfa_token("erin@example.com").await;
+    let right = json!({ "mfa_token": new_token, "factor_id": enrolled.factor_id, "code": app.code(&enrolled.key, 1) });
+    assert_eq!(app.mfa_verify(right.clone()).await.status, StatusCode::TOO_MANY_REQUESTS);
+    app.clock.advance(30);
+    assert_eq!(app.mfa_verify(wrong(&new_token)).await.code(), "invalid_code");
+    let throttled = app.mfa_verify(wrong(&new_token)).await;
+    assert_eq!(throttled.headers["retry-after"], "60", "the delay doubles");
+
+    // Keep failing, waiting out each delay, until the factor locks at 100 failures.
+    let mut failures = 6;
+    while failures < 100 {
+        app.clock.advance(900);
+        let token = app.mfa_token("erin@example.com").await;
+        let reply = app.mfa_verify(wrong(&token)).await;
+        assert_eq!(reply.code(), "invalid_code", "failure {}", failures + 1);
+        failures += 1;
+    }
+    app.clock.advance(86_400);
+    let token = app.mfa_token("erin@example.com").await;
+    let right =
+        json!({ "mfa_token": token, "factor_id": enrolled.factor_id, "code": app.code(&enrolled.key, 0) });
+    let locked = app.mfa_verify(right).await;
+    assert_eq!((locked.status, locked.code()), (StatusCode::FORBIDDEN, "second_factor_locked"));
+
+    let user_id = user_id(&app, "erin@example.com").await;
+    let key = app.api_key(&[]).await;
+    let status = app.admin(Method::GET, &format!("/v1/users/{user_id}/factors"), &key, None).await.body;
+    assert_eq!((status["locked"].clone(), status["consecutive_failures"].clone()), (json!(true), json!(100)));
+    let reset = app.admin(Method::DELETE, &format!("/v1/users/{user_id}/factors"), &key, None).await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT);
+    let after = app.login("erin@example.com").await;
+    assert_eq!(after["aal"], "aal1", "the reset removed the factors and the lock: {after}");
+}
