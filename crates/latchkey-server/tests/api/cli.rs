@@ -143,21 +143,74 @@ async fn serve_starts_and_stops_on_sigterm(app: TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ready, "latchkey serve became ready");
-    let signup = app
-        .client
-        .post(format!("{base}/v1/auth/signup"))
-        .json(&json!({ "email": "sig@example.com", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), StatusCode::ACCEPTED);
+    // A whole two-factor flow against the binary, to check what its logs contain.
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut request = app.client.post(format!("{base}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let reply = request.send().await.unwrap();
+            let status = reply.status();
+            (status, reply.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let credentials = json!({ "email": "sig@example.com", "password": PASSWORD });
+    assert_eq!(post("/v1/auth/signup", None, credentials.clone()).await.0, StatusCode::ACCEPTED);
+    let tokens = post("/v1/auth/login", None, credentials.clone()).await.1;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let factor = post("/v1/me/factors", Some(&access), json!({ "type": "totp" })).await.1;
+    let factor_id = factor["id"].as_str().unwrap().to_owned();
+    let secret = factor["totp"]["secret"].as_str().unwrap().to_owned();
+    let key = latchkey_core::base32::decode(&secret).unwrap();
+    let params = latchkey_core::totp::Params::default();
+    let step = params.step_at(app.now());
+    let code = latchkey_core::totp::code_at_step(&key, params, step).to_string();
+    let next = latchkey_core::totp::code_at_step(&key, params, step + 1).to_string();
+    let confirmed =
+        post(&format!("/v1/me/factors/{factor_id}/verify"), Some(&access), json!({ "code": code })).await;
+    assert_eq!(confirmed.0, StatusCode::OK, "{}", confirmed.1);
+    let recovery = confirmed.1["recovery_codes"][0].as_str().unwrap().to_owned();
+    let mfa_token =
+        post("/v1/auth/login", None, credentials).await.1["mfa_token"].as_str().unwrap().to_owned();
+    let wrong = post(
+        "/v1/auth/mfa/verify",
+        None,
+        json!({ "mfa_token": mfa_token, "factor_id": factor_id, "code": "000000" }),
+    )
+    .await;
+    assert_eq!(wrong.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let done = post(
+        "/v1/auth/mfa/verify",
+        None,
+        json!({ "mfa_token": mfa_token, "factor_id": factor_id, "code": next }),
+    )
+    .await;
+    assert_eq!(done.0, StatusCode::OK, "{}", done.1);
+    let secrets = [
+        PASSWORD.to_owned(),
+        secret.clone(),
+        code,
+        next,
+        recovery,
+        mfa_token,
+        access,
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+        done.1["access_token"].as_str().unwrap().to_owned(),
+    ];
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
     let logs = String::from_utf8_lossy(&exit.stderr);
     assert!(exit.status.success(), "exit {:?}: {logs}", exit.status);
     assert!(logs.contains("\"shutting down\"") || logs.contains("shutting down"), "{logs}");
-    assert!(!logs.contains(PASSWORD), "passwords never reach the logs");
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a secret, code or token reached the logs: {secret}");
+    }
+    assert!(
+        logs.contains("\"mfa.failed\"") && logs.contains("\"mfa.verified\""),
+        "audit lines are logged: {logs}"
+    );
     for line in logs.lines().filter(|l| !l.trim().is_empty()) {
         assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "--log-format json: {line}");
     }

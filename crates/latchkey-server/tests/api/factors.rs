@@ -8,6 +8,7 @@ use crate::helpers::{PASSWORD, TestApp, access};
 
 on_both_backends!(
     sensitive_changes_need_a_recent_login,
+    the_first_factor_ends_sessions_that_never_passed_it,
     factors_belong_to_their_owner,
     removing_the_last_factor_turns_mfa_off,
     admins_list_reset_and_verify_for_sidecar_apps,
@@ -243,4 +244,20 @@ async fn the_audit_log_records_what_happened_without_secrets(app: TestApp) {
     assert_eq!(bad.code(), "invalid_query");
     let users_only = app.api_key(&["users:read"]).await;
     assert_eq!(app.admin(Method::GET, "/v1/audit", &users_only, None).await.status, StatusCode::FORBIDDEN);
+}
+
+async fn the_first_factor_ends_sessions_that_never_passed_it(app: TestApp) {
+    let here = app.user("fay@example.com").await;
+    let elsewhere = app.login("fay@example.com").await;
+    assert_eq!(app.get_bearer("/v1/me", &access(&elsewhere)).await.status, StatusCode::OK);
+    app.enroll_confirmed(&access(&here)).await;
+    let me = app.get_bearer("/v1/me", &access(&here)).await;
+    assert_eq!((me.status, me.body["session"]["aal"].as_str()), (StatusCode::OK, Some("aal2")));
+    let other = app.get_bearer("/v1/me", &access(&elsewhere)).await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED, "an aal1 session elsewhere ends");
+    let refresh = app.post("/v1/auth/refresh", json!({ "refresh_token": elsewhere["refresh_token"] })).await;
+    assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
+    let logout = app.send(app.client.post(app.url("/v1/auth/logout")).bearer_auth(access(&here))).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get_bearer("/v1/me", &access(&here)).await.status, StatusCode::UNAUTHORIZED);
 }
