@@ -40,12 +40,13 @@ pub enum ErrorCode {
     UnsupportedFactorType,
     InvalidFriendlyName,
     MfaNotEnabled,
+    SecondFactorRequired,
     DatabaseUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -77,6 +78,7 @@ impl ErrorCode {
         Self::UnsupportedFactorType,
         Self::InvalidFriendlyName,
         Self::MfaNotEnabled,
+        Self::SecondFactorRequired,
         Self::DatabaseUnavailable,
         Self::InternalError,
     ];
@@ -114,6 +116,7 @@ impl ErrorCode {
             Self::UnsupportedFactorType => "unsupported_factor_type",
             Self::InvalidFriendlyName => "invalid_friendly_name",
             Self::MfaNotEnabled => "mfa_not_enabled",
+            Self::SecondFactorRequired => "second_factor_required",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -149,6 +152,7 @@ impl ErrorCode {
             Self::UnsupportedFactorType => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidFriendlyName => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MfaNotEnabled => StatusCode::CONFLICT,
+            Self::SecondFactorRequired => StatusCode::UNAUTHORIZED,
             Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -194,6 +198,7 @@ impl ErrorCode {
                 "friendly_name must be 1 to 100 characters without control characters."
             }
             Self::MfaNotEnabled => "This needs an active second factor first.",
+            Self::SecondFactorRequired => "This session has not passed its second factor yet.",
             Self::DatabaseUnavailable => "The database is unavailable.",
             Self::InternalError => {
                 "Something went wrong on our side; the request id identifies it in the logs."
@@ -268,11 +273,18 @@ impl From<latchkey_store::StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Logs the internal cause, if any; every surface calls this before answering.
+    pub fn log_cause(&self) {
         if let Some(source) = &self.source {
             tracing::error!(error = %format!("{source:#}"), code = self.code.as_str(), "request failed");
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log_cause();
         let mut body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
         if let Some(details) = self.details {
             body["error"]["details"] = details;

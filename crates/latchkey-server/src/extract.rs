@@ -150,7 +150,33 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     }
 }
 
-/// An authenticated user: a valid access token whose session is still live.
+/// A valid access token whose session is still live, whether or not the session has
+/// passed a pending second factor. Only surfaces whose clients expect a session before
+/// MFA (Prisme.ai's `/v2/login/mfa`) use this directly; everything else uses
+/// [`AuthUser`].
+#[derive(Debug, Clone)]
+pub struct SessionAuth {
+    pub claims: AccessClaims,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for SessionAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or(ErrorCode::Unauthenticated)?;
+        let now = state.now();
+        let claims = state.tokens.verify(token, now).map_err(|_| ErrorCode::InvalidToken)?;
+        let session = state.store.active_session(&claims.sid, now).await?.ok_or(ErrorCode::InvalidToken)?;
+        if session.user_id != claims.sub {
+            return Err(ErrorCode::InvalidToken.into());
+        }
+        Ok(Self { claims, session })
+    }
+}
+
+/// An authenticated user: a valid access token whose session is live and has passed
+/// every factor the account requires.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub claims: AccessClaims,
@@ -161,12 +187,9 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).ok_or(ErrorCode::Unauthenticated)?;
-        let now = state.now();
-        let claims = state.tokens.verify(token, now).map_err(|_| ErrorCode::InvalidToken)?;
-        let session = state.store.active_session(&claims.sid, now).await?.ok_or(ErrorCode::InvalidToken)?;
-        if session.user_id != claims.sub {
-            return Err(ErrorCode::InvalidToken.into());
+        let SessionAuth { claims, session } = SessionAuth::from_request_parts(parts, state).await?;
+        if session.mfa_pending {
+            return Err(ErrorCode::SecondFactorRequired.into());
         }
         Ok(Self { claims, session })
     }

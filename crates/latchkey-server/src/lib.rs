@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod extract;

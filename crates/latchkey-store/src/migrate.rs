@@ -16,11 +16,21 @@ struct Migration {
 const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, name: "factors", sql: include_str!("../migrations/sqlite/0002_factors.sql") },
+    Migration {
+        version: 3,
+        name: "mfa_pending_sessions",
+        sql: include_str!("../migrations/sqlite/0003_mfa_pending_sessions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
     Migration { version: 2, name: "factors", sql: include_str!("../migrations/postgres/0002_factors.sql") },
+    Migration {
+        version: 3,
+        name: "mfa_pending_sessions",
+        sql: include_str!("../migrations/postgres/0003_mfa_pending_sessions.sql"),
+    },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

@@ -36,6 +36,8 @@ pub struct Session {
     pub created_at: UnixTime,
     pub idle_expires_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The user has a second factor this session has not passed yet.
+    pub mfa_pending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +52,7 @@ pub struct NewSession {
     pub expires_at: UnixTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    pub mfa_pending: bool,
 }
 
 /// One use of a refresh token.

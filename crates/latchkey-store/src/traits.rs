@@ -33,7 +33,8 @@ pub trait AccountStore: Send + Sync {
     /// spent revokes its whole session.
     async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome>;
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
-    /// Raises a live session to `aal` with the methods `amr`, as of `auth_time`.
+    /// Raises a live session to `aal` with the methods `amr`, as of `auth_time`, and
+    /// clears its `mfa_pending` mark.
     async fn elevate_session(
         &self,
         id: &str,

@@ -60,7 +60,7 @@ async fn reset(
 ) -> Result<StatusCode, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
-    factors::reset_all(&state, &id, &meta, actor(&admin)).await?;
+    factors::reset_all(&state, &id, &meta, Some(actor(&admin))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
+use crate::service::factors::RecoveryCodes;
 use crate::service::{factors, reauth};
 use crate::state::AppState;
 
@@ -118,8 +119,15 @@ async fn verify(
     JsonBody(body): JsonBody<VerifyFactor>,
 ) -> Result<Json<Value>, ApiError> {
     use secrecy::ExposeSecret;
-    let (factor, recovery_codes) =
-        factors::confirm(&state, &user, &id, body.code.expose_secret(), &meta).await?;
+    let (factor, recovery_codes) = factors::confirm(
+        &state,
+        &user,
+        &id,
+        body.code.expose_secret(),
+        RecoveryCodes::IssueWithFirstFactor,
+        &meta,
+    )
+    .await?;
     let mut response = json!({ "factor": FactorView::from(factor) });
     if let Some(codes) = recovery_codes {
         response["recovery_codes"] = json!(codes);

@@ -23,6 +23,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::compat;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -40,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(factors::routes())
         .merge(admin_factors::routes())
         .merge(audit::routes())
+        .nest("/v2", compat::prisme::routes())
+        .nest("/api", compat::mudbase::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -95,15 +95,25 @@ pub async fn enroll_totp(
     })
 }
 
+/// What confirming the first factor does about recovery codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryCodes {
+    /// Issue a new set and return it (the native API).
+    IssueWithFirstFactor,
+    /// A set was already issued at setup (Mudbase returns them with the secret).
+    IssuedAtSetup,
+}
+
 /// Confirms a pending factor with a code from it. The confirming code's time step is
 /// recorded, so it cannot be used again. When this is the user's first active factor,
-/// a set of recovery codes is issued, the confirming session is raised to `aal2`, and
-/// the user's other sessions end.
+/// recovery codes are issued (per `codes`), the confirming session is raised to
+/// `aal2`, and the user's other sessions end.
 pub async fn confirm(
     state: &AppState,
     user: &AuthUser,
     factor_id: &str,
     code: &str,
+    codes: RecoveryCodes,
     meta: &ClientMeta,
 ) -> Result<(Factor, Option<Vec<String>>), ApiError> {
     let user_id = user.session.user_id.as_str();
@@ -132,9 +142,11 @@ pub async fn confirm(
     let active =
         state.store.factors(user_id, now).await?.into_iter().filter(|f| f.status == "active").count();
     let recovery_codes = if active == 1 {
-        let codes = issue_recovery_codes(state, user_id, now).await?;
         raise_session(state, user, now).await?;
-        Some(codes)
+        match codes {
+            RecoveryCodes::IssueWithFirstFactor => Some(issue_recovery_codes(state, user_id, now).await?),
+            RecoveryCodes::IssuedAtSetup => None,
+        }
     } else {
         None
     };
@@ -210,14 +222,44 @@ pub async fn remove(
     Ok(())
 }
 
-/// Administrator reset: removes every factor and recovery code and clears the lockout.
+/// Removes every factor and recovery code and clears the lockout: an administrator's
+/// reset (`actor` set), or the user turning MFA off after re-authenticating.
 pub async fn reset_all(
     state: &AppState,
     user_id: &str,
     meta: &ClientMeta,
-    actor: String,
+    actor: Option<String>,
 ) -> Result<u64, ApiError> {
     let removed = state.store.delete_all_factors(user_id).await?;
-    audit::record(state, Event::new("factors.reset", user_id, meta).actor(Some(actor))).await;
+    let event_type = if actor.is_some() { "factors.reset" } else { "mfa.disabled" };
+    audit::record(state, Event::new(event_type, user_id, meta).actor(actor)).await;
     Ok(removed)
+}
+
+/// Replaces the user's TOTP factors with a new one that is active at once, for
+/// surfaces with no confirmation step (Prisme.ai). Sessions that never passed a second
+/// factor, other than `keep_session`, end.
+pub async fn replace_totp_unconfirmed(
+    state: &AppState,
+    user: &User,
+    keep_session: &str,
+    meta: &ClientMeta,
+) -> Result<TotpEnrollment, ApiError> {
+    let now = state.now();
+    for factor in state.store.factors(&user.id, now).await? {
+        if factor.factor_type == "totp" && factor.status == "active" {
+            state.store.delete_factor(&user.id, &factor.id).await?;
+        }
+    }
+    let enrollment = enroll_totp(state, user, None, meta).await?;
+    if !state.store.activate_factor(&user.id, &enrollment.factor.id, None, now).await? {
+        return Err(ApiError::internal(anyhow::anyhow!("a new TOTP factor could not be activated")));
+    }
+    audit::record(
+        state,
+        Event::new("factor.confirmed", &user.id, meta).factor(&enrollment.factor.id, "totp"),
+    )
+    .await;
+    state.store.revoke_other_sessions(&user.id, keep_session, now).await?;
+    Ok(enrollment)
 }

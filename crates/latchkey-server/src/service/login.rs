@@ -39,7 +39,7 @@ pub async fn after_first(
         state.store.factors(user_id, now).await?.into_iter().filter(|f| f.status == "active").collect();
     match after_first_factor(factors.len()) {
         AfterFirstFactor::Session => {
-            Ok(LoginStep::Session(sessions::start(state, user_id, Aal::Aal1, amr, now, meta).await?))
+            Ok(LoginStep::Session(sessions::start(state, user_id, Aal::Aal1, amr, now, false, meta).await?))
         }
         AfterFirstFactor::SecondFactorRequired => {
             let mfa_token = TokenKind::Mfa.encode(&random::bytes::<TOKEN_BYTES>());
@@ -79,5 +79,5 @@ pub async fn complete(
     }
     let mut amr: Vec<Amr> = token.amr.iter().filter_map(|m| Amr::parse(m)).collect();
     amr.push(Amr::Otp);
-    sessions::start(state, &token.user_id, Aal::Aal2, &amr, state.now(), meta).await
+    sessions::start(state, &token.user_id, Aal::Aal2, &amr, state.now(), false, meta).await
 }

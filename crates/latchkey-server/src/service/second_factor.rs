@@ -151,7 +151,10 @@ pub async fn verify(
             matched
         }
         Proof::RecoveryCode(code) => {
-            let spent = match recovery::normalize(code) {
+            // Recovery codes stand in for an active factor; without one they open nothing
+            // (a setup that issued them early may never have been confirmed).
+            let has_factor = state.store.factors(user_id, now).await?.iter().any(|f| f.status == "active");
+            let spent = match recovery::normalize(code).filter(|_| has_factor) {
                 Some(canonical) => {
                     let hash = state.keys.hashing.hash(HashPurpose::RecoveryCode, canonical.as_bytes());
                     state.store.consume_recovery_code(user_id, &hash, now).await?

@@ -25,12 +25,15 @@ pub struct IssuedTokens {
 }
 
 /// Starts a session for `user_id` at assurance level `aal` after the methods in `amr`.
+/// With `mfa_pending`, the session waits for a second factor before it opens anything
+/// but the MFA step of the surface that asked for it.
 pub async fn start(
     state: &AppState,
     user_id: &str,
     aal: Aal,
     amr: &[Amr],
     auth_time: UnixTime,
+    mfa_pending: bool,
     meta: &ClientMeta,
 ) -> Result<IssuedTokens, ApiError> {
     let now = state.now();
@@ -46,6 +49,7 @@ pub async fn start(
         expires_at: expiry.expires_at,
         ip: meta.ip.clone(),
         user_agent: meta.user_agent.clone(),
+        mfa_pending,
     };
     let (refresh_token, refresh_hash) = new_refresh_token(&state.keys.hashing);
     state.store.create_session(&session, &refresh_hash).await?;
@@ -58,6 +62,7 @@ pub async fn start(
         created_at: now,
         idle_expires_at: expiry.idle_expires_at,
         expires_at: expiry.expires_at,
+        mfa_pending,
     };
     tracing::info!(user_id = %stored.user_id, session_id = %stored.id, aal = %stored.aal, "session started");
     issue(state, &stored, refresh_token, now)

@@ -20,7 +20,7 @@ macro_rules! user_columns {
 }
 macro_rules! session_columns {
     () => {
-        "id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at"
+        "id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at, mfa_pending"
     };
 }
 macro_rules! api_key_columns {
@@ -57,6 +57,7 @@ fn session_from_row(row: &AnyRow) -> StoreResult<Session> {
         created_at: row.try_get("created_at")?,
         idle_expires_at: row.try_get("idle_expires_at")?,
         expires_at: row.try_get("expires_at")?,
+        mfa_pending: row.try_get::<i64, _>("mfa_pending")? != 0,
     })
 }
 
@@ -147,8 +148,9 @@ impl AccountStore for SqlStore {
     async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO sessions
+             (id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at, ip, user_agent, mfa_pending)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&session.id)
         .bind(&session.user_id)
@@ -160,6 +162,7 @@ impl AccountStore for SqlStore {
         .bind(session.expires_at)
         .bind(&session.ip)
         .bind(&session.user_agent)
+        .bind(i64::from(session.mfa_pending))
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
@@ -260,7 +263,7 @@ impl AccountStore for SqlStore {
         auth_time: UnixTime,
     ) -> StoreResult<bool> {
         let result = sqlx::query(
-            "UPDATE sessions SET aal = $1, amr = $2, auth_time = $3 WHERE id = $4 AND revoked_at IS NULL",
+            "UPDATE sessions SET aal = $1, amr = $2, auth_time = $3, mfa_pending = 0 WHERE id = $4 AND revoked_at IS NULL",
         )
         .bind(aal)
         .bind(join_list(amr))

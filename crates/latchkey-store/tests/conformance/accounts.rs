@@ -43,6 +43,7 @@ fn new_session(id: &str, user_id: &str, now: i64) -> NewSession {
         expires_at: now + 43_200,
         ip: Some("127.0.0.1".into()),
         user_agent: None,
+        mfa_pending: false,
     }
 }
 
@@ -228,12 +229,15 @@ async fn sessions_can_be_elevated_and_others_revoked(store: SqlStore) {
     store.create_user(&new_user("u1", "a@example.com")).await.unwrap();
     store.create_user(&new_user("u2", "b@example.com")).await.unwrap();
     for (id, user) in [("s1", "u1"), ("s2", "u1"), ("s3", "u1"), ("other", "u2")] {
-        store.create_session(&new_session(id, user, 1000), id.as_bytes()).await.unwrap();
+        let session = NewSession { mfa_pending: id == "s1", ..new_session(id, user, 1000) };
+        store.create_session(&session, id.as_bytes()).await.unwrap();
     }
+    assert!(store.active_session("s1", 1000).await.unwrap().unwrap().mfa_pending);
     let amr = vec!["pwd".to_owned(), "otp".to_owned()];
     assert!(store.elevate_session("s1", "aal2", &amr, 1100).await.unwrap());
     let session = store.active_session("s1", 1100).await.unwrap().unwrap();
     assert_eq!((session.aal.as_str(), session.amr.clone(), session.auth_time), ("aal2", amr.clone(), 1100));
+    assert!(!session.mfa_pending, "passing the second factor clears the mark");
     assert_eq!(store.revoke_other_sessions("u1", "s1", 1101).await.unwrap(), 2);
     assert!(store.active_session("s1", 1102).await.unwrap().is_some());
     assert!(store.active_session("s2", 1102).await.unwrap().is_none());

@@ -1,0 +1,380 @@
+//! Mudbase-compatible API under `/api`: login (with `totpToken` for users with 2FA),
+//! refresh, and `/api/users/2fa/{setup,verify,disable}` for JWT users only. Errors are
+//! `{error, code, details, timestamp, path, requestId}`; the `envelope` middleware adds
+//! the request's path and id to every error a handler returns.
+
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use latchkey_core::session::{Aal, Amr};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::clock::rfc3339;
+use crate::compat::totp_or_recovery;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
+use crate::service::factors::{self, RecoveryCodes};
+use crate::service::sessions::{self, IssuedTokens};
+use crate::service::{accounts, reauth, second_factor};
+use crate::state::AppState;
+
+/// Mounted at `/api`.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/users/2fa/setup", post(setup))
+        .route("/users/2fa/verify", post(verify))
+        .route("/users/2fa/disable", post(disable))
+        .fallback(|| async { MudbaseError::from(ApiError::new(ErrorCode::NotFound)) })
+        .method_not_allowed_fallback(|| async {
+            MudbaseError::from(ApiError::new(ErrorCode::MethodNotAllowed))
+        })
+        .layer(middleware::from_fn_with_state(state, envelope))
+}
+
+/// An error in Mudbase's format, before the envelope adds path, time and request id.
+#[derive(Debug, Clone)]
+pub struct MudbaseError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+    retry_after: Option<i64>,
+}
+
+impl MudbaseError {
+    fn new(status: StatusCode, code: &'static str, message: &str) -> Self {
+        Self { status, code, message: message.to_owned(), details: json!({}), retry_after: None }
+    }
+}
+
+/// The one mapping from native errors to Mudbase's codes.
+impl From<ApiError> for MudbaseError {
+    fn from(error: ApiError) -> Self {
+        use ErrorCode as C;
+        let details = error.details.clone().unwrap_or_else(|| json!({}));
+        let mut mapped = match error.code {
+            C::MalformedJson
+            | C::UnsupportedMediaType
+            | C::UnknownField
+            | C::MissingField
+            | C::InvalidField
+            | C::InvalidQuery
+            | C::InvalidEmail
+            | C::WeakPassword => Self::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &error.message),
+            C::PayloadTooLarge => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", &error.message)
+            }
+            C::InvalidCredentials => {
+                Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid email or password")
+            }
+            C::Unauthenticated | C::InvalidToken | C::InvalidRefreshToken | C::SecondFactorRequired => {
+                Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "Authentication required or invalid token",
+                )
+            }
+            C::InvalidCode => Self::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_2FA_TOKEN",
+                "Invalid two-factor authentication code",
+            ),
+            C::TooManyAttempts => {
+                let seconds = error.retry_after.unwrap_or(1);
+                Self {
+                    retry_after: Some(seconds),
+                    ..Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "RATE_LIMITED",
+                        "Too many attempts, retry later",
+                    )
+                }
+            }
+            C::SecondFactorLocked => Self::new(StatusCode::FORBIDDEN, "TWO_FACTOR_LOCKED", &error.message),
+            C::ReauthenticationRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                "REAUTHENTICATION_REQUIRED",
+                "Log in again to change 2FA settings",
+            ),
+            C::FactorAlreadyActive => Self::new(StatusCode::CONFLICT, "CONFLICT", "2FA is already enabled"),
+            C::FactorNotFound => Self::new(
+                StatusCode::BAD_REQUEST,
+                "NO_PENDING_2FA_SETUP",
+                "No pending 2FA setup: call /api/users/2fa/setup first",
+            ),
+            C::NotFound | C::UserNotFound => Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"),
+            C::MethodNotAllowed => {
+                Self::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", &error.message)
+            }
+            C::DatabaseUnavailable => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", &error.message)
+            }
+            C::InternalError => {
+                error.log_cause();
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "Internal server error")
+            }
+            _ => Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", &error.message),
+        };
+        if mapped.details == json!({}) {
+            mapped.details = details;
+        }
+        mapped
+    }
+}
+
+impl IntoResponse for MudbaseError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Turns a [`MudbaseError`] left by a handler into the full error body.
+async fn envelope(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Inside the `/api` nest the URI has lost its prefix; the original has it.
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| request.uri().path().to_owned(), |OriginalUri(uri)| uri.path().to_owned());
+    let request_id =
+        request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut response = next.run(request).await;
+    let Some(error) = response.extensions_mut().remove::<MudbaseError>() else { return response };
+    let mut body = json!({
+        "error": error.message,
+        "code": error.code,
+        "details": error.details,
+        "timestamp": rfc3339(state.now()),
+        "path": path,
+        "requestId": request_id,
+    });
+    if let Some(seconds) = error.retry_after {
+        body["retryAfter"] = json!(seconds);
+        body["details"]["retryAfter"] = json!(seconds);
+    }
+    let mut out = (error.status, Json(body)).into_response();
+    if let Some(seconds) = error.retry_after {
+        out.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    out
+}
+
+type Result<T> = std::result::Result<T, MudbaseError>;
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T> {
+    value.ok_or_else(|| MudbaseError {
+        details: json!({ "field": field }),
+        ..MudbaseError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &format!("{field} is required"))
+    })
+}
+
+/// The 2FA routes take a user's JWT only.
+fn user(headers: &HeaderMap, auth: std::result::Result<AuthUser, ApiError>) -> Result<AuthUser> {
+    if headers.contains_key("x-api-key") {
+        return Err(MudbaseError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "API keys are not supported for this endpoint",
+        ));
+    }
+    Ok(auth?)
+}
+
+fn tokens_json(tokens: &IssuedTokens, message: &str) -> Value {
+    json!({
+        "message": message,
+        "token": tokens.access_token,
+        "refreshToken": tokens.refresh_token,
+        "expiresIn": tokens.expires_in,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Login {
+    email: Option<String>,
+    password: Option<SecretString>,
+    totp_token: Option<SecretString>,
+}
+
+/// `POST /api/auth/login`. A user with 2FA must send `totpToken` (a TOTP or backup
+/// code); without it the answer is 403 `TWO_FACTOR_REQUIRED` and no token.
+async fn login(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<Login>, ApiError>,
+) -> Result<Json<Value>> {
+    use secrecy::ExposeSecret;
+    let JsonBody(body) = body?;
+    let email = required(body.email, "email")?;
+    let password = required(body.password, "password")?;
+    let user = accounts::authenticate_password(&state, &email, password).await?;
+    let two_factor = reauth::has_active_factor(&state, &user.id).await?;
+    let (aal, amr) = if two_factor {
+        let code = body.totp_token.ok_or_else(|| {
+            MudbaseError::new(
+                StatusCode::FORBIDDEN,
+                "TWO_FACTOR_REQUIRED",
+                "Two-factor authentication required",
+            )
+        })?;
+        second_factor::verify(&state, &user.id, totp_or_recovery(code.expose_secret()), &meta, None)
+            .await
+            .map_err(|error| match error.code {
+                ErrorCode::InvalidCode => MudbaseError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "Invalid two-factor authentication code",
+                ),
+                _ => error.into(),
+            })?;
+        (Aal::Aal2, vec![Amr::Pwd, Amr::Otp])
+    } else {
+        (Aal::Aal1, vec![Amr::Pwd])
+    };
+    let tokens = sessions::start(&state, &user.id, aal, &amr, state.now(), false, &meta).await?;
+    let mut response = tokens_json(&tokens, "Login successful");
+    response["user"] = json!({
+        "_id": user.id,
+        "email": user.email,
+        "emailVerified": false,
+        "twoFactorEnabled": two_factor,
+    });
+    Ok(Json(response))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Refresh {
+    refresh_token: Option<SecretString>,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    body: std::result::Result<JsonBody<Refresh>, ApiError>,
+) -> Result<Json<Value>> {
+    use secrecy::ExposeSecret;
+    let JsonBody(body) = body?;
+    let token = required(body.refresh_token, "refreshToken")?;
+    let tokens = sessions::refresh(&state, token.expose_secret()).await?;
+    Ok(Json(tokens_json(&tokens, "Token refreshed")))
+}
+
+/// `POST /api/users/2fa/setup`: a pending TOTP factor and, at once, its backup codes
+/// (they work only after `/verify` confirms the factor). Needs a login under 10
+/// minutes old.
+async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    auth: std::result::Result<AuthUser, ApiError>,
+    _body: std::result::Result<OptionalJsonBody<Value>, ApiError>,
+) -> Result<Json<Value>> {
+    let auth = user(&headers, auth)?;
+    let user_id = auth.session.user_id.clone();
+    if reauth::has_active_factor(&state, &user_id).await? {
+        return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
+    }
+    reauth::require_recent_authentication(&state, &auth, None).await?;
+    let account = state
+        .store
+        .user_by_id(&user_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::InvalidToken)))?;
+    let enrollment = factors::enroll_totp(&state, &account, None, &meta).await?;
+    let backup_codes = factors::issue_recovery_codes(&state, &user_id, state.now()).await?;
+    let manual_entry_key: Vec<String> = enrollment
+        .secret
+        .as_bytes()
+        .chunks(4)
+        .map(|group| String::from_utf8_lossy(group).into_owned())
+        .collect();
+    Ok(Json(json!({
+        "secret": enrollment.secret.as_str(),
+        "qrCode": enrollment.qr_png.as_str(),
+        "manualEntryKey": manual_entry_key.join(" "),
+        "backupCodes": backup_codes,
+    })))
+}
+
+#[derive(Deserialize)]
+struct Verify {
+    token: Option<SecretString>,
+}
+
+/// `POST /api/users/2fa/verify`: confirms the pending factor with a code from it.
+async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    auth: std::result::Result<AuthUser, ApiError>,
+    body: std::result::Result<JsonBody<Verify>, ApiError>,
+) -> Result<Json<Value>> {
+    use secrecy::ExposeSecret;
+    let auth = user(&headers, auth)?;
+    let JsonBody(body) = body?;
+    let code = required(body.token, "token")?;
+    let user_id = auth.session.user_id.clone();
+    let factors_now = state.store.factors(&user_id, state.now()).await.map_err(ApiError::from)?;
+    if factors_now.iter().any(|f| f.status == "active" && f.factor_type == "totp") {
+        return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
+    }
+    let pending = factors_now
+        .iter()
+        .rev()
+        .find(|f| f.status == "pending" && f.factor_type == "totp")
+        .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::FactorNotFound)))?;
+    factors::confirm(&state, &auth, &pending.id, code.expose_secret(), RecoveryCodes::IssuedAtSetup, &meta)
+        .await?;
+    Ok(Json(json!({ "message": "2FA enabled successfully" })))
+}
+
+#[derive(Deserialize)]
+struct Disable {
+    password: Option<SecretString>,
+    token: Option<SecretString>,
+}
+
+/// `POST /api/users/2fa/disable`: needs the password and a current code (or backup code).
+async fn disable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    auth: std::result::Result<AuthUser, ApiError>,
+    body: std::result::Result<JsonBody<Disable>, ApiError>,
+) -> Result<Json<Value>> {
+    use secrecy::ExposeSecret;
+    let auth = user(&headers, auth)?;
+    let JsonBody(body) = body?;
+    let password = required(body.password, "password")?;
+    let code = required(body.token, "token")?;
+    let user_id = auth.session.user_id.clone();
+    let account = state
+        .store
+        .user_by_id(&user_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::InvalidToken)))?;
+    accounts::authenticate_password(&state, &account.email, password)
+        .await
+        .map_err(|_| MudbaseError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid password"))?;
+    if !reauth::has_active_factor(&state, &user_id).await? {
+        return Err(MudbaseError::new(
+            StatusCode::BAD_REQUEST,
+            "TWO_FACTOR_NOT_ENABLED",
+            "2FA is not enabled",
+        ));
+    }
+    second_factor::verify(&state, &user_id, totp_or_recovery(code.expose_secret()), &meta, None).await?;
+    factors::reset_all(&state, &user_id, &meta, None).await?;
+    Ok(Json(json!({ "message": "2FA disabled successfully" })))
+}

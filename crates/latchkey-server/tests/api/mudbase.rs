@@ -1,0 +1,154 @@
+//! The Mudbase-compatible API, end to end and against its contract.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, Reply, TestApp, key_of};
+use crate::schema::assert_matches;
+
+on_both_backends!(
+    the_2fa_lifecycle_works_for_a_mudbase_client,
+    api_keys_and_bad_requests_are_refused_in_mudbase_format,
+);
+
+impl TestApp {
+    async fn api(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+}
+
+fn assert_error(reply: &Reply, status: StatusCode, code: &str, path: &str) {
+    assert_eq!((reply.status, reply.body["code"].as_str()), (status, Some(code)), "{}", reply.body);
+    assert_matches("mudbase", "error", &reply.body);
+    assert_eq!(reply.body["path"], path);
+    assert_eq!(reply.body["requestId"].as_str(), reply.headers["x-request-id"].to_str().ok());
+}
+
+async fn the_2fa_lifecycle_works_for_a_mudbase_client(app: TestApp) {
+    app.signup("dee@example.com").await;
+    let login =
+        app.api("/api/auth/login", None, json!({ "email": "dee@example.com", "password": PASSWORD })).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert_matches("mudbase", "login200", &login.body);
+    assert_eq!(login.body["user"]["twoFactorEnabled"], false);
+    let token = login.body["token"].as_str().unwrap().to_owned();
+
+    let setup = app.api("/api/users/2fa/setup", Some(&token), json!({})).await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+    assert_matches("mudbase", "setup200", &setup.body);
+    let secret = setup.body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(setup.body["manualEntryKey"].as_str().unwrap().replace(' ', ""), secret);
+    assert!(setup.body["qrCode"].as_str().unwrap().starts_with("data:image/png;base64,"));
+    let backup: Vec<String> = setup.body["backupCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(backup.len(), 10);
+    // Backup codes do nothing until the factor is confirmed.
+    let early = app
+        .api(
+            "/api/auth/login",
+            None,
+            json!({ "email": "dee@example.com", "password": PASSWORD, "totpToken": backup[0] }),
+        )
+        .await;
+    assert_eq!(
+        (early.status, early.body["user"]["twoFactorEnabled"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+
+    let wrong = app.api("/api/users/2fa/verify", Some(&token), json!({ "token": "000000" })).await;
+    assert_error(&wrong, StatusCode::BAD_REQUEST, "INVALID_2FA_TOKEN", "/api/users/2fa/verify");
+    let output =
+        std::process::Command::new("oathtool").args(["--totp", "-b", &secret]).output().expect("oathtool");
+    let code = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let verified = app.api("/api/users/2fa/verify", Some(&token), json!({ "token": code })).await;
+    assert_eq!(verified.body, json!({ "message": "2FA enabled successfully" }));
+    assert_matches("mudbase", "message200", &verified.body);
+    let again = app.api("/api/users/2fa/setup", Some(&token), json!({})).await;
+    assert_error(&again, StatusCode::CONFLICT, "CONFLICT", "/api/users/2fa/setup");
+
+    let credentials = json!({ "email": "dee@example.com", "password": PASSWORD });
+    let challenged = app.api("/api/auth/login", None, credentials.clone()).await;
+    assert_error(&challenged, StatusCode::FORBIDDEN, "TWO_FACTOR_REQUIRED", "/api/auth/login");
+    assert!(challenged.body.get("token").is_none());
+    let with = |totp: &str| json!({ "email": "dee@example.com", "password": PASSWORD, "totpToken": totp });
+    let replay = app.api("/api/auth/login", None, with(&code)).await;
+    assert_error(&replay, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/auth/login");
+    let key = key_of(&format!("otpauth://totp/x?secret={secret}"));
+    let next = app.code(&key, 1);
+    let logged_in = app.api("/api/auth/login", None, with(&next)).await;
+    assert_eq!(logged_in.status, StatusCode::OK, "{}", logged_in.body);
+    assert_eq!(logged_in.body["user"]["twoFactorEnabled"], true);
+    let by_backup = app.api("/api/auth/login", None, with(&backup[1])).await;
+    assert_eq!(by_backup.status, StatusCode::OK, "{}", by_backup.body);
+    let refreshed =
+        app.api("/api/auth/refresh", None, json!({ "refreshToken": by_backup.body["refreshToken"] })).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    assert_matches("mudbase", "refresh200", &refreshed.body);
+    let token = refreshed.body["token"].as_str().unwrap().to_owned();
+
+    let missing = app.api("/api/users/2fa/disable", Some(&token), json!({ "password": PASSWORD })).await;
+    assert_error(&missing, StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "/api/users/2fa/disable");
+    assert_eq!(missing.body["details"]["field"], "token");
+    app.clock.advance(60);
+    let bad_password = app
+        .api(
+            "/api/users/2fa/disable",
+            Some(&token),
+            json!({ "password": "nope nope nope", "token": app.code(&key, 0) }),
+        )
+        .await;
+    assert_error(&bad_password, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/users/2fa/disable");
+    let disabled = app
+        .api(
+            "/api/users/2fa/disable",
+            Some(&token),
+            json!({ "password": PASSWORD, "token": app.code(&key, 0) }),
+        )
+        .await;
+    assert_eq!(disabled.body, json!({ "message": "2FA disabled successfully" }));
+    let plain = app.api("/api/auth/login", None, credentials).await;
+    assert_eq!(
+        (plain.status, plain.body["user"]["twoFactorEnabled"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+}
+
+async fn api_keys_and_bad_requests_are_refused_in_mudbase_format(app: TestApp) {
+    app.signup("eve@example.com").await;
+    let login =
+        app.api("/api/auth/login", None, json!({ "email": "eve@example.com", "password": PASSWORD })).await;
+    let token = login.body["token"].as_str().unwrap().to_owned();
+    let key = app.api_key(&[]).await;
+    let by_key = app.send(app.client.post(app.url("/api/users/2fa/setup")).header("x-api-key", &key)).await;
+    assert_error(&by_key, StatusCode::FORBIDDEN, "FORBIDDEN", "/api/users/2fa/setup");
+    assert_eq!(by_key.body["error"], "API keys are not supported for this endpoint");
+    let anonymous = app.send(app.client.post(app.url("/api/users/2fa/setup"))).await;
+    assert_error(&anonymous, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/users/2fa/setup");
+    let bad_login = app
+        .api("/api/auth/login", None, json!({ "email": "eve@example.com", "password": "wrong password" }))
+        .await;
+    assert_error(&bad_login, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/auth/login");
+    let bad_refresh = app.api("/api/auth/refresh", None, json!({ "refreshToken": "lkr_nope" })).await;
+    assert_error(&bad_refresh, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/auth/refresh");
+    let unknown = app.send(app.client.get(app.url("/api/elsewhere"))).await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "NOT_FOUND", "/api/elsewhere");
+    let no_setup = app.api("/api/users/2fa/verify", Some(&token), json!({ "token": "123456" })).await;
+    assert_error(&no_setup, StatusCode::BAD_REQUEST, "NO_PENDING_2FA_SETUP", "/api/users/2fa/verify");
+
+    app.api("/api/users/2fa/setup", Some(&token), json!({})).await;
+    for _ in 0..5 {
+        app.api("/api/users/2fa/verify", Some(&token), json!({ "token": "000000" })).await;
+    }
+    let throttled = app.api("/api/users/2fa/verify", Some(&token), json!({ "token": "000000" })).await;
+    assert_error(&throttled, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "/api/users/2fa/verify");
+    assert_matches("mudbase", "rateLimited", &throttled.body);
+    assert_eq!(throttled.body["retryAfter"], 30);
+}
