@@ -217,7 +217,7 @@ async fn login(
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password).await?;
-    let two_factor = reauth::has_active_factor(&state, &user.id).await?;
+    let two_factor = factors::has_active(&state, &user.id, None).await?;
     let (aal, amr) = if two_factor {
         let code = body.totp_token.ok_or_else(|| {
             MudbaseError::new(
@@ -280,16 +280,11 @@ async fn setup(
 ) -> Result<Json<Value>> {
     let auth = user(&headers, auth)?;
     let user_id = auth.session.user_id.clone();
-    if reauth::has_active_factor(&state, &user_id).await? {
+    if factors::has_active(&state, &user_id, None).await? {
         return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
     }
     reauth::require_recent_authentication(&state, &auth, None).await?;
-    let account = state
-        .store
-        .user_by_id(&user_id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::InvalidToken)))?;
+    let account = accounts::session_user(&state, &user_id).await?;
     let enrollment = factors::enroll_totp(&state, &account, None, &meta).await?;
     let backup_codes = factors::issue_recovery_codes(&state, &user_id, state.now()).await?;
     let manual_entry_key: Vec<String> = enrollment
@@ -324,10 +319,10 @@ async fn verify(
     let JsonBody(body) = body?;
     let code = required(body.token, "token")?;
     let user_id = auth.session.user_id.clone();
-    let factors_now = state.store.factors(&user_id, state.now()).await.map_err(ApiError::from)?;
-    if factors_now.iter().any(|f| f.status == "active" && f.factor_type == "totp") {
+    if factors::has_active(&state, &user_id, Some("totp")).await? {
         return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
     }
+    let factors_now = state.store.factors(&user_id, state.now()).await.map_err(ApiError::from)?;
     let pending = factors_now
         .iter()
         .rev()
@@ -358,16 +353,11 @@ async fn disable(
     let password = required(body.password, "password")?;
     let code = required(body.token, "token")?;
     let user_id = auth.session.user_id.clone();
-    let account = state
-        .store
-        .user_by_id(&user_id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::InvalidToken)))?;
+    let account = accounts::session_user(&state, &user_id).await?;
     accounts::authenticate_password(&state, &account.email, password)
         .await
         .map_err(|_| MudbaseError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid password"))?;
-    if !reauth::has_active_factor(&state, &user_id).await? {
+    if !factors::has_active(&state, &user_id, None).await? {
         return Err(MudbaseError::new(
             StatusCode::BAD_REQUEST,
             "TWO_FACTOR_NOT_ENABLED",

@@ -16,7 +16,7 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
 use crate::service::second_factor::{self, Proof};
-use crate::service::{accounts, factors, reauth, sessions};
+use crate::service::{accounts, factors, sessions};
 use crate::state::AppState;
 
 /// Mounted at `/v2`.
@@ -147,12 +147,7 @@ fn session(headers: &HeaderMap, auth: std::result::Result<SessionAuth, ApiError>
 }
 
 async fn has_totp(state: &AppState, user_id: &str) -> std::result::Result<bool, ApiError> {
-    Ok(state
-        .store
-        .factors(user_id, state.now())
-        .await?
-        .iter()
-        .any(|f| f.status == "active" && f.factor_type == "totp"))
+    factors::has_active(state, user_id, Some("totp")).await
 }
 
 /// The user object Prisme.ai clients read.
@@ -182,7 +177,7 @@ async fn login(
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password.into()).await?;
-    let pending = reauth::has_active_factor(&state, &user.id).await?;
+    let pending = factors::has_active(&state, &user.id, None).await?;
     let tokens =
         sessions::start(&state, &user.id, Aal::Aal1, &[Amr::Pwd], state.now(), pending, &meta).await?;
     let mut response = user_json(&state, &user).await?;
@@ -199,12 +194,7 @@ async fn me(
     auth: std::result::Result<SessionAuth, ApiError>,
 ) -> Result<Json<Value>> {
     let auth = session(&headers, auth)?;
-    let user = state
-        .store
-        .user_by_id(&auth.session.user_id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| PrismeError::from(ApiError::new(ErrorCode::InvalidToken)))?;
+    let user = accounts::session_user(&state, &auth.session.user_id).await?;
     let mut response = user_json(&state, &user).await?;
     response["sessionId"] = json!(auth.session.id);
     response["expires"] = json!(rfc3339(auth.claims.exp));
@@ -269,12 +259,7 @@ async fn setup_mfa(
         .filter(|m| ["totp", "none", "*"].contains(m))
         .ok_or_else(|| PrismeError::validation("method", "method must be one of totp, none, *"))?
         .to_owned();
-    let user = state
-        .store
-        .user_by_id(&auth.session.user_id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| PrismeError::from(ApiError::new(ErrorCode::InvalidToken)))?;
+    let user = accounts::session_user(&state, &auth.session.user_id).await?;
     accounts::authenticate_password(&state, &user.email, password.into()).await?;
     if auth.session.mfa_pending {
         return Err(PrismeError::missing_mfa());

@@ -13,7 +13,7 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
 use crate::service::factors::RecoveryCodes;
-use crate::service::{factors, reauth};
+use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -93,7 +93,7 @@ async fn create(
             .with_message(format!("`{field}` does not apply to TOTP factors.")));
     }
     reauth::require_recent_authentication(&state, &user, body.current_password).await?;
-    let account = state.store.user_by_id(&user.session.user_id).await?.ok_or(ErrorCode::InvalidToken)?;
+    let account = accounts::session_user(&state, &user.session.user_id).await?;
     let enrollment = factors::enroll_totp(&state, &account, body.friendly_name, &meta).await?;
     let mut view = serde_json::to_value(FactorView::from(enrollment.factor)).map_err(ApiError::internal)?;
     view["totp"] = json!({

@@ -6,8 +6,9 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::extract::AuthUser;
+use crate::service::{accounts, factors};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -15,14 +16,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
-    let account = state.store.user_by_id(&user.session.user_id).await?.ok_or(ErrorCode::InvalidToken)?;
+    let account = accounts::session_user(&state, &user.session.user_id).await?;
     let session = &user.session;
-    let factors: Vec<Value> = state
-        .store
-        .factors(&account.id, state.now())
+    let factors: Vec<Value> = factors::active_factors(&state, &account.id)
         .await?
         .into_iter()
-        .filter(|f| f.status == "active")
         .map(|f| json!({ "id": f.id, "type": f.factor_type, "friendly_name": f.friendly_name }))
         .collect();
     let recovery_codes_remaining = state.store.recovery_codes_remaining(&account.id).await?;

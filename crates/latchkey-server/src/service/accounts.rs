@@ -84,6 +84,12 @@ pub async fn authenticate_password(
     }
 }
 
+/// The account behind an authenticated session; a session whose user is gone is an
+/// invalid token.
+pub async fn session_user(state: &AppState, user_id: &str) -> Result<User, ApiError> {
+    state.store.user_by_id(user_id).await?.ok_or_else(|| ErrorCode::InvalidToken.into())
+}
+
 /// What an operator gives to create a user.
 pub struct NewAccount {
     pub email: String,

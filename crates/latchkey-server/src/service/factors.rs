@@ -30,6 +30,26 @@ pub struct TotpEnrollment {
     pub qr_svg: Zeroizing<String>,
 }
 
+/// The user's confirmed factors, oldest first.
+pub async fn active_factors(state: &AppState, user_id: &str) -> Result<Vec<Factor>, ApiError> {
+    Ok(state
+        .store
+        .factors(user_id, state.now())
+        .await?
+        .into_iter()
+        .filter(|f| f.status == "active")
+        .collect())
+}
+
+/// Whether the user has a confirmed factor of `factor_type` (any type when `None`).
+pub async fn has_active(
+    state: &AppState,
+    user_id: &str,
+    factor_type: Option<&str>,
+) -> Result<bool, ApiError> {
+    Ok(active_factors(state, user_id).await?.iter().any(|f| factor_type.is_none_or(|t| f.factor_type == t)))
+}
+
 /// Checks a friendly name: 1–100 characters, no control characters.
 pub fn check_friendly_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
@@ -139,8 +159,7 @@ pub async fn confirm(
     }
     second_factor::succeeded(state, user_id).await?;
     audit::record(state, Event::new("factor.confirmed", user_id, meta).factor(factor_id, "totp")).await;
-    let active =
-        state.store.factors(user_id, now).await?.into_iter().filter(|f| f.status == "active").count();
+    let active = active_factors(state, user_id).await?.len();
     let recovery_codes = if active == 1 {
         raise_session(state, user, now).await?;
         match codes {
@@ -193,7 +212,7 @@ pub async fn regenerate_recovery_codes(
     meta: &ClientMeta,
 ) -> Result<Vec<String>, ApiError> {
     let now = state.now();
-    if !state.store.factors(user_id, now).await?.iter().any(|f| f.status == "active") {
+    if !has_active(state, user_id, None).await? {
         return Err(ErrorCode::MfaNotEnabled.into());
     }
     let codes = issue_recovery_codes(state, user_id, now).await?;
@@ -246,10 +265,8 @@ pub async fn replace_totp_unconfirmed(
     meta: &ClientMeta,
 ) -> Result<TotpEnrollment, ApiError> {
     let now = state.now();
-    for factor in state.store.factors(&user.id, now).await? {
-        if factor.factor_type == "totp" && factor.status == "active" {
-            state.store.delete_factor(&user.id, &factor.id).await?;
-        }
+    for factor in active_factors(state, &user.id).await?.into_iter().filter(|f| f.factor_type == "totp") {
+        state.store.delete_factor(&user.id, &factor.id).await?;
     }
     let enrollment = enroll_totp(state, user, None, meta).await?;
     if !state.store.activate_factor(&user.id, &enrollment.factor.id, None, now).await? {

@@ -11,6 +11,7 @@ use latchkey_store::{Factor, NewMfaToken};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::ClientMeta;
 use crate::random;
+use crate::service::factors;
 use crate::service::second_factor::{self, Proof};
 use crate::service::sessions::{self, IssuedTokens};
 use crate::state::AppState;
@@ -35,8 +36,7 @@ pub async fn after_first(
     meta: &ClientMeta,
 ) -> Result<LoginStep, ApiError> {
     let now = state.now();
-    let factors: Vec<Factor> =
-        state.store.factors(user_id, now).await?.into_iter().filter(|f| f.status == "active").collect();
+    let factors = factors::active_factors(state, user_id).await?;
     match after_first_factor(factors.len()) {
         AfterFirstFactor::Session => {
             Ok(LoginStep::Session(sessions::start(state, user_id, Aal::Aal1, amr, now, false, meta).await?))

@@ -8,16 +8,11 @@ use serde_json::json;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::AuthUser;
-use crate::service::accounts;
+use crate::service::{accounts, factors};
 use crate::state::AppState;
 
 fn required(reason: &str) -> ApiError {
     ApiError::new(ErrorCode::ReauthenticationRequired).with_details(json!({ "reason": reason }))
-}
-
-/// Whether the user has at least one active factor.
-pub async fn has_active_factor(state: &AppState, user_id: &str) -> Result<bool, ApiError> {
-    Ok(state.store.factors(user_id, state.now()).await?.iter().any(|f| f.status == "active"))
 }
 
 pub async fn require_recent_authentication(
@@ -27,7 +22,7 @@ pub async fn require_recent_authentication(
 ) -> Result<(), ApiError> {
     let session = &user.session;
     let recent = state.now() - session.auth_time < state.config.mfa.reauth_window_secs;
-    if has_active_factor(state, &session.user_id).await? {
+    if factors::has_active(state, &session.user_id, None).await? {
         return if session.aal == "aal2" && recent {
             Ok(())
         } else {
@@ -38,7 +33,7 @@ pub async fn require_recent_authentication(
         return Ok(());
     }
     let Some(password) = current_password else { return Err(required("current_password_needed")) };
-    let account = state.store.user_by_id(&session.user_id).await?.ok_or(ErrorCode::InvalidToken)?;
+    let account = accounts::session_user(state, &session.user_id).await?;
     match accounts::authenticate_password(state, &account.email, password).await {
         Ok(_) => Ok(()),
         Err(error) if error.code == ErrorCode::InvalidCredentials => Err(required("wrong_password")),

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::ClientMeta;
 use crate::service::audit::{self, Event};
+use crate::service::factors;
 use crate::state::AppState;
 
 /// What the user presents.
@@ -153,7 +154,7 @@ pub async fn verify(
         Proof::RecoveryCode(code) => {
             // Recovery codes stand in for an active factor; without one they open nothing
             // (a setup that issued them early may never have been confirmed).
-            let has_factor = state.store.factors(user_id, now).await?.iter().any(|f| f.status == "active");
+            let has_factor = factors::has_active(state, user_id, None).await?;
             let spent = match recovery::normalize(code).filter(|_| has_factor) {
                 Some(canonical) => {
                     let hash = state.keys.hashing.hash(HashPurpose::RecoveryCode, canonical.as_bytes());
