@@ -11,6 +11,7 @@ on_both_backends!(
     codes_are_single_use_and_the_window_is_one_step,
     recovery_codes_work_once_in_any_form,
     concurrent_uses_of_one_code_have_one_success,
+    instances_sharing_a_database_share_replay_and_lockout_state,
     failures_are_delayed_then_locked_until_an_admin_reset,
 );
 
@@ -242,4 +243,55 @@ async fn failures_are_delayed_then_locked_until_an_admin_reset(app: TestApp) {
     assert_eq!(reset.status, StatusCode::NO_CONTENT);
     let after = app.login("erin@example.com").await;
     assert_eq!(after["aal"], "aal1", "the reset removed the factors and the lock: {after}");
+}
+
+async fn instances_sharing_a_database_share_replay_and_lockout_state(app: TestApp) {
+    let (_, enrolled) = enrolled_user(&app, "gil@example.com").await;
+    let gil = user_id(&app, "gil@example.com").await;
+    let key = app.api_key(&[]).await;
+    // A second instance on the same database, with the same master key.
+    let second_dir = tempfile::tempdir().unwrap();
+    let config = crate::helpers::test_config(&app.db, second_dir.path());
+    let second =
+        latchkey_server::Application::build_with_clock(config, std::sync::Arc::new(app.clock.clone()))
+            .await
+            .unwrap();
+    let second_base = format!("http://{}", second.local_addr().unwrap());
+    tokio::spawn(second.run_until_stopped(std::future::pending()));
+    let bases = [app.base.clone(), second_base];
+    let verify = |base: &str, body: Value| {
+        app.send(
+            app.client.post(format!("{base}/v1/users/{gil}/verify")).header("x-api-key", &key).json(&body),
+        )
+    };
+
+    // One code, ten requests to each instance at once: one success in all.
+    let code = app.code(&enrolled.key, 1);
+    let replies = join_all((0..20).map(|i| verify(&bases[i % 2], json!({ "code": code })))).await;
+    let valid = replies.iter().filter(|r| r.body["valid"] == true).count();
+    assert_eq!(valid, 1, "{:?}", replies.iter().map(|r| r.body.to_string()).collect::<Vec<_>>());
+
+    // Failures on one instance count on the other (a fresh user, so the racing
+    // replays above do not count).
+    let (_, other) = enrolled_user(&app, "hal@example.com").await;
+    let other_id = user_id(&app, "hal@example.com").await;
+    let verify_other = |base: &str, body: Value| {
+        app.send(
+            app.client
+                .post(format!("{base}/v1/users/{other_id}/verify"))
+                .header("x-api-key", &key)
+                .json(&body),
+        )
+    };
+    for i in 0..5 {
+        let reply = verify_other(&bases[i % 2], json!({ "code": "000000" })).await;
+        assert_eq!(reply.body["valid"], false, "{}", reply.body);
+    }
+    for base in &bases {
+        let throttled = verify_other(base, json!({ "code": app.code(&other.key, 1) })).await;
+        assert_eq!(
+            (throttled.status, throttled.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+        );
+    }
 }
