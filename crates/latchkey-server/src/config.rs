@@ -86,8 +86,8 @@ pub struct SessionsConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordsConfig {
-    /// Password hashes computed at once (each takes 19 MiB and one core); 0 means
-    /// half the CPU cores, at least one.
+    /// Password hashes computed at once, each on its own long-lived thread with 19 MiB
+    /// of working memory; 0 means half the CPU cores, at least one.
     pub max_concurrent_hashes: usize,
 }
 

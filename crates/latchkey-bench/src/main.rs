@@ -1,0 +1,441 @@
+//! `latchkey-bench`: starts a release build of Latchkey on SQLite or PostgreSQL,
+//! prepares users with TOTP factors, and drives each scenario for a fixed time at a
+//! fixed concurrency, reporting throughput, latency percentiles, statuses, and the
+//! CPU and memory of the server (and the CPU of this client, to show it is not the
+//! bottleneck). See docs/PERFORMANCE.md.
+
+mod load;
+mod server;
+mod setup;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use latchkey_server::Config;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::load::{Stats, status_of};
+use crate::server::{Server, cpu_seconds, memory_kib};
+use crate::setup::{CodeSupply, PASSWORD};
+
+#[derive(Parser)]
+#[command(name = "latchkey-bench", about = "Measure a release build of Latchkey")]
+struct Args {
+    /// The latchkey binary (default: $CARGO_TARGET_DIR/release/latchkey or target/release/latchkey).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// sqlite or postgres.
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// PostgreSQL server to create the run's database on.
+    #[arg(long, env = "TEST_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
+    /// Users with a TOTP factor (for the verify scenarios).
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Users with a password (for the setup and login scenarios).
+    #[arg(long, default_value_t = 100)]
+    login_users: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent requests.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Scenarios to run, comma-separated.
+    #[arg(long, default_value = "healthz,verify-ok,verify-bad,setup,login-mfa")]
+    scenarios: String,
+    /// Where to write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// One scenario's results with the resources used while it ran.
+struct Measured {
+    name: &'static str,
+    stats: Stats,
+    client_cpu: f64,
+    server_cpu: f64,
+    server_rss_max_kib: u64,
+    probe: Option<Stats>,
+}
+
+async fn measure<F, Fut>(
+    name: &'static str,
+    server_pid: u32,
+    args: &Args,
+    with_probe: Option<&str>,
+    request: F,
+) -> Measured
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<u16>> + Send,
+{
+    let duration = Duration::from_secs(args.duration);
+    let (client_before, server_before) = (cpu_seconds("self"), cpu_seconds(&server_pid.to_string()));
+    let running = Arc::new(AtomicBool::new(true));
+    let rss_max = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (running, rss_max) = (Arc::clone(&running), Arc::clone(&rss_max));
+        tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                rss_max.fetch_max(memory_kib(server_pid, "VmRSS:"), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    // A steady /healthz probe (one request every 10 ms) beside the load, to see what
+    // the scenario does to other requests.
+    let probe = with_probe.map(|base| tokio::spawn(load::probe(format!("{base}/healthz"), duration)));
+    let stats = load::run(args.concurrency, duration, request).await;
+    running.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    let probe = match probe {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
+    let wall = stats.elapsed.as_secs_f64().max(1e-9);
+    Measured {
+        name,
+        client_cpu: (cpu_seconds("self") - client_before) / wall,
+        server_cpu: (cpu_seconds(&server_pid.to_string()) - server_before) / wall,
+        server_rss_max_kib: rss_max.load(Ordering::Relaxed),
+        stats,
+        probe,
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let binary = server::binary(args.server.clone());
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --release --bin latchkey`",
+        binary.display()
+    );
+    let work = tempfile::tempdir()?;
+    let database = Database::create(&args, work.path()).await?;
+    let master_key: String =
+        latchkey_server::random::bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
+    let port = server::free_port()?;
+    let env = server::environment(work.path(), &database.url, &master_key, port);
+    let api_key = server::cli(&binary, &env, &["apikey", "create", "--name", "bench"])?;
+    let mut server = Server::start(&binary, &env, port).await?;
+    let pid = server.pid();
+    let idle_rss_kib = memory_kib(pid, "VmRSS:");
+    eprintln!(
+        "ready in {:.0} ms; preparing {} TOTP users and {} login users",
+        server.cold_start.as_secs_f64() * 1e3,
+        args.users,
+        args.login_users
+    );
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let base = server.base.clone();
+    let totp_users =
+        setup::create_users(&client, &base, &api_key, "totp", args.users, None, args.concurrency).await?;
+    let mut config = Config::default();
+    config.database.url = Some(database.url.clone());
+    config.data_dir = work.path().join("bench-state");
+    config.keys.master_key = Some(SecretString::from(master_key.clone()));
+    let totp_users = setup::enrol_directly(config, &totp_users).await?;
+    let password_users =
+        setup::create_users(&client, &base, &api_key, "setup", args.login_users, Some(PASSWORD), 4).await?;
+    let mut setup_tokens = Vec::new();
+    for (_, email) in &password_users {
+        setup_tokens.push(
+            setup::login(&client, &base, email).await?["access_token"].as_str().context("token")?.to_owned(),
+        );
+    }
+    let mfa_users =
+        setup::create_users(&client, &base, &api_key, "mfa", args.login_users, Some(PASSWORD), 4).await?;
+    let mut mfa_accounts = Vec::new();
+    for (_, email) in &mfa_users {
+        let access =
+            setup::login(&client, &base, email).await?["access_token"].as_str().context("token")?.to_owned();
+        let (factor_id, key) = setup::enrol_via_api(&client, &base, &access).await?;
+        mfa_accounts.push((email.clone(), factor_id, key));
+    }
+    let settled_rss_kib = memory_kib(pid, "VmRSS:");
+
+    let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).collect();
+    let mut results: Vec<Measured> = Vec::new();
+    let verify_ids: Arc<Vec<String>> = Arc::new(totp_users.iter().map(|u| u.id.clone()).collect());
+    for &scenario in &wanted {
+        let client = client.clone();
+        let base = base.clone();
+        let key = api_key.clone();
+        let measured = match scenario {
+            "healthz" => {
+                measure("healthz", pid, &args, None, move |_| {
+                    let request = client.get(format!("{base}/healthz"));
+                    async move { Some(status_of(request).await) }
+                })
+                .await
+            }
+            "verify-ok" => {
+                let codes =
+                    Arc::new(CodeSupply::new(totp_users.iter().map(|u| u.key.clone()).collect(), None));
+                let ids = Arc::clone(&verify_ids);
+                measure("verify-ok", pid, &args, None, move |n| {
+                    let index = usize::try_from(n).unwrap_or(0) % codes.len();
+                    let request = codes.next(index).map(|code| {
+                        client
+                            .post(format!("{base}/v1/users/{}/verify", ids[index]))
+                            .header("x-api-key", &key)
+                            .json(&json!({ "code": code }))
+                    });
+                    async move {
+                        match request {
+                            Some(request) => Some(status_of(request).await),
+                            None => None,
+                        }
+                    }
+                })
+                .await
+            }
+            "verify-bad" => {
+                let ids = Arc::clone(&verify_ids);
+                measure("verify-bad", pid, &args, None, move |n| {
+                    let id = &ids[usize::try_from(n).unwrap_or(0) % ids.len()];
+                    let request = client
+                        .post(format!("{base}/v1/users/{id}/verify"))
+                        .header("x-api-key", &key)
+                        .json(&json!({ "code": "000000" }));
+                    async move { Some(status_of(request).await) }
+                })
+                .await
+            }
+            "setup" => {
+                let tokens = Arc::new(setup_tokens.clone());
+                measure("setup", pid, &args, None, move |n| {
+                    let token = &tokens[usize::try_from(n).unwrap_or(0) % tokens.len()];
+                    let request = client
+                        .post(format!("{base}/v1/me/factors"))
+                        .bearer_auth(token)
+                        .json(&json!({ "type": "totp" }));
+                    async move { Some(status_of(request).await) }
+                })
+                .await
+            }
+            "login-mfa" => {
+                let params = latchkey_core::totp::Params::default();
+                let confirmed = params.step_at(setup::now());
+                let codes = Arc::new(CodeSupply::new(
+                    mfa_accounts.iter().map(|(_, _, key)| key.clone()).collect(),
+                    Some(confirmed),
+                ));
+                let accounts =
+                    Arc::new(mfa_accounts.iter().map(|(e, f, _)| (e.clone(), f.clone())).collect::<Vec<_>>());
+                let probe_base = base.clone();
+                measure("login-mfa", pid, &args, Some(&probe_base), move |n| {
+                    let index = usize::try_from(n).unwrap_or(0) % accounts.len();
+                    let (email, factor_id) = accounts[index].clone();
+                    let code = codes.next(index);
+                    let (client, base) = (client.clone(), base.clone());
+                    async move {
+                        let code = code?;
+                        let login = client
+                            .post(format!("{base}/v1/auth/login"))
+                            .json(&json!({ "email": email, "password": PASSWORD }))
+                            .send()
+                            .await
+                            .ok()?;
+                        if !login.status().is_success() {
+                            return Some(login.status().as_u16());
+                        }
+                        let body: Value = login.json().await.ok()?;
+                        let verify = client.post(format!("{base}/v1/auth/mfa/verify")).json(&json!({
+                            "mfa_token": body["mfa_token"], "factor_id": factor_id, "code": code
+                        }));
+                        Some(status_of(verify).await)
+                    }
+                })
+                .await
+            }
+            other => anyhow::bail!("unknown scenario {other}"),
+        };
+        results.push(measured);
+    }
+    let peak_rss_kib = memory_kib(pid, "VmHWM:");
+    server.stop();
+    database.drop_if_postgres(&args).await;
+
+    let report = Report {
+        args: &args,
+        cold_start: server.cold_start,
+        idle_rss_kib,
+        settled_rss_kib,
+        peak_rss_kib,
+        results,
+    };
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)?;
+        eprintln!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+struct Database {
+    url: String,
+    postgres_name: Option<String>,
+}
+
+impl Database {
+    async fn create(args: &Args, dir: &std::path::Path) -> anyhow::Result<Self> {
+        match args.database.as_str() {
+            "sqlite" => Ok(Self { url: format!("sqlite://{}/bench.db", dir.display()), postgres_name: None }),
+            "postgres" => {
+                sqlx::any::install_default_drivers();
+                let admin =
+                    sqlx::AnyPool::connect(&args.postgres_url).await.context("connecting to PostgreSQL")?;
+                let name = format!("latchkey_bench_{}", std::process::id());
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&admin)
+                    .await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
+                admin.close().await;
+                let base = args.postgres_url.rsplit_once('/').map_or(args.postgres_url.as_str(), |(b, _)| b);
+                Ok(Self { url: format!("{base}/{name}"), postgres_name: Some(name) })
+            }
+            other => anyhow::bail!("--database must be sqlite or postgres, not {other}"),
+        }
+    }
+
+    async fn drop_if_postgres(&self, args: &Args) {
+        let Some(name) = &self.postgres_name else { return };
+        if let Ok(admin) = sqlx::AnyPool::connect(&args.postgres_url).await {
+            let _ =
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&admin)
+                    .await;
+        }
+    }
+}
+
+struct Report<'a> {
+    args: &'a Args,
+    cold_start: Duration,
+    idle_rss_kib: u64,
+    settled_rss_kib: u64,
+    peak_rss_kib: u64,
+    results: Vec<Measured>,
+}
+
+impl Report<'_> {
+    fn healthz_rps(&self) -> Option<f64> {
+        self.results.iter().find(|m| m.name == "healthz").map(|m| m.stats.throughput())
+    }
+
+    fn print(&self) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "latchkey-bench: {} on {cores} cores, {} TOTP users, concurrency {}, {} s per scenario",
+            self.args.database, self.args.users, self.args.concurrency, self.args.duration
+        );
+        println!(
+            "cold start to ready: {:.0} ms; server RSS idle {:.1} MiB, after setup {:.1} MiB, peak {:.1} MiB",
+            self.cold_start.as_secs_f64() * 1e3,
+            self.idle_rss_kib as f64 / 1024.0,
+            self.settled_rss_kib as f64 / 1024.0,
+            self.peak_rss_kib as f64 / 1024.0
+        );
+        println!(
+            "{:<11} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}  statuses",
+            "scenario",
+            "req/s",
+            "vs hz",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "srv cpu",
+            "cli cpu",
+            "rss MiB"
+        );
+        for m in &self.results {
+            let ratio = self
+                .healthz_rps()
+                .map_or(String::from("-"), |hz| format!("{:.0}%", 100.0 * m.stats.throughput() / hz));
+            let statuses: Vec<String> = m.stats.statuses.iter().map(|(s, c)| format!("{s}:{c}")).collect();
+            println!(
+                "{:<11} {:>9.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.0}% {:>8.0}% {:>8.1}  {}",
+                m.name,
+                m.stats.throughput(),
+                ratio,
+                m.stats.percentile_ms(50.0),
+                m.stats.percentile_ms(95.0),
+                m.stats.percentile_ms(99.0),
+                m.stats.percentile_ms(100.0),
+                m.server_cpu * 100.0,
+                m.client_cpu * 100.0,
+                m.server_rss_max_kib as f64 / 1024.0,
+                statuses.join(" ")
+            );
+            if let Some(probe) = &m.probe {
+                println!(
+                    "{:<11} /healthz probe beside it: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} probes)",
+                    "",
+                    probe.percentile_ms(50.0),
+                    probe.percentile_ms(99.0),
+                    probe.percentile_ms(100.0),
+                    probe.requests()
+                );
+            }
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let scenarios: Vec<Value> = self
+            .results
+            .iter()
+            .map(|m| {
+                let mut entry = m.stats.to_json();
+                entry["scenario"] = json!(m.name);
+                entry["vs_healthz"] = json!(self.healthz_rps().map(|hz| m.stats.throughput() / hz));
+                entry["server_cpu"] = json!(m.server_cpu);
+                entry["client_cpu"] = json!(m.client_cpu);
+                entry["server_rss_max_mib"] = json!(m.server_rss_max_kib as f64 / 1024.0);
+                if let Some(probe) = &m.probe {
+                    entry["healthz_probe"] = probe.to_json();
+                }
+                entry
+            })
+            .collect();
+        json!({
+            "database": self.args.database,
+            "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "users": self.args.users,
+            "concurrency": self.args.concurrency,
+            "duration_secs": self.args.duration,
+            "cold_start_ms": self.cold_start.as_secs_f64() * 1e3,
+            "rss_idle_mib": self.idle_rss_kib as f64 / 1024.0,
+            "rss_after_setup_mib": self.settled_rss_kib as f64 / 1024.0,
+            "rss_peak_mib": self.peak_rss_kib as f64 / 1024.0,
+            "scenarios": scenarios,
+        })
+    }
+}

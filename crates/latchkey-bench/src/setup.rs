@@ -1,0 +1,164 @@
+//! Preparing a run: users through the admin API, TOTP factors for them, sessions for
+//! the scenarios that need a signed-in user, and the supply of fresh codes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use anyhow::{Context, bail};
+use latchkey_core::{base32, totp};
+use latchkey_server::Config;
+use latchkey_server::clock::SystemClock;
+use latchkey_server::extract::ClientMeta;
+use latchkey_server::service::factors;
+use latchkey_server::state::AppState;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+pub const PASSWORD: &str = "correct horse battery staple bench";
+
+/// A user with a TOTP factor whose key the bench knows.
+pub struct TotpUser {
+    pub id: String,
+    pub key: Vec<u8>,
+}
+
+/// Creates `count` users through the admin API (`password` makes the server hash one
+/// for each); returns `(id, email)` pairs.
+pub async fn create_users(
+    client: &reqwest::Client,
+    base: &str,
+    api_key: &str,
+    prefix: &str,
+    count: usize,
+    password: Option<&str>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(count);
+    for i in 0..count {
+        let email = format!("{prefix}{i}@bench.example");
+        let mut body = json!({ "email": email });
+        if let Some(password) = password {
+            body["password"] = json!(password);
+        }
+        let request = client.post(format!("{base}/v1/users")).header("x-api-key", api_key).json(&body);
+        let permits = Arc::clone(&permits);
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await?;
+            let reply: Value = request.send().await?.error_for_status()?.json().await?;
+            let id = reply["id"].as_str().context("user id")?.to_owned();
+            anyhow::Ok((id, email))
+        }));
+    }
+    let mut users = Vec::with_capacity(count);
+    for task in tasks {
+        users.push(task.await??);
+    }
+    Ok(users)
+}
+
+/// Enrols and activates a TOTP factor for each user through the service layer on the
+/// same database: the API has no way to enrol another user's factor, and signing in as
+/// each of thousands of users would cost two Argon2 hashes apiece.
+pub async fn enrol_directly(config: Config, users: &[(String, String)]) -> anyhow::Result<Vec<TotpUser>> {
+    latchkey_server::startup::install_crypto_provider();
+    let state = AppState::build(config, Arc::new(SystemClock)).await?;
+    let meta = ClientMeta::default();
+    let mut enrolled = Vec::with_capacity(users.len());
+    for (id, email) in users {
+        let user = state.store.user_by_id(id).await?.context("user vanished")?;
+        let enrollment =
+            factors::enroll_totp(&state, &user, None, &meta).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        if !state.store.activate_factor(id, &enrollment.factor.id, None, state.now()).await? {
+            bail!("could not activate the factor of {email}");
+        }
+        let key = base32::decode(&enrollment.secret).context("secret")?;
+        enrolled.push(TotpUser { id: id.clone(), key });
+    }
+    Ok(enrolled)
+}
+
+/// Logs in with the bench password; returns the token response.
+pub async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<Value> {
+    let reply = client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(reply.json().await?)
+}
+
+/// Enrols and confirms TOTP through the API as the signed-in user.
+pub async fn enrol_via_api(
+    client: &reqwest::Client,
+    base: &str,
+    access: &str,
+) -> anyhow::Result<(String, Vec<u8>)> {
+    let factor: Value = client
+        .post(format!("{base}/v1/me/factors"))
+        .bearer_auth(access)
+        .json(&json!({ "type": "totp" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let factor_id = factor["id"].as_str().context("factor id")?.to_owned();
+    let key = base32::decode(factor["totp"]["secret"].as_str().context("secret")?).context("secret")?;
+    let params = totp::Params::default();
+    let code = totp::code_at_step(&key, params, params.step_at(now()));
+    client
+        .post(format!("{base}/v1/me/factors/{factor_id}/verify"))
+        .bearer_auth(access)
+        .json(&json!({ "code": code.as_str() }))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok((factor_id, key))
+}
+
+/// The bench's own clock: it is a client measuring real time.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Hands out first-use codes: each user's codes go T-1, T, T+1 around the current
+/// step and never repeat a step, so every code is one the server must accept.
+pub struct CodeSupply {
+    keys: Vec<Vec<u8>>,
+    last_steps: Vec<AtomicI64>,
+}
+
+impl CodeSupply {
+    pub fn new(keys: Vec<Vec<u8>>, confirmed_at_step: Option<i64>) -> Self {
+        let last = confirmed_at_step.unwrap_or(i64::MIN);
+        let last_steps = keys.iter().map(|_| AtomicI64::new(last)).collect();
+        Self { keys, last_steps }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// A fresh code for user `index`, or `None` when its window is used up.
+    pub fn next(&self, index: usize) -> Option<String> {
+        let params = totp::Params::default();
+        let current = params.step_at(now());
+        let last = &self.last_steps[index];
+        let mut seen = last.load(Ordering::SeqCst);
+        loop {
+            let step = seen.saturating_add(1).max(current - 1);
+            if step > current + 1 {
+                return None;
+            }
+            match last.compare_exchange(seen, step, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return Some(totp::code_at_step(&self.keys[index], params, step).to_string()),
+                Err(actual) => seen = actual,
+            }
+        }
+    }
+}
