@@ -296,6 +296,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)?;
         eprintln!("results written to {}", path.display());
     }
+    // Timing is reported, never judged; but a server error or a failed request under
+    // load is a fault.
+    let faults: Vec<String> = report
+        .results
+        .iter()
+        .flat_map(|m| {
+            m.stats.statuses.iter().filter(|(status, _)| **status == 0 || **status >= 500).map(
+                move |(status, count)| {
+                    format!(
+                        "{}: {count} × {}",
+                        m.name,
+                        if *status == 0 { "failed request".to_owned() } else { status.to_string() }
+                    )
+                },
+            )
+        })
+        .collect();
+    anyhow::ensure!(faults.is_empty(), "faults under load: {}", faults.join(", "));
     Ok(())
 }
 
