@@ -96,7 +96,7 @@ pub async fn claim_attempt(state: &AppState, user_id: &str, meta: &ClientMeta) -
         AttemptClaim::Granted { failures } => Ok(failures),
         AttemptClaim::Blocked { until } => Err(ApiError::retry_after(until - now)),
         AttemptClaim::Locked => {
-            audit::record(state, Event::new("mfa.locked_out", user_id, meta).failed()).await;
+            audit::record(state, Event::new("mfa.refused_locked", user_id, meta).failed()).await;
             Err(ErrorCode::SecondFactorLocked.into())
         }
     }
@@ -110,9 +110,11 @@ pub async fn succeeded(state: &AppState, user_id: &str) -> Result<(), ApiError> 
 /// Records a failed attempt and answers `invalid_code`; when this failure reaches the
 /// lock threshold, a lockout event is recorded too.
 pub async fn failed(state: &AppState, user_id: &str, failures: i64, event: Event<'_>) -> ApiError {
+    let meta = event.meta;
     audit::record(state, event.failed()).await;
-    if failures >= i64::from(state.lockout.lock_after) {
+    if failures == i64::from(state.lockout.lock_after) {
         tracing::warn!(%user_id, "second factor locked after too many failures");
+        audit::record(state, Event::new("mfa.locked", user_id, meta).failed()).await;
     }
     ErrorCode::InvalidCode.into()
 }

@@ -237,6 +237,12 @@ async fn failures_are_delayed_then_locked_until_an_admin_reset(app: TestApp) {
 
     let user_id = user_id(&app, "erin@example.com").await;
     let key = app.api_key(&[]).await;
+    for (kind, expected) in [("mfa.locked", 1), ("mfa.refused_locked", 1), ("mfa.failed", 100)] {
+        let events = app
+            .admin(Method::GET, &format!("/v1/audit?user_id={user_id}&type={kind}&limit=1000"), &key, None)
+            .await;
+        assert_eq!(events.body["events"].as_array().map(Vec::len), Some(expected), "{kind} events");
+    }
     let status = app.admin(Method::GET, &format!("/v1/users/{user_id}/factors"), &key, None).await.body;
     assert_eq!((status["locked"].clone(), status["consecutive_failures"].clone()), (json!(true), json!(100)));
     let reset = app.admin(Method::DELETE, &format!("/v1/users/{user_id}/factors"), &key, None).await;
