@@ -79,7 +79,7 @@ pub struct SessionsConfig {
     pub idle_timeout_secs: i64,
     /// A session ends this long after login, whatever happens.
     pub absolute_timeout_secs: i64,
-    /// How often expired sessions are deleted.
+    /// How often expired sessions, lapsed pending factors and MFA tokens are deleted.
     pub purge_interval_secs: u64,
 }
 

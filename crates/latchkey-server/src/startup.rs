@@ -49,7 +49,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let purge = tokio::spawn(purge_sessions_periodically(self.state.clone(), stop_rx));
+        let purge = tokio::spawn(purge_expired_periodically(self.state.clone(), stop_rx));
         let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(address = %self.listener.local_addr()?, "latchkey is listening");
         axum::serve(self.listener, app)
@@ -70,17 +70,18 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// The background task "purge-sessions": deletes dead sessions every
-/// `sessions.purge_interval_secs` until told to stop.
-async fn purge_sessions_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
+/// The background task "purge-expired": deletes dead sessions, lapsed pending factors
+/// and used or expired MFA tokens every `sessions.purge_interval_secs` until told to
+/// stop.
+async fn purge_expired_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_secs(state.config.sessions.purge_interval_secs));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = interval.tick() => match sessions::purge(&state).await {
                 Ok(0) => {}
-                Ok(count) => tracing::info!(count, "purged expired sessions"),
-                Err(error) => tracing::warn!(code = error.code.as_str(), "purging sessions failed"),
+                Ok(count) => tracing::info!(count, "purged expired sessions, factors and tokens"),
+                Err(error) => tracing::warn!(code = error.code.as_str(), "purging expired records failed"),
             },
             _ = stop.changed() => break,
         }

@@ -1,5 +1,5 @@
 //! Sessions: starting one after a successful login, rotating refresh tokens, logout,
-//! and the periodic purge of dead sessions.
+//! and the periodic purge of what has expired.
 
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::HashPurpose;
@@ -119,7 +119,9 @@ pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Deletes sessions that are over; run periodically.
+/// Deletes what is over: sessions, unconfirmed factors past their time, and spent or
+/// expired MFA tokens. Run periodically by the `purge-expired` task.
 pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
-    Ok(state.store.purge_sessions(state.now()).await?)
+    let now = state.now();
+    Ok(state.store.purge_sessions(now).await? + state.store.purge_expired_factors(now).await?)
 }

@@ -16,6 +16,7 @@ on_both_backends!(
     instances_sharing_a_database_share_the_signing_key,
     readiness_fails_when_the_database_is_gone,
     shutdown_is_graceful,
+    a_periodic_task_purges_what_has_expired,
 );
 
 async fn health_readiness_and_keys(app: TestApp) {
@@ -99,4 +100,23 @@ async fn shutdown_is_graceful(mut app: TestApp) {
     assert_eq!(app.send(app.client.get(&url)).await.status, StatusCode::OK);
     app.shutdown().await;
     assert!(app.client.get(&url).send().await.is_err(), "the listener is closed");
+}
+
+async fn a_periodic_task_purges_what_has_expired(app: TestApp) {
+    let backend = app.db.backend;
+    drop(app);
+    let Some(app) = TestApp::spawn_with(backend, |c| c.sessions.purge_interval_secs = 1).await else {
+        return;
+    };
+    let tokens = app.user("pia@example.com").await;
+    app.enroll(&access(&tokens)).await;
+    app.clock.advance(13 * 3600);
+    // The task runs every second; after it has, nothing expired is left to purge.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.state.store.purge_sessions(app.now()).await.unwrap(),
+        0,
+        "sessions were purged by the task"
+    );
+    assert_eq!(app.state.store.purge_expired_factors(app.now()).await.unwrap(), 0, "pending factors too");
 }
