@@ -9,7 +9,7 @@ pub const CODE_BYTES: usize = 10;
 const CODE_CHARS: usize = 16;
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// Writes 80 random bits as `7K2M-9QXW-H4ZT-0RCB`.
+/// Writes 80 random bits as four groups of four characters, such as `7K2M-9QXW-H4ZT-0RCB`.
 pub fn format_code(random: &[u8; CODE_BYTES]) -> String {
     let mut value = random.iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
     let mut chars = [0u8; CODE_CHARS];
