@@ -96,6 +96,40 @@ where
     total
 }
 
+/// Issues `request(n)` on a fixed schedule of `rate` per second for `duration`
+/// (open loop: a slow answer does not delay the next request, so queueing shows in
+/// the latencies). Stops early when `request` has no more work.
+pub async fn run_at_rate<F, Fut>(rate: f64, duration: Duration, request: F) -> Stats
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<u16>> + Send + 'static,
+{
+    let started = Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        ticks.tick().await;
+        let future = request(n);
+        n += 1;
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            future.await.map(|status| (status, sent.elapsed()))
+        });
+    }
+    let mut stats = Stats::default();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Some((status, latency))) = done {
+            stats.latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+            *stats.statuses.entry(status).or_default() += 1;
+        }
+    }
+    stats.elapsed = started.elapsed();
+    stats
+}
+
 /// Sends one GET to `url` every 10 ms for `duration`, timing each request alone.
 pub async fn probe(url: String, duration: Duration) -> Stats {
     let client = reqwest::Client::new();

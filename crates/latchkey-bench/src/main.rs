@@ -80,22 +80,35 @@ struct Measured {
     client_cpu: f64,
     server_cpu: f64,
     server_rss_max_kib: u64,
+    /// CPU taken by the hypervisor during the scenario, as a share of all cores.
+    steal: f64,
     probe: Option<Stats>,
+}
+
+/// How a scenario sends its requests.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// `--concurrency` workers, each sending as fast as answers come back.
+    Closed,
+    /// A fixed number of requests per second, whatever the answers do.
+    Open(f64),
 }
 
 async fn measure<F, Fut>(
     name: &'static str,
     server_pid: u32,
     args: &Args,
+    pace: Pace,
     with_probe: Option<&str>,
     request: F,
 ) -> Measured
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Option<u16>> + Send,
+    Fut: std::future::Future<Output = Option<u16>> + Send + 'static,
 {
     let duration = Duration::from_secs(args.duration);
     let (client_before, server_before) = (cpu_seconds("self"), cpu_seconds(&server_pid.to_string()));
+    let steal_before = server::steal_seconds();
     let running = Arc::new(AtomicBool::new(true));
     let rss_max = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -110,7 +123,10 @@ where
     // A steady /healthz probe (one request every 10 ms) beside the load, to see what
     // the scenario does to other requests.
     let probe = with_probe.map(|base| tokio::spawn(load::probe(format!("{base}/healthz"), duration)));
-    let stats = load::run(args.concurrency, duration, request).await;
+    let stats = match pace {
+        Pace::Closed => load::run(args.concurrency, duration, request).await,
+        Pace::Open(rate) => load::run_at_rate(rate, duration, request).await,
+    };
     running.store(false, Ordering::Relaxed);
     let _ = sampler.await;
     let probe = match probe {
@@ -123,6 +139,7 @@ where
         client_cpu: (cpu_seconds("self") - client_before) / wall,
         server_cpu: (cpu_seconds(&server_pid.to_string()) - server_before) / wall,
         server_rss_max_kib: rss_max.load(Ordering::Relaxed),
+        steal: (server::steal_seconds() - steal_before) / (wall * cores() as f64),
         stats,
         probe,
     }
@@ -189,36 +206,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let key = api_key.clone();
         let measured = match scenario {
             "healthz" => {
-                measure("healthz", pid, &args, None, move |_| {
-                    let request = client.get(format!("{base}/healthz"));
-                    async move { Some(status_of(request).await) }
-                })
-                .await
+                let peak = measure("healthz", pid, &args, Pace::Closed, None, healthz(&client, &base)).await;
+                let half = Pace::Open(peak.stats.throughput() / 2.0);
+                results.push(peak);
+                measure("healthz@50%", pid, &args, half, None, healthz(&client, &base)).await
             }
             "verify-ok" => {
                 let codes =
                     Arc::new(CodeSupply::new(totp_users.iter().map(|u| u.key.clone()).collect(), None));
                 let ids = Arc::clone(&verify_ids);
-                measure("verify-ok", pid, &args, None, move |n| {
-                    let index = usize::try_from(n).unwrap_or(0) % codes.len();
-                    let request = codes.next(index).map(|code| {
-                        client
-                            .post(format!("{base}/v1/users/{}/verify", ids[index]))
-                            .header("x-api-key", &key)
-                            .json(&json!({ "code": code }))
-                    });
-                    async move {
-                        match request {
-                            Some(request) => Some(status_of(request).await),
-                            None => None,
-                        }
-                    }
-                })
-                .await
+                let request = || verify_ok(&client, &base, &key, &codes, &ids);
+                let peak = measure("verify-ok", pid, &args, Pace::Closed, None, request()).await;
+                let half = Pace::Open(peak.stats.throughput() / 2.0);
+                results.push(peak);
+                measure("verify-ok@50%", pid, &args, half, None, request()).await
             }
             "verify-bad" => {
                 let ids = Arc::clone(&verify_ids);
-                measure("verify-bad", pid, &args, None, move |n| {
+                measure("verify-bad", pid, &args, Pace::Closed, None, move |n| {
                     let id = &ids[usize::try_from(n).unwrap_or(0) % ids.len()];
                     let request = client
                         .post(format!("{base}/v1/users/{id}/verify"))
@@ -230,7 +235,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             "setup" => {
                 let tokens = Arc::new(setup_tokens.clone());
-                measure("setup", pid, &args, None, move |n| {
+                measure("setup", pid, &args, Pace::Closed, None, move |n| {
                     let token = &tokens[usize::try_from(n).unwrap_or(0) % tokens.len()];
                     let request = client
                         .post(format!("{base}/v1/me/factors"))
@@ -250,7 +255,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let accounts =
                     Arc::new(mfa_accounts.iter().map(|(e, f, _)| (e.clone(), f.clone())).collect::<Vec<_>>());
                 let probe_base = base.clone();
-                measure("login-mfa", pid, &args, Some(&probe_base), move |n| {
+                measure("login-mfa", pid, &args, Pace::Closed, Some(&probe_base), move |n| {
                     let index = usize::try_from(n).unwrap_or(0) % accounts.len();
                     let (email, factor_id) = accounts[index].clone();
                     let code = codes.next(index);
@@ -317,6 +322,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `GET /healthz`.
+fn healthz(
+    client: &reqwest::Client,
+    base: &str,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<u16>> + Send>> + Send + Sync + 'static
+{
+    let (client, url) = (client.clone(), format!("{base}/healthz"));
+    move |_| {
+        let request = client.get(&url);
+        Box::pin(async move { Some(status_of(request).await) })
+    }
+}
+
+/// The sidecar verification of a fresh TOTP code for the next user in turn.
+fn verify_ok(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    codes: &Arc<CodeSupply>,
+    ids: &Arc<Vec<String>>,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<u16>> + Send>> + Send + Sync + 'static
+{
+    let (client, base, key, codes, ids) =
+        (client.clone(), base.to_owned(), key.to_owned(), Arc::clone(codes), Arc::clone(ids));
+    move |n| {
+        let index = usize::try_from(n).unwrap_or(0) % codes.len();
+        let request = codes.next(index).map(|code| {
+            client
+                .post(format!("{base}/v1/users/{}/verify", ids[index]))
+                .header("x-api-key", &key)
+                .json(&json!({ "code": code }))
+        });
+        Box::pin(async move {
+            match request {
+                Some(request) => Some(status_of(request).await),
+                None => None,
+            }
+        })
+    }
+}
+
 struct Database {
     url: String,
     postgres_name: Option<String>,
@@ -354,6 +400,10 @@ impl Database {
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 struct Report<'a> {
     args: &'a Args,
     cold_start: Duration,
@@ -366,6 +416,12 @@ struct Report<'a> {
 impl Report<'_> {
     fn healthz_rps(&self) -> Option<f64> {
         self.results.iter().find(|m| m.name == "healthz").map(|m| m.stats.throughput())
+    }
+
+    /// The ratio column: throughput over `/healthz`'s, except for the half-peak runs,
+    /// whose rate was set by the bench.
+    fn ratio(&self, m: &Measured) -> Option<f64> {
+        if m.name.ends_with("@50%") { None } else { self.healthz_rps().map(|hz| m.stats.throughput() / hz) }
     }
 
     fn print(&self) {
@@ -382,7 +438,7 @@ impl Report<'_> {
             self.peak_rss_kib as f64 / 1024.0
         );
         println!(
-            "{:<11} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}  statuses",
+            "{:<14} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}  statuses",
             "scenario",
             "req/s",
             "vs hz",
@@ -400,7 +456,7 @@ impl Report<'_> {
                 .map_or(String::from("-"), |hz| format!("{:.0}%", 100.0 * m.stats.throughput() / hz));
             let statuses: Vec<String> = m.stats.statuses.iter().map(|(s, c)| format!("{s}:{c}")).collect();
             println!(
-                "{:<11} {:>9.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.0}% {:>8.0}% {:>8.1}  {}",
+                "{:<14} {:>9.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.0}% {:>8.0}% {:>8.1} {:>5.0}%  {}",
                 m.name,
                 m.stats.throughput(),
                 ratio,
@@ -411,11 +467,12 @@ impl Report<'_> {
                 m.server_cpu * 100.0,
                 m.client_cpu * 100.0,
                 m.server_rss_max_kib as f64 / 1024.0,
+                m.steal * 100.0,
                 statuses.join(" ")
             );
             if let Some(probe) = &m.probe {
                 println!(
-                    "{:<11} /healthz probe beside it: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} probes)",
+                    "{:<14} /healthz probe beside it: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} probes)",
                     "",
                     probe.percentile_ms(50.0),
                     probe.percentile_ms(99.0),
@@ -433,10 +490,11 @@ impl Report<'_> {
             .map(|m| {
                 let mut entry = m.stats.to_json();
                 entry["scenario"] = json!(m.name);
-                entry["vs_healthz"] = json!(self.healthz_rps().map(|hz| m.stats.throughput() / hz));
+                entry["vs_healthz"] = json!(self.ratio(m));
                 entry["server_cpu"] = json!(m.server_cpu);
                 entry["client_cpu"] = json!(m.client_cpu);
                 entry["server_rss_max_mib"] = json!(m.server_rss_max_kib as f64 / 1024.0);
+                entry["cpu_steal"] = json!(m.steal);
                 if let Some(probe) = &m.probe {
                     entry["healthz_probe"] = probe.to_json();
                 }

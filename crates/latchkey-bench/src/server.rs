@@ -117,3 +117,16 @@ pub fn binary(explicit: Option<PathBuf>) -> PathBuf {
         PathBuf::from(target).join("release").join("latchkey")
     })
 }
+
+/// CPU seconds the hypervisor took from this machine so far (the `steal` column of
+/// `/proc/stat`, summed over all cores). A large share during a run means the figures
+/// say more about the neighbours than about Latchkey.
+pub fn steal_seconds() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let line = stat.lines().find(|l| l.starts_with("cpu "))?.to_owned();
+            line.split_whitespace().nth(8)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |ticks| ticks / 100.0)
+}
