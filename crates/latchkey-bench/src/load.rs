@@ -98,8 +98,10 @@ where
 
 /// Issues `request(n)` on a fixed schedule of `rate` per second for `duration`
 /// (open loop: a slow answer does not delay the next request, so queueing shows in
-/// the latencies). Stops early when `request` has no more work.
-pub async fn run_at_rate<F, Fut>(rate: f64, duration: Duration, request: F) -> Stats
+/// the latencies), with at most `max_in_flight` outstanding; at that cap it waits, so
+/// an achieved rate below `rate` means the server (or this client) could not keep up.
+/// Stops early when `request` has no more work.
+pub async fn run_at_rate<F, Fut>(rate: f64, duration: Duration, max_in_flight: usize, request: F) -> Stats
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Option<u16>> + Send + 'static,
@@ -110,8 +112,20 @@ where
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
     let mut n = 0u64;
+    let mut stats = Stats::default();
+    let record = |stats: &mut Stats, done: Result<Option<(u16, Duration)>, tokio::task::JoinError>| {
+        if let Ok(Some((status, latency))) = done {
+            stats.latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+            *stats.statuses.entry(status).or_default() += 1;
+        }
+    };
     while started.elapsed() < duration {
         ticks.tick().await;
+        while tasks.len() >= max_in_flight.max(1) {
+            if let Some(done) = tasks.join_next().await {
+                record(&mut stats, done);
+            }
+        }
         let future = request(n);
         n += 1;
         tasks.spawn(async move {
@@ -119,12 +133,8 @@ where
             future.await.map(|status| (status, sent.elapsed()))
         });
     }
-    let mut stats = Stats::default();
     while let Some(done) = tasks.join_next().await {
-        if let Ok(Some((status, latency))) = done {
-            stats.latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
-            *stats.statuses.entry(status).or_default() += 1;
-        }
+        record(&mut stats, done);
     }
     stats.elapsed = started.elapsed();
     stats
