@@ -433,7 +433,7 @@ impl Report<'_> {
             self.peak_rss_kib as f64 / 1024.0
         );
         println!(
-            "{:<14} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}  statuses",
+            "{:<14} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>6}  statuses",
             "scenario",
             "req/s",
             "vs hz",
@@ -443,12 +443,11 @@ impl Report<'_> {
             "max ms",
             "srv cpu",
             "cli cpu",
-            "rss MiB"
+            "rss MiB",
+            "steal"
         );
         for m in &self.results {
-            let ratio = self
-                .healthz_rps()
-                .map_or(String::from("-"), |hz| format!("{:.0}%", 100.0 * m.stats.throughput() / hz));
+            let ratio = self.ratio(m).map_or(String::from("-"), |r| format!("{:.1}%", 100.0 * r));
             let statuses: Vec<String> = m.stats.statuses.iter().map(|(s, c)| format!("{s}:{c}")).collect();
             println!(
                 "{:<14} {:>9.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.0}% {:>8.0}% {:>8.1} {:>5.0}%  {}",
