@@ -147,6 +147,12 @@ pub enum HashPurpose {
     ApiKey,
     MfaToken,
     RecoveryCode,
+    /// A one-time code sent by email or SMS.
+    ChallengeCode,
+    /// The token in a magic link.
+    LinkToken,
+    /// An email address or phone number, as the key of its send throttle.
+    Destination,
 }
 
 impl HashPurpose {
@@ -156,6 +162,9 @@ impl HashPurpose {
             Self::ApiKey => b"api-key",
             Self::MfaToken => b"mfa-token",
             Self::RecoveryCode => b"recovery-code",
+            Self::ChallengeCode => b"challenge-code",
+            Self::LinkToken => b"link-token",
+            Self::Destination => b"destination",
         }
     }
 }
@@ -164,6 +173,18 @@ impl HashKey {
     pub fn hash(&self, purpose: HashPurpose, value: &[u8]) -> [u8; 32] {
         hmac_sha256(&self.0, &[purpose.label(), &[0], value])
     }
+}
+
+/// The signature of an outgoing webhook: hex HMAC-SHA256 under `secret` over
+/// `"{timestamp}.{body}"`, so a receiver can check both origin and freshness.
+pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    // HMAC takes keys of any length.
+    #[allow(clippy::expect_used)]
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    encode_hex(&mac.finalize().into_bytes())
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -237,6 +258,19 @@ mod tests {
             other.sealing.open(&other.key_id, &sealed, b"user-1"),
             Err(CryptoError::WrongKey { .. })
         ));
+    }
+
+    #[test]
+    fn webhook_signatures_cover_timestamp_and_body() {
+        // HMAC-SHA256("key", "1700000000.{}") computed independently with Python's hmac module.
+        assert_eq!(
+            webhook_signature(b"key", 1_700_000_000, b"{}"),
+            "9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae"
+        );
+        assert_ne!(
+            webhook_signature(b"key", 1_700_000_001, b"{}"),
+            webhook_signature(b"key", 1_700_000_000, b"{}")
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! caller, so every rule can be tested deterministically.
 
 pub mod base32;
+pub mod challenge;
 pub mod crypto;
 pub mod email;
 pub mod lockout;

@@ -16,6 +16,8 @@ pub enum TokenKind {
     ApiKey,
     /// Proof of the first factor, exchanged for a session after the second.
     Mfa,
+    /// The secret in a magic link.
+    MagicLink,
 }
 
 impl TokenKind {
@@ -24,6 +26,7 @@ impl TokenKind {
             Self::Refresh => "lkr_",
             Self::ApiKey => "lk_",
             Self::Mfa => "lkm_",
+            Self::MagicLink => "lkl_",
         }
     }
 

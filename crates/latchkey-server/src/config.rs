@@ -35,6 +35,10 @@ pub struct Config {
     pub totp: TotpConfig,
     pub mfa: MfaConfig,
     pub lockout: LockoutConfig,
+    pub email: EmailConfig,
+    pub sms: SmsConfig,
+    pub delivery: DeliveryConfig,
+    pub magic_link: MagicLinkConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -107,6 +111,10 @@ impl Default for Config {
             totp: TotpConfig::default(),
             mfa: MfaConfig::default(),
             lockout: LockoutConfig::default(),
+            email: EmailConfig::default(),
+            sms: SmsConfig::default(),
+            delivery: DeliveryConfig::default(),
+            magic_link: MagicLinkConfig::default(),
         }
     }
 }
@@ -190,6 +198,129 @@ impl Default for LockoutConfig {
     }
 }
 
+/// Outgoing email. Without `smtp_url`, messages are written to the outbox directory
+/// (`data_dir/outbox`) instead, with a log line that never holds the code.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The `From` of every message, as `Name <address>` or a bare address.
+    pub from: String,
+    /// `smtp://[user[:password]@]host[:port]` (STARTTLS, required unless `?tls=none`
+    /// or `?tls=opportunistic`) or `smtps://...` (TLS from the first byte).
+    #[serde(serialize_with = "redact_url")]
+    pub smtp_url: Option<String>,
+    /// The SMTP password, when it should not sit in the URL.
+    #[serde(serialize_with = "redact_secret")]
+    pub smtp_password: Option<SecretString>,
+    pub smtp_password_file: Option<PathBuf>,
+    /// A PEM file of extra certificate authorities to trust for the SMTP server (for
+    /// relays with a private CA); the public web roots are always trusted.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Give up on one SMTP conversation after this many seconds.
+    pub smtp_timeout_secs: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Latchkey <latchkey@localhost>".into(),
+            smtp_url: None,
+            smtp_password: None,
+            smtp_password_file: None,
+            smtp_ca_file: None,
+            smtp_timeout_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    /// Write texts to the outbox directory (development).
+    Outbox,
+    /// `POST {to, body}` as JSON to `webhook_url`, signed with `webhook_secret`.
+    Webhook,
+    /// Twilio's Messages API, or any service that speaks it.
+    Twilio,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub provider: SmsProvider,
+    pub webhook_url: Option<String>,
+    /// Key of the `X-Latchkey-Signature` HMAC; required for the webhook provider.
+    #[serde(serialize_with = "redact_secret")]
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_secret_file: Option<PathBuf>,
+    pub twilio_account_sid: Option<String>,
+    #[serde(serialize_with = "redact_secret")]
+    pub twilio_auth_token: Option<SecretString>,
+    pub twilio_auth_token_file: Option<PathBuf>,
+    /// The sending number (E.164) or messaging service.
+    pub twilio_from: Option<String>,
+    pub twilio_base_url: String,
+    /// Country calling codes phone factors may use (`["1", "44"]`); empty allows all.
+    pub allowed_country_codes: Vec<String>,
+    /// Give up on one provider request after this many seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            provider: SmsProvider::Outbox,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_secret_file: None,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_auth_token_file: None,
+            twilio_from: None,
+            twilio_base_url: "https://api.twilio.com".into(),
+            allowed_country_codes: Vec::new(),
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// The delivery queue: every email and text goes through it, so a request never
+/// waits on a mail server and a restart loses nothing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Attempts before a message is given up (and audited as `message.abandoned`).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles with each further one.
+    pub retry_base_secs: i64,
+    pub retry_max_secs: i64,
+    /// How often the queue is checked when nothing wakes it.
+    pub poll_interval_ms: u64,
+    /// How long a worker holds a message; if it dies, another takes the message after.
+    pub lease_secs: i64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            retry_base_secs: 10,
+            retry_max_secs: 3600,
+            poll_interval_ms: 1000,
+            lease_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MagicLinkConfig {
+    /// Where a browser is sent after confirming a sign-in link, with the outcome in
+    /// the URL fragment (never sent to any server). Unset: sign-in links are off;
+    /// magic links as a second factor work regardless.
+    pub redirect_url: Option<String>,
+}
+
 /// Values given on the command line; they override every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -237,6 +368,8 @@ impl Config {
                 // Values stay strings until deserialized into their field's type, so a
                 // secret made only of digits is never turned into a number.
                 .try_parsing(false)
+                .list_separator(",")
+                .with_list_parse_key("sms.allowed_country_codes")
                 .source(Some(ours)),
         );
         if let Some(listen) = &overrides.listen {
@@ -261,16 +394,18 @@ impl Config {
     }
 
     fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
-        if let Some(path) = &self.keys.master_key_file {
-            if self.keys.master_key.is_some() {
-                return Err(ConfigError::Invalid(
-                    "set keys.master_key or keys.master_key_file, not both".into(),
-                ));
-            }
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
-            self.keys.master_key = Some(SecretString::from(text.trim().to_owned()));
-        }
+        read_secret_file("keys.master_key", &mut self.keys.master_key, &self.keys.master_key_file)?;
+        read_secret_file(
+            "email.smtp_password",
+            &mut self.email.smtp_password,
+            &self.email.smtp_password_file,
+        )?;
+        read_secret_file("sms.webhook_secret", &mut self.sms.webhook_secret, &self.sms.webhook_secret_file)?;
+        read_secret_file(
+            "sms.twilio_auth_token",
+            &mut self.sms.twilio_auth_token,
+            &self.sms.twilio_auth_token_file,
+        )?;
         Ok(())
     }
 
@@ -315,6 +450,67 @@ impl Config {
         }
         if let Some(url) = &self.database.url {
             latchkey_store::Backend::from_url(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        self.validate_delivery()
+    }
+
+    fn validate_delivery(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(message.into()));
+        if let Some(url) = &self.email.smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return invalid("email.smtp_url must start with smtp:// or smtps://");
+        }
+        if !self.email.from.contains('@') {
+            return invalid("email.from must hold an email address");
+        }
+        match self.sms.provider {
+            SmsProvider::Outbox => {}
+            SmsProvider::Webhook => {
+                if !self.sms.webhook_url.as_deref().is_some_and(is_http_url)
+                    || self.sms.webhook_secret.is_none()
+                {
+                    return invalid(
+                        "the webhook SMS provider needs sms.webhook_url (http/https) and sms.webhook_secret",
+                    );
+                }
+            }
+            SmsProvider::Twilio => {
+                if self.sms.twilio_account_sid.is_none()
+                    || self.sms.twilio_auth_token.is_none()
+                    || self.sms.twilio_from.is_none()
+                    || !is_http_url(&self.sms.twilio_base_url)
+                {
+                    return invalid(
+                        "the twilio SMS provider needs sms.twilio_account_sid, sms.twilio_auth_token, \
+                         sms.twilio_from and an http(s) sms.twilio_base_url",
+                    );
+                }
+            }
+        }
+        if self.sms.allowed_country_codes.iter().any(|code| {
+            let digits = code.trim_start_matches('+');
+            digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit())
+        }) {
+            return invalid(
+                "sms.allowed_country_codes holds calling codes of 1 to 3 digits, like \"1\" or \"44\"",
+            );
+        }
+        if self.delivery.max_attempts == 0
+            || self.delivery.retry_base_secs < 1
+            || self.delivery.retry_max_secs < self.delivery.retry_base_secs
+            || self.delivery.poll_interval_ms == 0
+            || self.delivery.lease_secs < 1
+        {
+            return invalid(
+                "delivery: max_attempts, retry_base_secs, poll_interval_ms and lease_secs must be at least 1, \
+                 and retry_max_secs at least retry_base_secs",
+            );
+        }
+        if let Some(url) = &self.magic_link.redirect_url
+            && !is_http_url(url)
+        {
+            return invalid("magic_link.redirect_url must start with http:// or https://");
         }
         Ok(())
     }
@@ -369,6 +565,28 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// Fills `secret` from the file `path` names, if any; setting both is an error.
+fn read_secret_file(
+    name: &str,
+    secret: &mut Option<SecretString>,
+    path: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    if secret.is_some() {
+        return Err(ConfigError::Invalid(format!("set {name} or {name}_file, not both")));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+    *secret = Some(SecretString::from(text.trim().to_owned()));
+    Ok(())
 }
 
 fn redact_secret<S: Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -492,6 +710,11 @@ mod tests {
             "listen = \"not an address\"",
             "[totp]\ndigits = 9",
             "[totp]\nalgorithm = \"MD5\"",
+            "[email]\nsmtp_url = \"http://mail\"",
+            "[sms]\nprovider = \"webhook\"",
+            "[sms]\nprovider = \"twilio\"\ntwilio_account_sid = \"AC1\"",
+            "[sms]\nallowed_country_codes = [\"+1234\"]",
+            "[magic_link]\nredirect_url = \"javascript:alert(1)\"",
         ] {
             let file = write(&dir, text);
             assert!(Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err(), "{text}");

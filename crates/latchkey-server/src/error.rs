@@ -41,12 +41,18 @@ pub enum ErrorCode {
     InvalidFriendlyName,
     MfaNotEnabled,
     SecondFactorRequired,
+    RateLimited,
+    PhoneNotAllowed,
+    ChallengeNotApplicable,
+    ChallengePending,
+    InvalidChallenge,
+    MagicLinkDisabled,
     DatabaseUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -79,6 +85,12 @@ impl ErrorCode {
         Self::InvalidFriendlyName,
         Self::MfaNotEnabled,
         Self::SecondFactorRequired,
+        Self::RateLimited,
+        Self::PhoneNotAllowed,
+        Self::ChallengeNotApplicable,
+        Self::ChallengePending,
+        Self::InvalidChallenge,
+        Self::MagicLinkDisabled,
         Self::DatabaseUnavailable,
         Self::InternalError,
     ];
@@ -117,6 +129,12 @@ impl ErrorCode {
             Self::InvalidFriendlyName => "invalid_friendly_name",
             Self::MfaNotEnabled => "mfa_not_enabled",
             Self::SecondFactorRequired => "second_factor_required",
+            Self::RateLimited => "rate_limited",
+            Self::PhoneNotAllowed => "phone_not_allowed",
+            Self::ChallengeNotApplicable => "challenge_not_applicable",
+            Self::ChallengePending => "challenge_pending",
+            Self::InvalidChallenge => "invalid_challenge",
+            Self::MagicLinkDisabled => "magic_link_disabled",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -153,6 +171,12 @@ impl ErrorCode {
             Self::InvalidFriendlyName => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MfaNotEnabled => StatusCode::CONFLICT,
             Self::SecondFactorRequired => StatusCode::UNAUTHORIZED,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::PhoneNotAllowed | Self::ChallengeNotApplicable | Self::InvalidChallenge => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::ChallengePending => StatusCode::CONFLICT,
+            Self::MagicLinkDisabled => StatusCode::FORBIDDEN,
             Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -199,6 +223,18 @@ impl ErrorCode {
             }
             Self::MfaNotEnabled => "This needs an active second factor first.",
             Self::SecondFactorRequired => "This session has not passed its second factor yet.",
+            Self::RateLimited => {
+                "Too many codes or links were sent to this destination; wait for the time in Retry-After."
+            }
+            Self::PhoneNotAllowed => "Phone numbers in this country cannot be used on this server.",
+            Self::ChallengeNotApplicable => {
+                "This factor needs no challenge: enter the code your authenticator app shows."
+            }
+            Self::ChallengePending => {
+                "The link has not been confirmed yet: open it from the email and confirm, then try again."
+            }
+            Self::InvalidChallenge => "The challenge is invalid, expired or already used.",
+            Self::MagicLinkDisabled => "Sign-in links are disabled on this server.",
             Self::DatabaseUnavailable => "The database is unavailable.",
             Self::InternalError => {
                 "Something went wrong on our side; the request id identifies it in the logs."
@@ -249,6 +285,13 @@ impl ApiError {
     pub fn retry_after(seconds: i64) -> Self {
         let seconds = seconds.max(1);
         Self { retry_after: Some(seconds), ..Self::new(ErrorCode::TooManyAttempts) }
+            .with_details(json!({ "retry_after": seconds }))
+    }
+
+    /// `rate_limited`: nothing more may be sent to a destination for `seconds`.
+    pub fn rate_limited(seconds: i64) -> Self {
+        let seconds = seconds.max(1);
+        Self { retry_after: Some(seconds), ..Self::new(ErrorCode::RateLimited) }
             .with_details(json!({ "retry_after": seconds }))
     }
 

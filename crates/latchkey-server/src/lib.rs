@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod compat;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod keys;

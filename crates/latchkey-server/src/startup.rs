@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::delivery;
 use crate::routes;
 use crate::service::sessions;
 use crate::state::AppState;
@@ -49,7 +50,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let purge = tokio::spawn(purge_expired_periodically(self.state.clone(), stop_rx));
+        let purge = tokio::spawn(purge_expired_periodically(self.state.clone(), stop_rx.clone()));
+        let delivery = tokio::spawn(delivery::worker::run(self.state.clone(), stop_rx));
         let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(address = %self.listener.local_addr()?, "latchkey is listening");
         axum::serve(self.listener, app)
@@ -60,6 +62,7 @@ impl Application {
             .await?;
         let _ = stop_tx.send(true);
         purge.await.context("the session purge task failed")?;
+        delivery.await.context("the delivery task failed")?;
         Ok(())
     }
 }
@@ -70,8 +73,8 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// The background task "purge-expired": deletes dead sessions, lapsed pending factors
-/// and used or expired MFA tokens every `sessions.purge_interval_secs` until told to
+/// The background task "purge-expired": deletes dead sessions, lapsed pending factors,
+/// used or expired MFA tokens and challenges, and finished messages every `sessions.purge_interval_secs` until told to
 /// stop.
 async fn purge_expired_periodically(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_secs(state.config.sessions.purge_interval_secs));

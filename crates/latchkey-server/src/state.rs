@@ -11,6 +11,7 @@ use latchkey_store::{Backend, ConnectOptions, SqlStore, Store};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::keys::{self, MasterKeySource};
 use crate::passwords::PasswordHasher;
 use crate::tokens::AccessTokens;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub keys: Arc<ServerKeys>,
     pub tokens: Arc<AccessTokens>,
     pub hasher: Arc<PasswordHasher>,
+    pub delivery: Arc<Delivery>,
     pub sessions: SessionPolicy,
     pub totp: totp::Params,
     pub lockout: LockoutPolicy,
@@ -62,6 +64,7 @@ impl AppState {
             &public,
         )?;
         let hasher = PasswordHasher::new(config.hash_concurrency())?;
+        let delivery = Delivery::from_config(&config)?;
         let sessions = SessionPolicy {
             idle_timeout_secs: config.sessions.idle_timeout_secs,
             absolute_timeout_secs: config.sessions.absolute_timeout_secs,
@@ -77,6 +80,7 @@ impl AppState {
             keys: Arc::new(keys),
             tokens: Arc::new(tokens),
             hasher: Arc::new(hasher),
+            delivery: Arc::new(delivery),
             sessions,
         })
     }

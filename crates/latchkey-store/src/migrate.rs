@@ -21,6 +21,7 @@ const SQLITE: &[Migration] = &[
         name: "mfa_pending_sessions",
         sql: include_str!("../migrations/sqlite/0003_mfa_pending_sessions.sql"),
     },
+    Migration { version: 4, name: "delivery", sql: include_str!("../migrations/sqlite/0004_delivery.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -31,6 +32,7 @@ const POSTGRES: &[Migration] = &[
         name: "mfa_pending_sessions",
         sql: include_str!("../migrations/postgres/0003_mfa_pending_sessions.sql"),
     },
+    Migration { version: 4, name: "delivery", sql: include_str!("../migrations/postgres/0004_delivery.sql") },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

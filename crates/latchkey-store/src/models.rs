@@ -134,6 +134,8 @@ pub struct Factor {
     pub totp: Option<TotpSettings>,
     /// The last accepted TOTP time step.
     pub last_step: Option<i64>,
+    /// Where codes or links go: an email address or an E.164 phone number.
+    pub destination: Option<String>,
     pub created_at: UnixTime,
     pub confirmed_at: Option<UnixTime>,
     pub last_used_at: Option<UnixTime>,
@@ -149,6 +151,7 @@ pub struct NewFactor {
     pub friendly_name: Option<String>,
     pub secret: Option<StoredSecret>,
     pub totp: Option<TotpSettings>,
+    pub destination: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
@@ -198,6 +201,159 @@ pub struct MfaToken {
     pub amr: Vec<String>,
     pub auth_time: UnixTime,
     pub expires_at: UnixTime,
+}
+
+/// What a challenge is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// Confirms a new factor's destination.
+    Enroll,
+    /// The second factor of one login (bound to its MFA token).
+    Login,
+    /// A magic link as the first factor.
+    SignIn,
+}
+
+impl ChallengePurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enroll => "enroll",
+            Self::Login => "login",
+            Self::SignIn => "sign_in",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Enroll, Self::Login, Self::SignIn].into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// A code to type in, or a link to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeKind {
+    Code,
+    Link,
+}
+
+impl ChallengeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Link => "link",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    pub id: String,
+    pub user_id: String,
+    pub factor_id: Option<String>,
+    pub purpose: ChallengePurpose,
+    pub kind: ChallengeKind,
+    pub secret_hash: Vec<u8>,
+    pub mfa_token_hash: Option<Vec<u8>>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// A challenge as stored; `secret_hash` is the keyed hash of its code or token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: String,
+    pub user_id: String,
+    pub factor_id: Option<String>,
+    pub purpose: ChallengePurpose,
+    pub kind: ChallengeKind,
+    pub secret_hash: Vec<u8>,
+    pub mfa_token_hash: Option<Vec<u8>>,
+    pub attempts: i64,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub confirmed_at: Option<UnixTime>,
+    pub used_at: Option<UnixTime>,
+}
+
+/// Which live code challenge an attempt is at.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeChallengeQuery<'a> {
+    pub user_id: &'a str,
+    pub factor_id: &'a str,
+    pub purpose: ChallengePurpose,
+    /// For login challenges: the MFA token of the login that asked for the code.
+    pub mfa_token_hash: Option<&'a [u8]>,
+}
+
+/// Limits on sends to one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendLimits {
+    /// Seconds that must pass between two sends.
+    pub min_interval_secs: i64,
+    /// Sends allowed per window.
+    pub per_window: i64,
+    pub window_secs: i64,
+}
+
+/// The answer to "may we send to this destination now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendClaim {
+    /// Counted; go ahead.
+    Granted,
+    /// Too soon or too many: try again at `until`.
+    Throttled { until: UnixTime },
+}
+
+/// Email or SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Email, Self::Sms].into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// A message for the delivery queue; its content is sealed.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub channel: Channel,
+    /// What the message is (`email_code`, `notification`, ...), for logs and audit.
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub payload: StoredSecret,
+    pub created_at: UnixTime,
+}
+
+/// A message leased to one worker until `lease_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub channel: Channel,
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub payload: StoredSecret,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub created_at: UnixTime,
+}
+
+/// Counts of the queue's messages by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub queued: i64,
+    pub sent: i64,
+    pub failed: i64,
 }
 
 /// Something that happened, for the audit log. Never holds codes or secrets.

@@ -7,9 +7,9 @@ use latchkey_core::UnixTime;
 use crate::*;
 
 /// Everything the service stores.
-pub trait Store: AccountStore + FactorStore + AuditStore + Send + Sync + 'static {}
+pub trait Store: AccountStore + FactorStore + DeliveryStore + AuditStore + Send + Sync + 'static {}
 
-impl<T: AccountStore + FactorStore + AuditStore + Send + Sync + 'static> Store for T {}
+impl<T: AccountStore + FactorStore + DeliveryStore + AuditStore + Send + Sync + 'static> Store for T {}
 
 #[async_trait]
 /// Accounts: users, sessions with their refresh tokens, API keys and signing keys.
@@ -122,8 +122,64 @@ pub trait FactorStore: Send + Sync {
     /// Spends an MFA token; true for exactly one caller.
     async fn consume_mfa_token(&self, token_hash: &[u8], now: UnixTime) -> StoreResult<bool>;
 
-    /// Deletes expired pending factors and spent or expired MFA tokens.
+    /// Stores a challenge. Older challenges still open for the same factor (or, for
+    /// sign-in links, the same user) and purpose are spent: a resend invalidates them.
+    async fn create_challenge(&self, challenge: &NewChallenge) -> StoreResult<()>;
+    /// Counts an attempt at the live code challenge `query` names, unless it has
+    /// reached `max_attempts`, and returns it (with its code hash) for checking.
+    async fn attempt_code_challenge(
+        &self,
+        query: &CodeChallengeQuery<'_>,
+        max_attempts: i64,
+        now: UnixTime,
+    ) -> StoreResult<Option<Challenge>>;
+    /// Spends a challenge; true for exactly one caller. With `confirmed`, only a
+    /// challenge whose link was confirmed can be spent.
+    async fn spend_challenge(&self, id: &str, confirmed: bool, now: UnixTime) -> StoreResult<bool>;
+    /// Marks the open link challenge with this token hash confirmed and returns it;
+    /// `Some` for exactly one caller.
+    async fn confirm_link_challenge(
+        &self,
+        secret_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<Option<Challenge>>;
+    /// The open link challenge with this token hash (a look that changes nothing).
+    async fn link_challenge(&self, secret_hash: &[u8], now: UnixTime) -> StoreResult<Option<Challenge>>;
+    /// The user's challenge with this id, whatever its state.
+    async fn challenge(&self, user_id: &str, id: &str) -> StoreResult<Option<Challenge>>;
+
+    /// Deletes expired pending factors, spent or expired MFA tokens and challenges.
     async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64>;
+}
+
+/// Outgoing messages: the per-destination send throttle and the delivery queue.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Counts a send to `destination_hash` if `limits` allow one now.
+    async fn claim_send(
+        &self,
+        destination_hash: &[u8],
+        limits: &SendLimits,
+        now: UnixTime,
+    ) -> StoreResult<SendClaim>;
+
+    async fn enqueue_message(&self, message: &NewMessage, now: UnixTime) -> StoreResult<()>;
+    /// Leases the message that has been due longest, for `lease_secs`, counting the
+    /// attempt. A message whose lease ran out (its worker died) is due again.
+    async fn lease_message(&self, now: UnixTime, lease_secs: i64) -> StoreResult<Option<QueuedMessage>>;
+    async fn message_sent(&self, id: &str, now: UnixTime) -> StoreResult<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
+    async fn message_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    async fn outbox_counts(&self) -> StoreResult<OutboxCounts>;
+    /// Deletes sent and abandoned messages finished before `messages_before`, and
+    /// throttle records without a send since `throttle_before`.
+    async fn purge_delivery(&self, messages_before: UnixTime, throttle_before: UnixTime) -> StoreResult<u64>;
 }
 
 /// The audit log.

@@ -10,10 +10,9 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AuthUser, ClientMeta, JsonBody};
-use crate::service::accounts;
-use crate::service::login::{self, LoginStep};
-use crate::service::second_factor::Proof;
+use crate::service::login::{self, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
+use crate::service::{accounts, magic_link};
 use crate::state::AppState;
 use latchkey_core::session::Amr;
 
@@ -23,7 +22,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/mfa/challenge", post(mfa_challenge))
         .route("/v1/auth/mfa/verify", post(mfa_verify))
+        .route("/v1/auth/magic-link", post(magic_link))
 }
 
 #[derive(Deserialize)]
@@ -81,22 +82,53 @@ async fn login(
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<Value>, ApiError> {
     let user = accounts::authenticate_password(&state, &body.email, body.password).await?;
-    match login::after_first(&state, &user.id, &[Amr::Pwd], &meta).await? {
-        LoginStep::Session(tokens) => Ok(Json(json!(TokenResponse::from(tokens)))),
+    let step = login::after_first(&state, &user.id, &[Amr::Pwd], &meta).await?;
+    Ok(Json(login_step_body(step)))
+}
+
+/// The answer to a first factor: tokens, or what the second factor needs.
+pub fn login_step_body(step: LoginStep) -> Value {
+    match step {
+        LoginStep::Session(tokens) => json!(TokenResponse::from(tokens)),
         LoginStep::MfaRequired(challenge) => {
             let factors: Vec<Value> = challenge
                 .factors
                 .into_iter()
                 .map(|f| json!({ "id": f.id, "type": f.factor_type, "friendly_name": f.friendly_name }))
                 .collect();
-            Ok(Json(json!({
+            json!({
                 "mfa_required": true,
                 "mfa_token": challenge.mfa_token,
                 "expires_in": challenge.expires_in,
                 "factors": factors,
-            })))
+            })
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaChallenge {
+    mfa_token: SecretString,
+    factor_id: String,
+}
+
+/// `POST /v1/auth/mfa/challenge`: sends the login's code or link.
+async fn mfa_challenge(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    JsonBody(body): JsonBody<MfaChallenge>,
+) -> Result<Json<Value>, ApiError> {
+    use secrecy::ExposeSecret;
+    let (factor, sent) =
+        login::challenge(&state, body.mfa_token.expose_secret(), &body.factor_id, &meta).await?;
+    Ok(Json(json!({
+        "challenge_id": sent.challenge_id,
+        "factor_id": factor.id,
+        "type": factor.factor_type,
+        "sent_to": sent.sent_to,
+        "expires_in": sent.expires_in,
+    })))
 }
 
 #[derive(Deserialize)]
@@ -106,6 +138,7 @@ struct MfaVerify {
     factor_id: Option<String>,
     code: Option<SecretString>,
     recovery_code: Option<SecretString>,
+    challenge_id: Option<String>,
 }
 
 async fn mfa_verify(
@@ -114,22 +147,48 @@ async fn mfa_verify(
     JsonBody(body): JsonBody<MfaVerify>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     use secrecy::ExposeSecret;
-    let proof = match (&body.factor_id, &body.code, &body.recovery_code) {
-        (Some(factor_id), Some(code), None) => Proof::Totp { factor_id, code: code.expose_secret() },
-        (None, None, Some(code)) => Proof::RecoveryCode(code.expose_secret()),
-        (Some(_), None, None) => return Err(ApiError::field(ErrorCode::MissingField, "code")),
-        (None, Some(_), None) => return Err(ApiError::field(ErrorCode::MissingField, "factor_id")),
-        (None, None, None) => {
-            return Err(ApiError::field(ErrorCode::MissingField, "code")
-                .with_message("Give `factor_id` and `code`, or `recovery_code`."));
+    let one_of =
+        "Give `factor_id` and `code`, or `recovery_code`, or `challenge_id` (a confirmed magic link).";
+    let proof = match (&body.factor_id, &body.code, &body.recovery_code, &body.challenge_id) {
+        (Some(factor_id), Some(code), None, None) => {
+            LoginProof::Code { factor_id, code: code.expose_secret() }
+        }
+        (None, None, Some(code), None) => LoginProof::RecoveryCode(code.expose_secret()),
+        (_, None, None, Some(challenge_id)) => LoginProof::Link { challenge_id },
+        (Some(_), None, None, None) => return Err(ApiError::field(ErrorCode::MissingField, "code")),
+        (None, Some(_), None, None) => return Err(ApiError::field(ErrorCode::MissingField, "factor_id")),
+        (None, None, None, None) => {
+            return Err(ApiError::field(ErrorCode::MissingField, "code").with_message(one_of));
         }
         _ => {
             return Err(ApiError::field(ErrorCode::InvalidField, "recovery_code")
-                .with_message("Give `factor_id` and `code`, or `recovery_code`, not both."));
+                .with_message(format!("{one_of} Not several.")));
         }
     };
     let tokens = login::complete(&state, body.mfa_token.expose_secret(), proof, &meta).await?;
     Ok(Json(tokens.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MagicLinkRequest {
+    email: String,
+}
+
+/// `POST /v1/auth/magic-link`: emails a sign-in link; the same answer for every address.
+async fn magic_link(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    JsonBody(body): JsonBody<MagicLinkRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    magic_link::request(&state, &body.email, &meta).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "accepted",
+            "message": "If an account uses this address, a sign-in link is on its way. It expires in 15 minutes."
+        })),
+    ))
 }
 
 async fn refresh(

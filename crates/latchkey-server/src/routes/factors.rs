@@ -15,6 +15,7 @@ use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
 use crate::service::factors::RecoveryCodes;
 use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;
+use latchkey_core::challenge;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,6 +33,12 @@ pub struct FactorView {
     pub factor_type: String,
     pub status: String,
     pub friendly_name: Option<String>,
+    /// Where codes or links go, masked (`a***@example.com`, `+*********23`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// NIST SP 800-63B restricted authenticator (email, SMS): apps may steer people
+    /// to TOTP or passkeys.
+    pub restricted: bool,
     pub created_at: String,
     pub confirmed_at: Option<String>,
     pub last_used_at: Option<String>,
@@ -39,8 +46,13 @@ pub struct FactorView {
 
 impl From<Factor> for FactorView {
     fn from(factor: Factor) -> Self {
+        let destination = factor.destination.as_deref().map(|d| {
+            if factor.factor_type == "sms" { challenge::mask_phone(d) } else { challenge::mask_email(d) }
+        });
         Self {
             id: factor.id,
+            restricted: challenge::is_restricted(&factor.factor_type),
+            destination,
             factor_type: factor.factor_type,
             status: factor.status,
             friendly_name: factor.friendly_name,
@@ -83,17 +95,43 @@ async fn create(
         return Err(ApiError::field(ErrorCode::InvalidField, "type")
             .with_message(format!("type must be one of: {}.", factors::TYPES.join(", "))));
     }
-    if body.factor_type != "totp" {
+    let factor_type = body.factor_type.as_str();
+    if factor_type == "webauthn" {
         return Err(ApiError::new(ErrorCode::UnsupportedFactorType)
-            .with_message("This server offers TOTP factors; other types are not available yet."));
+            .with_message("Passkeys (webauthn) are not available on this server yet."));
     }
-    if body.email.is_some() || body.phone.is_some() {
-        let field = if body.email.is_some() { "email" } else { "phone" };
+    let stray = match factor_type {
+        "totp" => [("email", body.email.is_some()), ("phone", body.phone.is_some())]
+            .into_iter()
+            .find(|(_, given)| *given),
+        "sms" => body.email.is_some().then_some(("email", true)),
+        _ => body.phone.is_some().then_some(("phone", true)),
+    };
+    if let Some((field, _)) = stray {
         return Err(ApiError::field(ErrorCode::InvalidField, field)
-            .with_message(format!("`{field}` does not apply to TOTP factors.")));
+            .with_message(format!("`{field}` does not apply to {factor_type} factors.")));
+    }
+    let account = accounts::session_user(&state, &user.session.user_id).await?;
+    if factor_type != "totp" {
+        // The destination is checked before re-authentication so a typo is reported
+        // even when the login is old.
+        let destination = factors::contact_destination(
+            &state,
+            &account,
+            factor_type,
+            body.email.as_deref(),
+            body.phone.as_deref(),
+        )?;
+        reauth::require_recent_authentication(&state, &user, body.current_password).await?;
+        let (factor, sent) =
+            factors::enroll_contact(&state, &account, factor_type, destination, body.friendly_name, &meta)
+                .await?;
+        let mut view = serde_json::to_value(FactorView::from(factor)).map_err(ApiError::internal)?;
+        view["challenge"] =
+            json!({ "id": sent.challenge_id, "sent_to": sent.sent_to, "expires_in": sent.expires_in });
+        return Ok((StatusCode::CREATED, Json(view)));
     }
     reauth::require_recent_authentication(&state, &user, body.current_password).await?;
-    let account = accounts::session_user(&state, &user.session.user_id).await?;
     let enrollment = factors::enroll_totp(&state, &account, body.friendly_name, &meta).await?;
     let mut view = serde_json::to_value(FactorView::from(enrollment.factor)).map_err(ApiError::internal)?;
     view["totp"] = json!({

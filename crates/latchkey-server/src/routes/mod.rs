@@ -6,6 +6,7 @@ mod admin_factors;
 mod audit;
 mod auth;
 pub mod factors;
+mod magic_link_page;
 mod me;
 mod ops;
 mod users;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(factors::routes())
         .merge(admin_factors::routes())
         .merge(audit::routes())
+        .merge(magic_link_page::routes())
         .nest("/v2", compat::prisme::routes())
         .nest("/api", compat::mudbase::routes(state.clone()))
         .fallback(not_found)

@@ -1,19 +1,24 @@
 //! The factor lifecycle: enrolment (pending), confirmation (active, with the first
 //! factor's recovery codes), renaming, removal, and recovery-code regeneration.
 
+use latchkey_core::challenge;
 use latchkey_core::crypto::{HashPurpose, NONCE_LEN};
+use latchkey_core::email::Email;
+use latchkey_core::phone;
 use latchkey_core::recovery::{self, CODE_BYTES, CODES_PER_SET};
-use latchkey_core::session::{Aal, Amr};
+use latchkey_core::session::Aal;
 use latchkey_core::totp::{self, SECRET_BYTES};
 use latchkey_core::{UnixTime, base32};
-use latchkey_store::{Factor, NewFactor, StoredSecret, TotpSettings, User};
+use latchkey_store::{ChallengePurpose, Factor, NewFactor, StoredSecret, TotpSettings, User};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AuthUser, ClientMeta};
 use crate::service::audit::{self, Event};
-use crate::service::second_factor::{self, factor_params, open_totp_secret, secret_context};
+use crate::service::challenges::{self, Sent};
+use crate::service::notify::{self, Notice};
+use crate::service::second_factor::{self, Attempt, Method, factor_params, open_totp_secret, secret_context};
 use crate::state::AppState;
 use crate::{qr, random};
 
@@ -99,6 +104,7 @@ pub async fn enroll_totp(
                 digits: i64::from(params.digits),
                 period: i64::from(params.period),
             }),
+            destination: None,
             created_at: now,
             expires_at: now + state.config.mfa.pending_factor_ttl_secs,
         })
@@ -113,6 +119,69 @@ pub async fn enroll_totp(
         qr_png,
         qr_svg,
     })
+}
+
+/// Where a new email, SMS or magic-link factor sends its codes, checked: an email
+/// address (the account's unless `email` is given) or an E.164 number in an allowed
+/// country.
+pub fn contact_destination(
+    state: &AppState,
+    user: &User,
+    factor_type: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Result<String, ApiError> {
+    match factor_type {
+        "sms" => {
+            let number = phone.ok_or_else(|| ApiError::field(ErrorCode::MissingField, "phone"))?;
+            let number = phone::normalize_e164(number)
+                .map_err(|_| ApiError::field(ErrorCode::InvalidPhone, "phone"))?;
+            if !challenge::phone_country_allowed(&number, &state.config.sms.allowed_country_codes) {
+                return Err(ApiError::field(ErrorCode::PhoneNotAllowed, "phone"));
+            }
+            Ok(number)
+        }
+        _ => match email {
+            Some(address) => Ok(Email::parse(address)
+                .map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?
+                .address),
+            None => Ok(user.email.clone()),
+        },
+    }
+}
+
+/// Creates a pending email, SMS or magic-link factor (replacing a pending one of the
+/// type) and sends it a code; the code confirms the factor. Sends are throttled per
+/// destination.
+pub async fn enroll_contact(
+    state: &AppState,
+    user: &User,
+    factor_type: &str,
+    destination: String,
+    friendly_name: Option<String>,
+    meta: &ClientMeta,
+) -> Result<(Factor, Sent), ApiError> {
+    let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
+    // The throttle is checked first, so a refused send leaves no factor behind.
+    challenges::claim_send(state, &destination).await?;
+    let now = state.now();
+    let factor = state
+        .store
+        .create_pending_factor(&NewFactor {
+            id: Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            factor_type: factor_type.to_owned(),
+            friendly_name,
+            secret: None,
+            totp: None,
+            destination: Some(destination),
+            created_at: now,
+            expires_at: now + state.config.mfa.pending_factor_ttl_secs,
+        })
+        .await?;
+    let sent = challenges::send_code_claimed(state, &factor, ChallengePurpose::Enroll, None, meta).await?;
+    audit::record(state, Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, factor_type)).await;
+    Ok((factor, sent))
 }
 
 /// What confirming the first factor does about recovery codes.
@@ -142,26 +211,35 @@ pub async fn confirm(
     if factor.status == "active" {
         return Err(ErrorCode::FactorAlreadyActive.into());
     }
-    if factor.factor_type != "totp" {
-        return Err(ErrorCode::UnsupportedFactorType.into());
-    }
     let failures = second_factor::claim_attempt(state, user_id, meta).await?;
-    let key = open_totp_secret(state, &factor)?;
-    let confirmed = match totp::verify(&key, factor_params(&factor)?, code, now, None) {
-        totp::Check::Accepted { step } => {
-            state.store.activate_factor(user_id, factor_id, Some(step), now).await?
+    let confirmed = match factor.factor_type.as_str() {
+        "totp" => {
+            let key = open_totp_secret(state, &factor)?;
+            match totp::verify(&key, factor_params(&factor)?, code, now, None) {
+                totp::Check::Accepted { step } => {
+                    state.store.activate_factor(user_id, factor_id, Some(step), now).await?
+                }
+                totp::Check::Replayed | totp::Check::Invalid => false,
+            }
         }
-        totp::Check::Replayed | totp::Check::Invalid => false,
+        "email" | "sms" | "magic_link" => {
+            challenges::check_code(state, &factor, ChallengePurpose::Enroll, None, code).await?
+                && state.store.activate_factor(user_id, factor_id, None, now).await?
+        }
+        _ => return Err(ErrorCode::UnsupportedFactorType.into()),
     };
+    let factor_type = factor.factor_type.as_str();
     if !confirmed {
-        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, "totp");
-        return Err(second_factor::failed(state, user_id, failures, event).await);
+        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor_type);
+        return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
     }
     second_factor::succeeded(state, user_id).await?;
-    audit::record(state, Event::new("factor.confirmed", user_id, meta).factor(factor_id, "totp")).await;
+    audit::record(state, Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor_type)).await;
+    notify::send(state, user_id, Notice::FactorAdded { factor_type }, meta).await;
     let active = active_factors(state, user_id).await?.len();
     let recovery_codes = if active == 1 {
-        raise_session(state, user, now).await?;
+        let method = Method::of_factor(factor_type).unwrap_or(Method::Totp);
+        raise_session(state, user, method, now).await?;
         match codes {
             RecoveryCodes::IssueWithFirstFactor => Some(issue_recovery_codes(state, user_id, now).await?),
             RecoveryCodes::IssuedAtSetup => None,
@@ -175,10 +253,16 @@ pub async fn confirm(
 
 /// The session that just proved a second factor is raised to `aal2`; sessions that
 /// never did end, since the account now requires one.
-async fn raise_session(state: &AppState, user: &AuthUser, now: UnixTime) -> Result<(), ApiError> {
+async fn raise_session(
+    state: &AppState,
+    user: &AuthUser,
+    method: Method,
+    now: UnixTime,
+) -> Result<(), ApiError> {
     let mut amr = user.session.amr.clone();
-    if !amr.iter().any(|m| m == Amr::Otp.as_str()) {
-        amr.push(Amr::Otp.as_str().to_owned());
+    let proven = method.amr().as_str();
+    if !amr.iter().any(|m| m == proven) {
+        amr.push(proven.to_owned());
     }
     state.store.elevate_session(&user.session.id, Aal::Aal2.as_str(), &amr, now).await?;
     let ended = state.store.revoke_other_sessions(&user.session.user_id, &user.session.id, now).await?;
@@ -217,6 +301,7 @@ pub async fn regenerate_recovery_codes(
     }
     let codes = issue_recovery_codes(state, user_id, now).await?;
     audit::record(state, Event::new("recovery_codes.regenerated", user_id, meta)).await;
+    notify::send(state, user_id, Notice::RecoveryCodesRegenerated, meta).await;
     Ok(codes)
 }
 
@@ -238,6 +323,9 @@ pub async fn remove(
     let event =
         Event::new("factor.removed", user_id, meta).factor(factor_id, &factor.factor_type).actor(actor);
     audit::record(state, event).await;
+    if factor.status == "active" {
+        notify::send(state, user_id, Notice::FactorRemoved { factor_type: &factor.factor_type }, meta).await;
+    }
     Ok(())
 }
 
@@ -252,6 +340,9 @@ pub async fn reset_all(
     let removed = state.store.delete_all_factors(user_id).await?;
     let event_type = if actor.is_some() { "factors.reset" } else { "mfa.disabled" };
     audit::record(state, Event::new(event_type, user_id, meta).actor(actor)).await;
+    if removed > 0 {
+        notify::send(state, user_id, Notice::MfaDisabled, meta).await;
+    }
     Ok(removed)
 }
 
@@ -277,6 +368,7 @@ pub async fn replace_totp_unconfirmed(
         Event::new("factor.confirmed", &user.id, meta).factor(&enrollment.factor.id, "totp"),
     )
     .await;
+    notify::send(state, &user.id, Notice::FactorAdded { factor_type: "totp" }, meta).await;
     state.store.revoke_other_sessions(&user.id, keep_session, now).await?;
     Ok(enrollment)
 }

@@ -6,11 +6,12 @@ use latchkey_core::crypto::HashPurpose;
 use latchkey_core::login::{AfterFirstFactor, after_first_factor};
 use latchkey_core::session::{Aal, Amr};
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
-use latchkey_store::{Factor, NewMfaToken};
+use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::ClientMeta;
 use crate::random;
+use crate::service::challenges::{self, Sent};
 use crate::service::factors;
 use crate::service::second_factor::{self, Proof};
 use crate::service::sessions::{self, IssuedTokens};
@@ -60,24 +61,93 @@ pub async fn after_first(
     }
 }
 
-/// Completes a login with its second factor; the `mfa_token` is spent on success.
-pub async fn complete(
-    state: &AppState,
-    mfa_token: &str,
-    proof: Proof<'_>,
-    meta: &ClientMeta,
-) -> Result<IssuedTokens, ApiError> {
+/// What a client finishing a login presents.
+pub enum LoginProof<'a> {
+    /// A code for one factor: from the authenticator app, or the one sent by
+    /// [`challenge`].
+    Code {
+        factor_id: &'a str,
+        code: &'a str,
+    },
+    RecoveryCode(&'a str),
+    /// A magic link sent by [`challenge`] and confirmed by its recipient.
+    Link {
+        challenge_id: &'a str,
+    },
+}
+
+/// The live MFA token `mfa_token` and its hash.
+async fn mfa_token(state: &AppState, mfa_token: &str) -> Result<(MfaToken, [u8; 32]), ApiError> {
     let mfa_token = mfa_token.trim();
     if !TokenKind::Mfa.is_well_formed(mfa_token) {
         return Err(ErrorCode::InvalidMfaToken.into());
     }
     let hash = state.keys.hashing.hash(HashPurpose::MfaToken, mfa_token.as_bytes());
     let token = state.store.mfa_token(&hash, state.now()).await?.ok_or(ErrorCode::InvalidMfaToken)?;
-    second_factor::verify(state, &token.user_id, proof, meta, None).await?;
+    Ok((token, hash))
+}
+
+/// Sends the code (email, SMS) or link (magic link) for one of the user's factors,
+/// bound to this login. Asking again sends a new one and voids the old.
+pub async fn challenge(
+    state: &AppState,
+    mfa_token_value: &str,
+    factor_id: &str,
+    meta: &ClientMeta,
+) -> Result<(Factor, Sent), ApiError> {
+    let (token, hash) = mfa_token(state, mfa_token_value).await?;
+    let factor = state
+        .store
+        .factor(&token.user_id, factor_id, state.now())
+        .await?
+        .filter(|f| f.status == "active")
+        .ok_or(ErrorCode::FactorNotFound)?;
+    let sent = match factor.factor_type.as_str() {
+        "email" | "sms" => {
+            challenges::send_code(state, &factor, ChallengePurpose::Login, Some(hash.to_vec()), meta).await?
+        }
+        "magic_link" => {
+            let to = factor.destination.clone().ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("a magic-link factor without an address"))
+            })?;
+            challenges::claim_send(state, &to).await?;
+            challenges::send_link(
+                state,
+                &token.user_id,
+                &to,
+                Some(&factor),
+                ChallengePurpose::Login,
+                Some(hash.to_vec()),
+                meta,
+            )
+            .await?
+        }
+        _ => return Err(ErrorCode::ChallengeNotApplicable.into()),
+    };
+    Ok((factor, sent))
+}
+
+/// Completes a login with its second factor; the `mfa_token` is spent on success.
+pub async fn complete(
+    state: &AppState,
+    mfa_token_value: &str,
+    proof: LoginProof<'_>,
+    meta: &ClientMeta,
+) -> Result<IssuedTokens, ApiError> {
+    let (token, hash) = mfa_token(state, mfa_token_value).await?;
+    let proof = match proof {
+        LoginProof::Code { factor_id, code } => Proof::Code { factor_id, code, login: Some(&hash) },
+        LoginProof::RecoveryCode(code) => Proof::RecoveryCode(code),
+        LoginProof::Link { challenge_id } => Proof::Link { challenge_id, login: &hash },
+    };
+    let verified = second_factor::verify(state, &token.user_id, proof, meta, None).await?;
     if !state.store.consume_mfa_token(&hash, state.now()).await? {
         return Err(ErrorCode::InvalidMfaToken.into());
     }
     let mut amr: Vec<Amr> = token.amr.iter().filter_map(|m| Amr::parse(m)).collect();
-    amr.push(Amr::Otp);
+    let method = verified.method.amr();
+    if !amr.contains(&method) {
+        amr.push(method);
+    }
     sessions::start(state, &token.user_id, Aal::Aal2, &amr, state.now(), false, meta).await
 }

@@ -4,8 +4,11 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod challenges;
 pub mod factors;
 pub mod login;
+pub mod magic_link;
+pub mod notify;
 pub mod reauth;
 pub mod second_factor;
 pub mod sessions;

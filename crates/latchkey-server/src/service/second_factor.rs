@@ -3,34 +3,48 @@
 //! and auditing are the same everywhere.
 
 use latchkey_core::crypto::{HashPurpose, NONCE_LEN, Sealed};
+use latchkey_core::session::Amr;
 use latchkey_core::{recovery, totp};
-use latchkey_store::{AttemptClaim, Factor};
+use latchkey_store::{AttemptClaim, ChallengePurpose, Factor};
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::ClientMeta;
 use crate::service::audit::{self, Event};
-use crate::service::factors;
+use crate::service::notify::{self, Notice};
+use crate::service::{challenges, factors};
 use crate::state::AppState;
 
 /// What the user presents.
 pub enum Proof<'a> {
-    /// A TOTP code for one factor.
-    Totp {
+    /// A code for one factor: what its authenticator app shows (TOTP), or the code
+    /// sent to it (email, SMS). `login` is the hash of the MFA token the sent code
+    /// belongs to, when the code finishes a login.
+    Code {
         factor_id: &'a str,
         code: &'a str,
+        login: Option<&'a [u8]>,
     },
     /// A TOTP code for whichever of the user's TOTP factors it fits.
     AnyTotp {
         code: &'a str,
     },
     RecoveryCode(&'a str),
+    /// A magic link the user confirmed, claimed by the login (MFA token hash
+    /// `login`) that asked for it.
+    Link {
+        challenge_id: &'a str,
+        login: &'a [u8],
+    },
 }
 
 /// How the second factor was proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Totp,
+    Email,
+    Sms,
+    MagicLink,
     RecoveryCode,
 }
 
@@ -38,7 +52,29 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::MagicLink => "magic_link",
             Self::RecoveryCode => "recovery_code",
+        }
+    }
+
+    pub fn of_factor(factor_type: &str) -> Option<Self> {
+        match factor_type {
+            "totp" => Some(Self::Totp),
+            "email" => Some(Self::Email),
+            "sms" => Some(Self::Sms),
+            "magic_link" => Some(Self::MagicLink),
+            _ => None,
+        }
+    }
+
+    /// The RFC 8176 method a session records for it.
+    pub fn amr(self) -> Amr {
+        match self {
+            Self::Totp | Self::RecoveryCode => Amr::Otp,
+            Self::Email | Self::MagicLink => Amr::Mail,
+            Self::Sms => Amr::Sms,
         }
     }
 }
@@ -107,11 +143,31 @@ pub async fn succeeded(state: &AppState, user_id: &str) -> Result<(), ApiError> 
     Ok(state.store.reset_second_factor_failures(user_id).await?)
 }
 
+/// Who is trying a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Someone who passed the first factor (a login, or an app's sidecar check after
+    /// its own password check): a failure is worth telling the user about.
+    AfterFirstFactor,
+    /// The signed-in user confirming a factor they are setting up.
+    Setup,
+}
+
 /// Records a failed attempt and answers `invalid_code`; when this failure reaches the
-/// lock threshold, a lockout event is recorded too.
-pub async fn failed(state: &AppState, user_id: &str, failures: i64, event: Event<'_>) -> ApiError {
+/// lock threshold, a lockout event is recorded too. The first failure after a first
+/// factor (not every one, so a guesser cannot flood the inbox) is emailed to the user.
+pub async fn failed(
+    state: &AppState,
+    user_id: &str,
+    failures: i64,
+    attempt: Attempt,
+    event: Event<'_>,
+) -> ApiError {
     let meta = event.meta;
     audit::record(state, event.failed()).await;
+    if attempt == Attempt::AfterFirstFactor && failures == 1 {
+        notify::send(state, user_id, Notice::SecondFactorFailed, meta).await;
+    }
     if failures == i64::from(state.lockout.lock_after) {
         tracing::warn!(%user_id, "second factor locked after too many failures");
         audit::record(state, Event::new("mfa.locked", user_id, meta).failed()).await;
@@ -120,7 +176,8 @@ pub async fn failed(state: &AppState, user_id: &str, failures: i64, event: Event
 }
 
 /// Checks `proof` for `user_id` under the guard. On success the code is spent (its
-/// TOTP step recorded, or the recovery code consumed) and the failure count reset.
+/// TOTP step recorded, the sent code or recovery code consumed) and the failure count
+/// reset. A confirmed magic link is not a guess, so claiming one passes by the guard.
 pub async fn verify(
     state: &AppState,
     user_id: &str,
@@ -128,16 +185,26 @@ pub async fn verify(
     meta: &ClientMeta,
     actor: Option<String>,
 ) -> Result<Verified, ApiError> {
+    if let Proof::Link { challenge_id, login } = proof {
+        return verify_link(state, user_id, challenge_id, login, meta).await;
+    }
     let failures = claim_attempt(state, user_id, meta).await?;
     let now = state.now();
-    // `Some(Some(factor))`: a TOTP code for `factor`; `Some(None)`: a recovery code;
+    // `Some(Some(factor))`: a code for `factor`; `Some(None)`: a recovery code;
     // `None`: nothing matched.
     let outcome = match proof {
-        Proof::Totp { factor_id, code } => {
-            let factor = state.store.factor(user_id, factor_id, now).await?;
-            match factor.filter(|f| f.status == "active" && f.factor_type == "totp") {
-                Some(factor) => check_totp(state, &factor, code, now).await?.then_some(Some(factor)),
-                None => None,
+        Proof::Code { factor_id, code, login } => {
+            let factor = state.store.factor(user_id, factor_id, now).await?.filter(|f| f.status == "active");
+            match factor {
+                Some(factor) if factor.factor_type == "totp" => {
+                    check_totp(state, &factor, code, now).await?.then_some(Some(factor))
+                }
+                Some(factor) if matches!(factor.factor_type.as_str(), "email" | "sms") => {
+                    challenges::check_code(state, &factor, ChallengePurpose::Login, login, code)
+                        .await?
+                        .then_some(Some(factor))
+                }
+                _ => None,
             }
         }
         Proof::AnyTotp { code } => {
@@ -166,26 +233,48 @@ pub async fn verify(
             };
             spent.then_some(None)
         }
+        Proof::Link { .. } => None,
     };
     match outcome {
         Some(Some(factor)) => {
             succeeded(state, user_id).await?;
+            let method = Method::of_factor(&factor.factor_type).unwrap_or(Method::Totp);
             audit::record(
                 state,
-                Event::new("mfa.verified", user_id, meta).factor(&factor.id, "totp").actor(actor),
+                Event::new("mfa.verified", user_id, meta)
+                    .factor(&factor.id, &factor.factor_type)
+                    .actor(actor),
             )
             .await;
-            Ok(Verified { factor_id: Some(factor.id), method: Method::Totp })
+            Ok(Verified { factor_id: Some(factor.id), method })
         }
         Some(None) => {
             succeeded(state, user_id).await?;
             audit::record(state, Event::new("recovery_code.used", user_id, meta).actor(actor)).await;
+            let remaining = state.store.recovery_codes_remaining(user_id).await?;
+            notify::send(state, user_id, Notice::RecoveryCodeUsed { remaining }, meta).await;
             Ok(Verified { factor_id: None, method: Method::RecoveryCode })
         }
         None => {
-            Err(failed(state, user_id, failures, Event::new("mfa.failed", user_id, meta).actor(actor)).await)
+            let event = Event::new("mfa.failed", user_id, meta).actor(actor);
+            Err(failed(state, user_id, failures, Attempt::AfterFirstFactor, event).await)
         }
     }
+}
+
+/// Claims a confirmed magic link for the login that asked for it.
+async fn verify_link(
+    state: &AppState,
+    user_id: &str,
+    challenge_id: &str,
+    login: &[u8],
+    meta: &ClientMeta,
+) -> Result<Verified, ApiError> {
+    let challenge = challenges::spend_confirmed_link(state, user_id, challenge_id, login).await?;
+    succeeded(state, user_id).await?;
+    let factor_id = challenge.factor_id.unwrap_or_default();
+    audit::record(state, Event::new("mfa.verified", user_id, meta).factor(&factor_id, "magic_link")).await;
+    Ok(Verified { factor_id: Some(factor_id), method: Method::MagicLink })
 }
 
 /// Whether `code` is right for `factor` now and its step could be recorded (so no one

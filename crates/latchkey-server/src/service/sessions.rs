@@ -123,5 +123,8 @@ pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> 
 /// expired MFA tokens. Run periodically by the `purge-expired` task.
 pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
     let now = state.now();
-    Ok(state.store.purge_sessions(now).await? + state.store.purge_expired_factors(now).await?)
+    // Finished messages are kept a week for inspection; throttle records outlive
+    // their hour-long window by a day.
+    let delivery = state.store.purge_delivery(now - 7 * 86_400, now - 86_400).await?;
+    Ok(state.store.purge_sessions(now).await? + state.store.purge_expired_factors(now).await? + delivery)
 }

@@ -6,16 +6,16 @@ use latchkey_core::lockout::LockoutPolicy;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, join_list, split_list};
+use super::{SqlStore, challenges, join_list, split_list};
 use crate::{
-    AttemptClaim, Factor, FactorRemoval, FactorStore, GuardState, MfaToken, NewFactor, NewMfaToken,
-    StoreResult, StoredSecret, TotpSettings,
+    AttemptClaim, Challenge, CodeChallengeQuery, Factor, FactorRemoval, FactorStore, GuardState, MfaToken,
+    NewChallenge, NewFactor, NewMfaToken, StoreResult, StoredSecret, TotpSettings,
 };
 
 macro_rules! factor_columns {
     () => {
         "id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce, secret_key_id,
-         algorithm, digits, period, last_step, created_at, confirmed_at, last_used_at, expires_at"
+         algorithm, digits, period, last_step, destination, created_at, confirmed_at, last_used_at, expires_at"
     };
 }
 
@@ -43,6 +43,7 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
         secret,
         totp,
         last_step: row.try_get("last_step")?,
+        destination: row.try_get("destination")?,
         created_at: row.try_get("created_at")?,
         confirmed_at: row.try_get("confirmed_at")?,
         last_used_at: row.try_get("last_used_at")?,
@@ -63,8 +64,8 @@ impl FactorStore for SqlStore {
         let totp = factor.totp.as_ref();
         let row = sqlx::query(concat!(
             "INSERT INTO factors (id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce,
-             secret_key_id, algorithm, digits, period, created_at, expires_at)
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+             secret_key_id, algorithm, digits, period, destination, created_at, expires_at)
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ",
             factor_columns!()
         ))
         .bind(&factor.id)
@@ -77,6 +78,7 @@ impl FactorStore for SqlStore {
         .bind(totp.map(|t| t.algorithm.clone()))
         .bind(totp.map(|t| t.digits))
         .bind(totp.map(|t| t.period))
+        .bind(&factor.destination)
         .bind(factor.created_at)
         .bind(factor.expires_at)
         .fetch_one(&mut *tx)
@@ -364,6 +366,39 @@ impl FactorStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn create_challenge(&self, challenge: &NewChallenge) -> StoreResult<()> {
+        challenges::create(&self.pool, challenge).await
+    }
+
+    async fn attempt_code_challenge(
+        &self,
+        query: &CodeChallengeQuery<'_>,
+        max_attempts: i64,
+        now: UnixTime,
+    ) -> StoreResult<Option<Challenge>> {
+        challenges::attempt_code(&self.pool, query, max_attempts, now).await
+    }
+
+    async fn spend_challenge(&self, id: &str, confirmed: bool, now: UnixTime) -> StoreResult<bool> {
+        challenges::spend(&self.pool, id, confirmed, now).await
+    }
+
+    async fn confirm_link_challenge(
+        &self,
+        secret_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<Option<Challenge>> {
+        challenges::confirm_link(&self.pool, secret_hash, now).await
+    }
+
+    async fn link_challenge(&self, secret_hash: &[u8], now: UnixTime) -> StoreResult<Option<Challenge>> {
+        challenges::open_link(&self.pool, secret_hash, now).await
+    }
+
+    async fn challenge(&self, user_id: &str, id: &str) -> StoreResult<Option<Challenge>> {
+        challenges::by_id(&self.pool, user_id, id).await
+    }
+
     async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64> {
         let factors = sqlx::query("DELETE FROM factors WHERE status = 'pending' AND expires_at <= $1")
             .bind(now)
@@ -375,6 +410,7 @@ impl FactorStore for SqlStore {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        Ok(factors + tokens)
+        let challenges = challenges::purge(&self.pool, now).await?;
+        Ok(factors + tokens + challenges)
     }
 }

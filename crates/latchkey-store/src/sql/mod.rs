@@ -16,6 +16,8 @@ use latchkey_core::UnixTime;
 
 mod accounts;
 mod audit;
+mod challenges;
+mod delivery;
 mod factors;
 
 /// The database a URL names.

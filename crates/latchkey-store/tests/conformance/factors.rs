@@ -28,6 +28,7 @@ fn totp(id: &str, user_id: &str, now: i64) -> NewFactor {
         friendly_name: Some("phone".into()),
         secret: Some(StoredSecret { sealed: vec![1, 2, 3], nonce: vec![0; 12], key_id: "mk".into() }),
         totp: Some(TotpSettings { algorithm: "SHA1".into(), digits: 6, period: 30 }),
+        destination: None,
         created_at: now,
         expires_at: now + 600,
     }

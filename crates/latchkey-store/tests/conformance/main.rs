@@ -37,4 +37,6 @@ where
 
 mod accounts;
 mod audit;
+mod challenges;
+mod delivery;
 mod factors;

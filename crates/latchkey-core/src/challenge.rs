@@ -1,0 +1,106 @@
+//! One-time codes and links sent by email or SMS: their shape, lifetimes and limits
+//! (DESIGN rule 5 and 6), and how destinations are shown back to people.
+
+use crate::UnixTime;
+
+/// Digits in an emailed or texted code.
+pub const CODE_DIGITS: usize = 6;
+/// A code is good for 10 minutes.
+pub const CODE_TTL_SECS: UnixTime = 600;
+/// A magic link is good for 15 minutes.
+pub const LINK_TTL_SECS: UnixTime = 900;
+/// Wrong codes a challenge takes before it is dead.
+pub const MAX_ATTEMPTS: i64 = 5;
+/// At most one send per destination in this many seconds...
+pub const SEND_MIN_INTERVAL_SECS: i64 = 60;
+/// ...and at most this many per hour.
+pub const SENDS_PER_HOUR: i64 = 10;
+
+/// Writes a code from 64 random bits. The modulo bias is below 10^-13.
+pub fn format_code(random: u64) -> String {
+    format!("{:0width$}", random % 10u64.pow(CODE_DIGITS as u32), width = CODE_DIGITS)
+}
+
+/// The code a person typed, without spaces or dashes, if it has the right shape.
+pub fn normalize_code(input: &str) -> Option<String> {
+    let digits: String = input.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    (digits.len() == CODE_DIGITS && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
+/// Factor types NIST SP 800-63B calls restricted (delivered over channels an attacker
+/// can intercept or redirect); apps may steer people to TOTP or passkeys instead.
+pub fn is_restricted(factor_type: &str) -> bool {
+    matches!(factor_type, "email" | "sms" | "magic_link")
+}
+
+/// An email address with most of its local part hidden: `a***@example.com`.
+pub fn mask_email(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".into(),
+    }
+}
+
+/// A phone number with all but its last two digits hidden: `+*********23`.
+pub fn mask_phone(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    let shown = digits.len().saturating_sub(2);
+    let mut masked = String::from("+");
+    masked.extend(digits.iter().enumerate().map(|(i, d)| if i < shown { '*' } else { *d }));
+    masked
+}
+
+/// Whether `number` (E.164) is in one of `country_codes` (calling codes without `+`);
+/// an empty list allows every country. Calling codes are prefix-free, so a prefix
+/// match is exact.
+pub fn phone_country_allowed(number: &str, country_codes: &[String]) -> bool {
+    let digits = number.trim_start_matches('+');
+    country_codes.is_empty()
+        || country_codes.iter().any(|code| digits.starts_with(code.trim_start_matches('+')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_six_digits_with_leading_zeros() {
+        assert_eq!(format_code(42), "000042");
+        assert_eq!(format_code(u64::MAX), "551615");
+        assert_eq!(format_code(999_999), "999999");
+        assert_eq!(format_code(1_000_000), "000000");
+    }
+
+    #[test]
+    fn typed_codes_are_normalized() {
+        assert_eq!(normalize_code(" 123 456 "), Some("123456".into()));
+        assert_eq!(normalize_code("123-456"), Some("123456".into()));
+        for bad in ["12345", "1234567", "12345a", "", "１２３４５６"] {
+            assert_eq!(normalize_code(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn destinations_are_masked() {
+        assert_eq!(mask_email("alice@example.com"), "a***@example.com");
+        assert_eq!(mask_phone("+14155550123"), "+*********23");
+    }
+
+    #[test]
+    fn country_allowlist_matches_calling_codes() {
+        let allowed = vec!["1".to_string(), "+44".to_string()];
+        assert!(phone_country_allowed("+14155550123", &allowed));
+        assert!(phone_country_allowed("+447700900123", &allowed));
+        assert!(!phone_country_allowed("+33612345678", &allowed));
+        assert!(phone_country_allowed("+33612345678", &[]));
+    }
+
+    #[test]
+    fn restricted_factor_types() {
+        assert!(is_restricted("sms") && is_restricted("email") && is_restricted("magic_link"));
+        assert!(!is_restricted("totp") && !is_restricted("webauthn"));
+    }
+}

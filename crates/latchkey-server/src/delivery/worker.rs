@@ -1,0 +1,115 @@
+//! The background task "delivery": leases due messages from the queue and sends them,
+//! retrying failures with doubling delays until `delivery.max_attempts`. Every instance
+//! runs one; leases keep them from sending a message twice at once.
+
+use std::time::Duration;
+
+use latchkey_store::{Channel, QueuedMessage, StoreError};
+use tokio::sync::watch;
+
+use super::{SendError, open};
+use crate::extract::ClientMeta;
+use crate::service::audit::{self, Event};
+use crate::state::AppState;
+
+/// Runs until `stop` changes. A message being sent when the signal comes is finished.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(state.config.delivery.poll_interval_ms);
+    loop {
+        loop {
+            match deliver_next(&state).await {
+                Ok(true) if !*stop.borrow() => {}
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(error = %error, "the delivery queue could not be read");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = state.delivery.wake.notified() => {}
+            () = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Leases and sends the next due message; false when none is due.
+pub async fn deliver_next(state: &AppState) -> Result<bool, StoreError> {
+    let config = &state.config.delivery;
+    let Some(message) = state.store.lease_message(state.now(), config.lease_secs).await? else {
+        return Ok(false);
+    };
+    let outcome = send(state, &message).await;
+    state.delivery.count(&outcome);
+    let now = state.now();
+    match outcome {
+        Ok(()) => state.store.message_sent(&message.id, now).await?,
+        Err(error) => {
+            let give_up = error.permanent || message.attempts >= i64::from(config.max_attempts);
+            let retry_at = (!give_up)
+                .then(|| now + backoff(config.retry_base_secs, config.retry_max_secs, message.attempts));
+            tracing::warn!(
+                message_id = %message.id,
+                kind = %message.kind,
+                attempts = message.attempts,
+                reason = %error.reason,
+                retry_at,
+                "sending a message failed"
+            );
+            state.store.message_failed(&message.id, &error.reason, retry_at, now).await?;
+            if let Some(user_id) = &message.user_id {
+                let event_type = if give_up { "message.abandoned" } else { "message.failed" };
+                audit::record(
+                    state,
+                    Event::new(event_type, user_id, &ClientMeta::default())
+                        .failed()
+                        .actor(Some("system".into())),
+                )
+                .await;
+            }
+        }
+    }
+    Ok(true)
+}
+
+async fn send(state: &AppState, message: &QueuedMessage) -> Result<(), SendError> {
+    let content = open(state, message).map_err(|e| {
+        tracing::error!(message_id = %message.id, error = %e, "a queued message cannot be opened");
+        SendError::permanent("the message cannot be opened with this master key")
+    })?;
+    let written = match message.channel {
+        Channel::Email => state.delivery.mailer.send(&message.id, &content).await?,
+        Channel::Sms => state.delivery.sms.send(&message.id, &content, state.now()).await?,
+    };
+    match written {
+        Some(path) => tracing::info!(
+            message_id = %message.id,
+            kind = %message.kind,
+            path = %path.display(),
+            "message written to the outbox (no mail server or SMS provider is configured)"
+        ),
+        None => {
+            tracing::info!(message_id = %message.id, kind = %message.kind, channel = message.channel.as_str(), "message sent")
+        }
+    }
+    Ok(())
+}
+
+/// The delay before retry number `attempts`: `base`, doubling each time, at most `max`.
+fn backoff(base: i64, max: i64, attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    base.saturating_mul(1 << doublings).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let delays: Vec<i64> = (1..=6).map(|n| backoff(10, 300, n)).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 300]);
+        assert_eq!(backoff(10, 3600, 100), 3600);
+    }
+}

@@ -1,0 +1,229 @@
+//! `/magic-link`: the page a magic link opens. GET only shows a confirm button (mail
+//! scanners that fetch links consume nothing); the POST from that page, carrying the
+//! token and a CSRF token tied to a cookie set by the GET, confirms the link. A
+//! second-factor link then lets the waiting login finish; a sign-in link redirects to
+//! `magic_link.redirect_url` with the outcome in the URL fragment.
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey_core::crypto::constant_time_eq;
+use latchkey_store::ChallengePurpose;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+use crate::extract::{ClientMeta, Query};
+use crate::random;
+use crate::service::challenges;
+use crate::service::login::LoginStep;
+use crate::service::magic_link::{self, Confirmed};
+use crate::state::AppState;
+
+const CSRF_COOKIE: &str = "latchkey_csrf";
+
+/// Scripts, frames, images and foreign form targets are all refused.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/magic-link", get(show).post(confirm))
+}
+
+#[derive(Template)]
+#[template(path = "pages/magic_link.html")]
+struct ConfirmPage<'a> {
+    issuer: &'a str,
+    heading: &'a str,
+    requested: &'a str,
+    button: &'a str,
+    token: &'a str,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+struct MessagePage<'a> {
+    issuer: &'a str,
+    heading: &'a str,
+    body: &'a str,
+}
+
+/// An HTML answer with the page headers every Latchkey page carries.
+fn page(status: StatusCode, html: Result<String, askama::Error>) -> Response {
+    let Ok(html) = html else {
+        return ApiError::internal(anyhow::anyhow!("a page template failed to render")).into_response();
+    };
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+fn message(state: &AppState, status: StatusCode, heading: &str, body: &str) -> Response {
+    page(status, MessagePage { issuer: &state.config.totp.issuer, heading, body }.render())
+}
+
+fn link_not_valid(state: &AppState) -> Response {
+    message(
+        state,
+        StatusCode::GONE,
+        "This link no longer works",
+        "It has expired or was already used. Ask for a new one where you were signing in.",
+    )
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    token: Option<String>,
+}
+
+async fn show(State(state): State<AppState>, Query(query): Query<LinkQuery>) -> Response {
+    let token = query.token.unwrap_or_default();
+    let challenge = match challenges::open_link(&state, &token).await {
+        Ok(Some(challenge)) => challenge,
+        Ok(None) => return link_not_valid(&state),
+        Err(error) => return error.into_response(),
+    };
+    let (heading, button) = match challenge.purpose {
+        ChallengePurpose::SignIn => ("Sign in", "Sign in"),
+        ChallengePurpose::Login | ChallengePurpose::Enroll => {
+            ("Confirm your sign-in", "Yes, continue signing in")
+        }
+    };
+    let requested = crate::clock::rfc3339(challenge.created_at);
+    let csrf = Zeroizing::new(URL_SAFE_NO_PAD.encode(random::bytes::<32>()));
+    let mut response = page(
+        StatusCode::OK,
+        ConfirmPage {
+            issuer: &state.config.totp.issuer,
+            heading,
+            requested: &format!("at {requested}"),
+            button,
+            token: &token,
+            csrf: &csrf,
+        }
+        .render(),
+    );
+    let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let cookie =
+        format!("{CSRF_COOKIE}={}; Path=/; Max-Age=900; HttpOnly; SameSite=Strict{secure}", csrf.as_str());
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    token: String,
+    csrf: String,
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    body: Bytes,
+) -> Response {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form: Option<ConfirmForm> = if is_form { serde_urlencoded::from_bytes(&body).ok() } else { None };
+    let Some(form) = form else {
+        return message(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "Something is missing",
+            "Open the link from your email again.",
+        );
+    };
+    let csrf_ok = cookie(&headers, CSRF_COOKIE).is_some_and(|expected| {
+        !expected.is_empty() && constant_time_eq(expected.as_bytes(), form.csrf.as_bytes())
+    });
+    if !csrf_ok {
+        return message(
+            &state,
+            StatusCode::FORBIDDEN,
+            "Please try again",
+            "This confirmation did not come from the page the link opened. Open the link from your email again.",
+        );
+    }
+    let outcome = match magic_link::confirm(&state, &form.token, &meta).await {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => return link_not_valid(&state),
+        Err(error) => return error.into_response(),
+    };
+    let mut response = match outcome {
+        Confirmed::SecondFactor => message(
+            &state,
+            StatusCode::OK,
+            "Confirmed",
+            "Go back to the window or device where you were signing in; it continues by itself.",
+        ),
+        Confirmed::SignedIn(step) => {
+            let Some(redirect_url) = state.config.magic_link.redirect_url.as_deref() else {
+                return link_not_valid(&state);
+            };
+            let fragment = match sign_in_fragment(step) {
+                Ok(fragment) => fragment,
+                Err(error) => return ApiError::internal(error).into_response(),
+            };
+            Redirect::to(&format!("{redirect_url}#{}", fragment.as_str())).into_response()
+        }
+    };
+    let expired = format!("{CSRF_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    if let Ok(value) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// The sign-in outcome as a URL fragment: the same fields as the login answer.
+fn sign_in_fragment(step: LoginStep) -> Result<Zeroizing<String>, serde_urlencoded::ser::Error> {
+    let pairs: Vec<(String, String)> = match step {
+        LoginStep::Session(tokens) => vec![
+            ("access_token".into(), tokens.access_token),
+            ("refresh_token".into(), tokens.refresh_token),
+            ("token_type".into(), "Bearer".into()),
+            ("expires_in".into(), tokens.expires_in.to_string()),
+            ("aal".into(), tokens.aal),
+        ],
+        LoginStep::MfaRequired(challenge) => {
+            let factors: Vec<serde_json::Value> = challenge
+                .factors
+                .into_iter()
+                .map(|f| serde_json::json!({ "id": f.id, "type": f.factor_type, "friendly_name": f.friendly_name }))
+                .collect();
+            vec![
+                ("mfa_required".into(), "true".into()),
+                ("mfa_token".into(), challenge.mfa_token),
+                ("expires_in".into(), challenge.expires_in.to_string()),
+                ("factors".into(), serde_json::Value::from(factors).to_string()),
+            ]
+        }
+    };
+    serde_urlencoded::to_string(&pairs).map(Zeroizing::new)
+}

@@ -1,0 +1,268 @@
+//! Codes and links sent by email or SMS (DESIGN rules 5 and 6): sending them under the
+//! per-destination throttle, and checking them with limited attempts. Only keyed hashes
+//! are stored; a code's hash covers its challenge id, so equal codes never share one.
+
+use latchkey_core::challenge::{
+    self, CODE_TTL_SECS, LINK_TTL_SECS, MAX_ATTEMPTS, SEND_MIN_INTERVAL_SECS, SENDS_PER_HOUR,
+};
+use latchkey_core::crypto::{HashPurpose, constant_time_eq};
+use latchkey_core::token::{TOKEN_BYTES, TokenKind};
+use latchkey_store::{
+    Challenge, ChallengeKind, ChallengePurpose, Channel, CodeChallengeQuery, Factor, NewChallenge, SendClaim,
+    SendLimits,
+};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::delivery::{self, templates};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::ClientMeta;
+use crate::random;
+use crate::service::audit::{self, Event};
+use crate::state::AppState;
+
+const LIMITS: SendLimits =
+    SendLimits { min_interval_secs: SEND_MIN_INTERVAL_SECS, per_window: SENDS_PER_HOUR, window_secs: 3600 };
+
+/// A challenge on its way to the user.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub challenge_id: String,
+    pub expires_in: i64,
+    /// The destination, masked (`a***@example.com`).
+    pub sent_to: String,
+}
+
+/// Counts a send to `destination` (an email address or phone number), or answers
+/// `rate_limited` with the wait.
+pub async fn claim_send(state: &AppState, destination: &str) -> Result<(), ApiError> {
+    let key = state.keys.hashing.hash(HashPurpose::Destination, destination.to_lowercase().as_bytes());
+    match state.store.claim_send(&key, &LIMITS, state.now()).await? {
+        SendClaim::Granted => Ok(()),
+        SendClaim::Throttled { until } => Err(ApiError::rate_limited(until - state.now())),
+    }
+}
+
+fn channel(factor: &Factor) -> Channel {
+    if factor.factor_type == "sms" { Channel::Sms } else { Channel::Email }
+}
+
+fn masked(factor: &Factor, destination: &str) -> String {
+    match channel(factor) {
+        Channel::Sms => challenge::mask_phone(destination),
+        Channel::Email => challenge::mask_email(destination),
+    }
+}
+
+fn code_hash(state: &AppState, challenge_id: &str, code: &str) -> [u8; 32] {
+    state.keys.hashing.hash(HashPurpose::ChallengeCode, format!("{challenge_id}:{code}").as_bytes())
+}
+
+/// Sends a fresh code to an email or SMS factor (or a magic-link factor being set up),
+/// replacing any code still open for the same purpose. A login code is bound to the
+/// MFA token of that login.
+pub async fn send_code(
+    state: &AppState,
+    factor: &Factor,
+    purpose: ChallengePurpose,
+    mfa_token_hash: Option<Vec<u8>>,
+    meta: &ClientMeta,
+) -> Result<Sent, ApiError> {
+    claim_send(state, destination(factor)?).await?;
+    send_code_claimed(state, factor, purpose, mfa_token_hash, meta).await
+}
+
+fn destination(factor: &Factor) -> Result<&str, ApiError> {
+    factor
+        .destination
+        .as_deref()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a code factor without a destination")))
+}
+
+/// [`send_code`] when the caller has already counted the send with [`claim_send`].
+pub async fn send_code_claimed(
+    state: &AppState,
+    factor: &Factor,
+    purpose: ChallengePurpose,
+    mfa_token_hash: Option<Vec<u8>>,
+    meta: &ClientMeta,
+) -> Result<Sent, ApiError> {
+    let destination = destination(factor)?;
+    let now = state.now();
+    let id = Uuid::now_v7().to_string();
+    let code = Zeroizing::new(challenge::format_code(u64::from_le_bytes(random::bytes::<8>())));
+    state
+        .store
+        .create_challenge(&NewChallenge {
+            id: id.clone(),
+            user_id: factor.user_id.clone(),
+            factor_id: Some(factor.id.clone()),
+            purpose,
+            kind: ChallengeKind::Code,
+            secret_hash: code_hash(state, &id, &code).to_vec(),
+            mfa_token_hash,
+            created_at: now,
+            expires_at: now + CODE_TTL_SECS,
+        })
+        .await?;
+    let issuer = state.config.totp.issuer.as_str();
+    let minutes = CODE_TTL_SECS / 60;
+    let (kind, message) = match channel(factor) {
+        Channel::Sms => {
+            ("sms_code", templates::code_sms(issuer, destination, &code, minutes, public_host(state)))
+        }
+        Channel::Email => {
+            let purpose = match purpose {
+                ChallengePurpose::Enroll => "confirm this address for two-step sign-in",
+                ChallengePurpose::Login | ChallengePurpose::SignIn => "finish signing in",
+            };
+            ("email_code", templates::code_email(issuer, destination, &code, purpose, minutes))
+        }
+    };
+    let message = message.map_err(ApiError::internal)?;
+    delivery::enqueue(state, channel(factor), kind, Some(&factor.user_id), &message).await?;
+    audit::record(
+        state,
+        Event::new("challenge.sent", &factor.user_id, meta).factor(&factor.id, &factor.factor_type),
+    )
+    .await;
+    Ok(Sent { challenge_id: id, expires_in: CODE_TTL_SECS, sent_to: masked(factor, destination) })
+}
+
+/// Whether `code` is right for the factor's open challenge for `purpose`; a right code
+/// is spent. Every call counts against the challenge's attempts.
+pub async fn check_code(
+    state: &AppState,
+    factor: &Factor,
+    purpose: ChallengePurpose,
+    mfa_token_hash: Option<&[u8]>,
+    code: &str,
+) -> Result<bool, ApiError> {
+    let now = state.now();
+    let query =
+        CodeChallengeQuery { user_id: &factor.user_id, factor_id: &factor.id, purpose, mfa_token_hash };
+    let Some(challenge) = state.store.attempt_code_challenge(&query, MAX_ATTEMPTS, now).await? else {
+        return Ok(false);
+    };
+    let Some(code) = challenge::normalize_code(code) else {
+        return Ok(false);
+    };
+    if !constant_time_eq(&code_hash(state, &challenge.id, &code), &challenge.secret_hash) {
+        return Ok(false);
+    }
+    Ok(state.store.spend_challenge(&challenge.id, false, now).await?)
+}
+
+/// Who asked for a link, for the email that carries it.
+pub fn context<'a>(state: &'a AppState, meta: &'a ClientMeta) -> templates::Context<'a> {
+    templates::Context {
+        issuer: &state.config.totp.issuer,
+        when: crate::clock::rfc3339(state.now()),
+        ip: meta.ip.as_deref(),
+        device: meta.user_agent.as_deref(),
+    }
+}
+
+/// Emails a magic link to `to` for the user, as their second factor (`factor` set,
+/// `Login`, bound to the MFA token) or their first (`SignIn`). The link's base is the
+/// configured public URL, never the request's Host.
+pub async fn send_link(
+    state: &AppState,
+    user_id: &str,
+    to: &str,
+    factor: Option<&Factor>,
+    purpose: ChallengePurpose,
+    mfa_token_hash: Option<Vec<u8>>,
+    meta: &ClientMeta,
+) -> Result<Sent, ApiError> {
+    let now = state.now();
+    let id = Uuid::now_v7().to_string();
+    let token = Zeroizing::new(TokenKind::MagicLink.encode(&random::bytes::<TOKEN_BYTES>()));
+    state
+        .store
+        .create_challenge(&NewChallenge {
+            id: id.clone(),
+            user_id: user_id.to_owned(),
+            factor_id: factor.map(|f| f.id.clone()),
+            purpose,
+            kind: ChallengeKind::Link,
+            secret_hash: state.keys.hashing.hash(HashPurpose::LinkToken, token.as_bytes()).to_vec(),
+            mfa_token_hash,
+            created_at: now,
+            expires_at: now + LINK_TTL_SECS,
+        })
+        .await?;
+    let url = Zeroizing::new(format!("{}/magic-link?token={}", state.config.public_base(), token.as_str()));
+    let reason = match purpose {
+        ChallengePurpose::SignIn => "sign in",
+        ChallengePurpose::Login | ChallengePurpose::Enroll => "finish signing in",
+    };
+    let message = templates::link_email(&context(state, meta), to, &url, reason, LINK_TTL_SECS / 60)
+        .map_err(ApiError::internal)?;
+    delivery::enqueue(state, Channel::Email, "magic_link", Some(user_id), &message).await?;
+    let event = Event::new("challenge.sent", user_id, meta);
+    audit::record(
+        state,
+        match factor {
+            Some(factor) => event.factor(&factor.id, "magic_link"),
+            None => event,
+        },
+    )
+    .await;
+    Ok(Sent { challenge_id: id, expires_in: LINK_TTL_SECS, sent_to: challenge::mask_email(to) })
+}
+
+/// The open link challenge a presented token belongs to (nothing changes).
+pub async fn open_link(state: &AppState, token: &str) -> Result<Option<Challenge>, ApiError> {
+    if !TokenKind::MagicLink.is_well_formed(token) {
+        return Ok(None);
+    }
+    let hash = state.keys.hashing.hash(HashPurpose::LinkToken, token.as_bytes());
+    Ok(state.store.link_challenge(&hash, state.now()).await?)
+}
+
+/// Confirms the link with this token; `Some` for exactly one caller.
+pub async fn confirm_link(state: &AppState, token: &str) -> Result<Option<Challenge>, ApiError> {
+    if !TokenKind::MagicLink.is_well_formed(token) {
+        return Ok(None);
+    }
+    let hash = state.keys.hashing.hash(HashPurpose::LinkToken, token.as_bytes());
+    Ok(state.store.confirm_link_challenge(&hash, state.now()).await?)
+}
+
+/// Spends a confirmed login link for the login holding `mfa_token_hash`: the waiting
+/// client's side of a magic-link second factor.
+pub async fn spend_confirmed_link(
+    state: &AppState,
+    user_id: &str,
+    challenge_id: &str,
+    mfa_token_hash: &[u8],
+) -> Result<Challenge, ApiError> {
+    let challenge = state
+        .store
+        .challenge(user_id, challenge_id)
+        .await?
+        .filter(|c| {
+            c.kind == ChallengeKind::Link
+                && c.purpose == ChallengePurpose::Login
+                && c.mfa_token_hash.as_deref().is_some_and(|h| constant_time_eq(h, mfa_token_hash))
+        })
+        .ok_or(ErrorCode::InvalidChallenge)?;
+    if challenge.used_at.is_some() || challenge.expires_at <= state.now() {
+        return Err(ErrorCode::InvalidChallenge.into());
+    }
+    if challenge.confirmed_at.is_none() {
+        return Err(ErrorCode::ChallengePending.into());
+    }
+    if !state.store.spend_challenge(&challenge.id, true, state.now()).await? {
+        return Err(ErrorCode::InvalidChallenge.into());
+    }
+    Ok(challenge)
+}
+
+/// The host of the public URL, for origin-bound SMS codes.
+fn public_host(state: &AppState) -> Option<&str> {
+    let rest = state.config.public_base().split_once("://")?.1;
+    let host = rest.split(['/', ':']).next()?;
+    (!host.is_empty()).then_some(host)
+}

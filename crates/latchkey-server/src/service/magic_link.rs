@@ -1,0 +1,83 @@
+//! Magic links: signing in by email (a first factor), and the confirm step a person
+//! takes on the link's page, shared with the magic-link second factor.
+
+use latchkey_core::email::Email;
+use latchkey_core::session::Amr;
+use latchkey_store::ChallengePurpose;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::ClientMeta;
+use crate::service::audit::{self, Event};
+use crate::service::challenges;
+use crate::service::login::{self, LoginStep};
+use crate::state::AppState;
+
+/// What confirming a link did.
+pub enum Confirmed {
+    /// A second factor: the login that asked for it can now finish.
+    SecondFactor,
+    /// A sign-in: a session, or the second factor the account requires.
+    SignedIn(LoginStep),
+}
+
+/// Emails a sign-in link to `email` if it belongs to an active account. The answer
+/// is the same either way, and comes before the look-up, so neither its content nor
+/// its timing tells whether the account exists. Sends count against the address's
+/// throttle whether or not it has an account.
+pub async fn request(state: &AppState, email: &str, meta: &ClientMeta) -> Result<(), ApiError> {
+    if state.config.magic_link.redirect_url.is_none() {
+        return Err(ErrorCode::MagicLinkDisabled.into());
+    }
+    let email = Email::parse(email).map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?;
+    challenges::claim_send(state, &email.normalized).await?;
+    let (state, meta) = (state.clone(), meta.clone());
+    tokio::spawn(async move {
+        if let Err(error) = send_sign_in_link(&state, &email, &meta).await {
+            tracing::warn!(code = error.code.as_str(), "a sign-in link could not be sent");
+            error.log_cause();
+        }
+    });
+    Ok(())
+}
+
+async fn send_sign_in_link(state: &AppState, email: &Email, meta: &ClientMeta) -> Result<(), ApiError> {
+    let Some(user) = state.store.user_by_email(&email.normalized).await? else {
+        return Ok(());
+    };
+    if user.disabled_at.is_some() {
+        return Ok(());
+    }
+    challenges::send_link(state, &user.id, &user.email, None, ChallengePurpose::SignIn, None, meta).await?;
+    Ok(())
+}
+
+/// Confirms the link with `token`: `None` when it is unknown, expired or used.
+pub async fn confirm(
+    state: &AppState,
+    token: &str,
+    meta: &ClientMeta,
+) -> Result<Option<Confirmed>, ApiError> {
+    let Some(challenge) = challenges::confirm_link(state, token).await? else {
+        return Ok(None);
+    };
+    let user_id = challenge.user_id.as_str();
+    match challenge.purpose {
+        ChallengePurpose::Login => {
+            let factor_id = challenge.factor_id.as_deref().unwrap_or_default();
+            audit::record(
+                state,
+                Event::new("magic_link.confirmed", user_id, meta).factor(factor_id, "magic_link"),
+            )
+            .await;
+            Ok(Some(Confirmed::SecondFactor))
+        }
+        ChallengePurpose::SignIn => {
+            if !state.store.spend_challenge(&challenge.id, true, state.now()).await? {
+                return Ok(None);
+            }
+            audit::record(state, Event::new("magic_link.signed_in", user_id, meta)).await;
+            Ok(Some(Confirmed::SignedIn(login::after_first(state, user_id, &[Amr::Mail], meta).await?)))
+        }
+        ChallengePurpose::Enroll => Ok(None),
+    }
+}

@@ -1,0 +1,189 @@
+//! The per-destination send throttle and the outgoing message queue.
+
+use async_trait::async_trait;
+use latchkey_core::UnixTime;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::SqlStore;
+use crate::{
+    Channel, DeliveryStore, NewMessage, OutboxCounts, QueuedMessage, SendClaim, SendLimits, StoreError,
+    StoreResult, StoredSecret,
+};
+
+fn message_from_row(row: &AnyRow) -> StoreResult<QueuedMessage> {
+    let channel: String = row.try_get("channel")?;
+    Ok(QueuedMessage {
+        id: row.try_get("id")?,
+        channel: Channel::parse(&channel)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown message channel {channel:?}")))?,
+        kind: row.try_get("kind")?,
+        user_id: row.try_get("user_id")?,
+        payload: StoredSecret {
+            sealed: row.try_get("payload_sealed")?,
+            nonce: row.try_get("payload_nonce")?,
+            key_id: row.try_get("payload_key_id")?,
+        },
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl DeliveryStore for SqlStore {
+    async fn claim_send(
+        &self,
+        destination_hash: &[u8],
+        limits: &SendLimits,
+        now: UnixTime,
+    ) -> StoreResult<SendClaim> {
+        // As with the second-factor guard: the counting statement holds the row until
+        // the transaction ends, so concurrent sends see each other.
+        let mut tx = self.pool.begin().await?;
+        let counted = sqlx::query(
+            "INSERT INTO send_throttle (destination_hash, last_sent_at, window_start, window_count)
+             VALUES ($1, $2, $2, 1)
+             ON CONFLICT (destination_hash) DO UPDATE SET
+                 last_sent_at = $2,
+                 window_start = CASE WHEN send_throttle.window_start <= $2 - $4 THEN $2
+                                     ELSE send_throttle.window_start END,
+                 window_count = CASE WHEN send_throttle.window_start <= $2 - $4 THEN 1
+                                     ELSE send_throttle.window_count + 1 END
+             WHERE send_throttle.last_sent_at <= $2 - $3
+               AND (send_throttle.window_start <= $2 - $4 OR send_throttle.window_count < $5)
+             RETURNING window_count",
+        )
+        .bind(destination_hash.to_vec())
+        .bind(now)
+        .bind(limits.min_interval_secs)
+        .bind(limits.window_secs)
+        .bind(limits.per_window)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let claim = if counted.is_some() {
+            SendClaim::Granted
+        } else {
+            let row = sqlx::query(
+                "SELECT last_sent_at, window_start, window_count FROM send_throttle WHERE destination_hash = $1",
+            )
+            .bind(destination_hash.to_vec())
+            .fetch_one(&mut *tx)
+            .await?;
+            let last_sent_at: i64 = row.try_get("last_sent_at")?;
+            let window_start: i64 = row.try_get("window_start")?;
+            let window_count: i64 = row.try_get("window_count")?;
+            let mut until = last_sent_at + limits.min_interval_secs;
+            if window_count >= limits.per_window {
+                until = until.max(window_start + limits.window_secs);
+            }
+            SendClaim::Throttled { until }
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn enqueue_message(&self, message: &NewMessage, now: UnixTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO outbox (id, channel, kind, user_id, payload_sealed, payload_nonce, payload_key_id,
+                 next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&message.id)
+        .bind(message.channel.as_str())
+        .bind(&message.kind)
+        .bind(&message.user_id)
+        .bind(message.payload.sealed.clone())
+        .bind(message.payload.nonce.clone())
+        .bind(&message.payload.key_id)
+        .bind(now)
+        .bind(message.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn lease_message(&self, now: UnixTime, lease_secs: i64) -> StoreResult<Option<QueuedMessage>> {
+        // The outer conditions are checked again on the row, so when two workers pick
+        // the same message only one lease is taken.
+        sqlx::query(
+            "UPDATE outbox SET lease_until = $1 + $2, attempts = attempts + 1
+             WHERE id = (SELECT id FROM outbox
+                         WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1
+                           AND lease_until <= $1
+                         ORDER BY next_attempt_at, id LIMIT 1)
+               AND sent_at IS NULL AND failed_at IS NULL AND lease_until <= $1
+             RETURNING id, channel, kind, user_id, payload_sealed, payload_nonce, payload_key_id, attempts,
+                 created_at",
+        )
+        .bind(now)
+        .bind(lease_secs)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(message_from_row)
+        .transpose()
+    }
+
+    async fn message_sent(&self, id: &str, now: UnixTime) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET sent_at = $2, lease_until = 0, last_error = NULL WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn message_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        let query = match retry_at {
+            Some(at) => sqlx::query(
+                "UPDATE outbox SET last_error = $2, lease_until = 0, next_attempt_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .bind(at),
+            None => sqlx::query(
+                "UPDATE outbox SET last_error = $2, lease_until = 0, failed_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .bind(now),
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
+        let count = |sql: &'static str| async move {
+            let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+            StoreResult::Ok(row.try_get::<i64, _>(0)?)
+        };
+        Ok(OutboxCounts {
+            queued: count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").await?,
+            sent: count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await?,
+            failed: count("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").await?,
+        })
+    }
+
+    async fn purge_delivery(&self, messages_before: UnixTime, throttle_before: UnixTime) -> StoreResult<u64> {
+        let messages = sqlx::query(
+            "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at <= $1)
+                                   OR (failed_at IS NOT NULL AND failed_at <= $1)",
+        )
+        .bind(messages_before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let throttles = sqlx::query("DELETE FROM send_throttle WHERE last_sent_at <= $1")
+            .bind(throttle_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(messages + throttles)
+    }
+}
