@@ -114,7 +114,7 @@ async fn factors_belong_to_their_owner(app: TestApp) {
             app.client
                 .post(app.url("/v1/me/factors"))
                 .bearer_auth(access(&alice))
-                .json(&json!({ "type": "sms", "phone": "+14155550123" })),
+                .json(&json!({ "type": "webauthn" })),
         )
         .await;
     assert_eq!(unsupported.code(), "unsupported_factor_type");

@@ -265,3 +265,19 @@ impl TestApp {
         self.post("/v1/auth/mfa/verify", body).await
     }
 }
+
+impl TestApp {
+    /// Where the file outbox writes messages (no SMTP server configured).
+    pub fn outbox(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("outbox")
+    }
+
+    pub async fn post_bearer(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(self.client.post(self.url(path)).bearer_auth(token).json(&body)).await
+    }
+
+    /// Advances the test clock.
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(seconds);
+    }
+}
