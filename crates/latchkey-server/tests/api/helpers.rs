@@ -35,6 +35,27 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// Like `on_both_backends!`, for tests that start servers themselves: the test is an
+/// `async fn(TestDatabase)`.
+macro_rules! on_both_backends_raw {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(db) = latchkey_store::testing::TestDatabase::create(latchkey_store::Backend::Sqlite).await {
+                    super::$name(db).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = latchkey_store::testing::TestDatabase::create(latchkey_store::Backend::Postgres).await {
+                    super::$name(db).await
+                }
+            }
+        }
+    )*};
+}
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {

@@ -1,0 +1,197 @@
+//! Magic links, as a second factor and as the first: GET shows a page and consumes
+//! nothing, the POST from the page confirms once, links expire, the link's host comes
+//! from the configuration, and sign-in answers do not reveal accounts.
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HOST, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, access};
+use crate::mail;
+
+on_both_backends!(magic_link_second_factor, magic_link_sign_in);
+
+/// The page a link opens: status, body, and the CSRF cookie and form field it set.
+struct Page {
+    status: StatusCode,
+    html: String,
+    csrf: Option<String>,
+}
+
+async fn open(app: &TestApp, link: &str) -> Page {
+    // Links point at the configured public URL; the test server listens elsewhere.
+    let public = app.state.config.public_base();
+    assert!(link.starts_with(public), "{link}");
+    let response = app.client.get(link.replacen(public, &app.base, 1)).send().await.unwrap();
+    let status = response.status();
+    assert!(response.headers().contains_key("content-type"), "{link}: {status} {:?}", response.headers());
+    assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    let cookie = response.headers().get(SET_COOKIE).map(|c| c.to_str().unwrap().to_owned());
+    if let Some(cookie) = &cookie {
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    }
+    let html = response.text().await.unwrap();
+    let csrf = cookie.map(|c| c.split(';').next().unwrap().split_once('=').unwrap().1.to_owned());
+    Page { status, html, csrf }
+}
+
+fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap().to_owned()
+}
+
+async fn confirm(app: &TestApp, token: &str, csrf: &str) -> reqwest::Response {
+    confirm_with(app, token, Some(csrf), csrf).await
+}
+
+/// Posts the confirm form with `cookie` as the CSRF cookie and `csrf` in the form.
+async fn confirm_with(app: &TestApp, token: &str, cookie: Option<&str>, csrf: &str) -> reqwest::Response {
+    let mut request = app.client.post(app.url("/magic-link")).form(&[("token", token), ("csrf", csrf)]);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, format!("latchkey_csrf={cookie}"));
+    }
+    request.send().await.unwrap()
+}
+
+async fn magic_link_second_factor(app: TestApp) {
+    let tokens = app.user("maya@example.com").await;
+    let outbox = app.outbox();
+    let created = app.post_bearer("/v1/me/factors", &access(&tokens), json!({ "type": "magic_link" })).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let factor_id = created.body["id"].as_str().unwrap().to_owned();
+    let code = mail::nth(&outbox, "maya@example.com", 1).await.code();
+    let confirmed = app.confirm(&access(&tokens), &factor_id, &code).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+
+    app.advance(61);
+    let mfa_token = app.mfa_token("maya@example.com").await;
+    // A spoofed Host header does not reach the link.
+    let sent = app
+        .send(
+            app.client
+                .post(app.url("/v1/auth/mfa/challenge"))
+                .header(HOST, "evil.example")
+                .json(&json!({ "mfa_token": mfa_token, "factor_id": factor_id })),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert_eq!(sent.body["expires_in"], 900);
+    let challenge_id = sent.body["challenge_id"].as_str().unwrap().to_owned();
+    let message = mail::wait_for(&outbox, "maya@example.com", 3)
+        .await
+        .into_iter()
+        .find(|m| m.text.contains("/magic-link?token="))
+        .unwrap();
+    let link = message.link();
+    assert!(link.starts_with(&format!("{}/magic-link?token=lkl_", app.state.config.public_base())), "{link}");
+    assert!(!message.text.contains("evil.example"));
+
+    // GET only shows the page, as often as it is opened.
+    let first = open(&app, &link).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.html.contains("Confirm your sign-in") && first.html.contains("<form method=\"post\""));
+    let page = open(&app, &link).await;
+    assert_eq!(page.status, StatusCode::OK, "a second look still works");
+    let pending = app.mfa_verify(json!({ "mfa_token": mfa_token, "challenge_id": challenge_id })).await;
+    assert_eq!(pending.code(), "challenge_pending");
+
+    // The POST needs the page's CSRF token; then it confirms once.
+    let token = token_of(&link);
+    let csrf = page.csrf.unwrap();
+    assert_eq!(confirm_with(&app, &token, Some(&csrf), "forged").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(confirm_with(&app, &token, None, &csrf).await.status(), StatusCode::FORBIDDEN, "no cookie");
+    let done = confirm(&app, &token, &csrf).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("Confirmed"));
+    assert_eq!(confirm(&app, &token, &csrf).await.status(), StatusCode::GONE, "a second POST is refused");
+    assert_eq!(open(&app, &link).await.status, StatusCode::GONE);
+
+    let other_login = app.mfa_token("maya@example.com").await;
+    let stolen = app.mfa_verify(json!({ "mfa_token": other_login, "challenge_id": challenge_id })).await;
+    assert_eq!(stolen.code(), "invalid_challenge", "only the login that asked may claim it");
+    let session = app.mfa_verify(json!({ "mfa_token": mfa_token, "challenge_id": challenge_id })).await;
+    assert_eq!(session.status, StatusCode::OK, "{}", session.body);
+    assert_eq!(session.body["aal"], "aal2");
+    let again = app.mfa_verify(json!({ "mfa_token": other_login, "challenge_id": challenge_id })).await;
+    assert_eq!(again.code(), "invalid_challenge");
+
+    // Links expire after 15 minutes.
+    app.advance(61);
+    let mfa_token = app.mfa_token("maya@example.com").await;
+    let sent =
+        app.post("/v1/auth/mfa/challenge", json!({ "mfa_token": mfa_token, "factor_id": factor_id })).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let link = mail::wait_for(&outbox, "maya@example.com", 4)
+        .await
+        .into_iter()
+        .rev()
+        .find(|m| m.text.contains("/magic-link?token="))
+        .unwrap()
+        .link();
+    let page = open(&app, &link).await;
+    assert_eq!(page.status, StatusCode::OK);
+    app.advance(901);
+    assert_eq!(open(&app, &link).await.status, StatusCode::GONE);
+    assert_eq!(confirm(&app, &token_of(&link), &page.csrf.unwrap()).await.status(), StatusCode::GONE);
+}
+
+async fn magic_link_sign_in(app: TestApp) {
+    // Without a redirect URL, sign-in links are off.
+    let off = app.post("/v1/auth/magic-link", json!({ "email": "x@example.com" })).await;
+    assert_eq!(off.code(), "magic_link_disabled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magic_link_sign_in_with_a_redirect() {
+    for backend in [latchkey_store::Backend::Sqlite, latchkey_store::Backend::Postgres] {
+        let Some(app) = TestApp::spawn_with(backend, |c| {
+            c.magic_link.redirect_url = Some("https://app.example/signed-in".into());
+        })
+        .await
+        else {
+            continue;
+        };
+        app.signup("lena@example.com").await;
+        let known = app.post("/v1/auth/magic-link", json!({ "email": "lena@example.com" })).await;
+        let unknown = app.post("/v1/auth/magic-link", json!({ "email": "nobody@example.com" })).await;
+        assert_eq!(known.status, StatusCode::ACCEPTED);
+        assert_eq!((known.status, &known.body), (unknown.status, &unknown.body), "no account is revealed");
+        let throttled = app.post("/v1/auth/magic-link", json!({ "email": "nobody@example.com" })).await;
+        assert_eq!(throttled.code(), "rate_limited", "unknown addresses are throttled alike");
+
+        let link = mail::nth(&app.outbox(), "lena@example.com", 1).await.link();
+        let page = open(&app, &link).await;
+        assert!(page.html.contains("Sign in"));
+        let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        let fragment = location.strip_prefix("https://app.example/signed-in#").unwrap();
+        let fields: Vec<(String, String)> = serde_urlencoded::from_str(fragment).unwrap();
+        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(field("aal").as_deref(), Some("aal1"));
+        let me = app.get_bearer("/v1/me", &field("access_token").unwrap()).await;
+        assert_eq!(me.status, StatusCode::OK);
+        assert_eq!(me.body["email"], "lena@example.com");
+
+        // With a second factor, the link only yields an mfa_token.
+        let tokens = app.login("lena@example.com").await;
+        app.enroll_confirmed(&access(&tokens)).await;
+        app.advance(61);
+        app.post("/v1/auth/magic-link", json!({ "email": "lena@example.com" })).await;
+        let link = mail::wait_for(&app.outbox(), "lena@example.com", 3)
+            .await
+            .into_iter()
+            .rev()
+            .find(|m| m.text.contains("/magic-link?token="))
+            .unwrap()
+            .link();
+        let page = open(&app, &link).await;
+        let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
+        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(location.contains("mfa_required=true") && location.contains("mfa_token=lkm_"), "{location}");
+        assert!(!location.contains("access_token"), "{location}");
+        let _ = PASSWORD;
+    }
+}
