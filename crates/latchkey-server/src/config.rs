@@ -260,7 +260,9 @@ pub struct SmsConfig {
     /// The sending number (E.164) or messaging service.
     pub twilio_from: Option<String>,
     pub twilio_base_url: String,
-    /// Country calling codes phone factors may use (`["1", "44"]`); empty allows all.
+    /// Country calling codes phone factors may use (`["1", "44"]`, or `"1,44"` from
+    /// the environment); empty allows all.
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub allowed_country_codes: Vec<String>,
     /// Give up on one provider request after this many seconds.
     pub timeout_secs: u64,
@@ -368,8 +370,6 @@ impl Config {
                 // Values stay strings until deserialized into their field's type, so a
                 // secret made only of digits is never turned into a number.
                 .try_parsing(false)
-                .list_separator(",")
-                .with_list_parse_key("sms.allowed_country_codes")
                 .source(Some(ours)),
         );
         if let Some(listen) = &overrides.listen {
@@ -567,6 +567,24 @@ impl Config {
     }
 }
 
+/// A list given as a TOML array or as one comma-separated string (environment values).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Items(Vec<String>),
+        Text(String),
+    }
+    Ok(match List::deserialize(deserializer)? {
+        List::Items(items) => items,
+        List::Text(text) => {
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        }
+    })
+}
+
 fn is_http_url(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
@@ -667,6 +685,25 @@ mod tests {
         assert_eq!(config.database_url(), "postgres://u:p@localhost/db");
         let flags = Overrides { listen: Some("127.0.0.1:7002".into()), ..Overrides::default() };
         assert_eq!(Config::load(Some(&file), &vars, &flags).unwrap().listen.to_string(), "127.0.0.1:7002");
+    }
+
+    #[test]
+    fn delivery_settings_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "");
+        let vars = env(&[
+            ("LATCHKEY_SMS__ALLOWED_COUNTRY_CODES", "1,44"),
+            ("LATCHKEY_SMS__PROVIDER", "webhook"),
+            ("LATCHKEY_SMS__WEBHOOK_URL", "https://hooks.example/sms"),
+            ("LATCHKEY_SMS__WEBHOOK_SECRET", "123456"),
+            ("LATCHKEY_EMAIL__SMTP_URL", "smtps://mailer:pw@mail.example"),
+        ]);
+        let config = Config::load(Some(&file), &vars, &Overrides::default()).unwrap();
+        assert_eq!(config.sms.allowed_country_codes, ["1", "44"]);
+        assert_eq!(config.sms.provider, SmsProvider::Webhook);
+        assert_eq!(config.sms.webhook_secret.as_ref().unwrap().expose_secret(), "123456");
+        let shown = config.redacted_toml();
+        assert!(!shown.contains(":pw@") && !shown.contains("123456"), "{shown}");
     }
 
     #[test]
