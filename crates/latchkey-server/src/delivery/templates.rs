@@ -14,23 +14,44 @@ pub struct Context<'a> {
     pub device: Option<&'a str>,
 }
 
-#[derive(Template)]
-#[template(path = "email/code.txt")]
-struct CodeText<'a> {
-    issuer: &'a str,
-    code: &'a str,
-    purpose: &'a str,
-    minutes: i64,
+/// A template pair rendering the same fields as plain text and as HTML.
+macro_rules! text_and_html {
+    ($text:ident = $text_path:tt, $html:ident = $html_path:tt { $($field:ident: $ty:ty),* $(,)? }) => {
+        #[derive(Template)]
+        #[template(path = $text_path)]
+        struct $text<'a> { $($field: $ty),* }
+
+        #[derive(Template)]
+        #[template(path = $html_path)]
+        struct $html<'a> { $($field: $ty),* }
+    };
 }
 
-#[derive(Template)]
-#[template(path = "email/code.html")]
-struct CodeHtml<'a> {
+text_and_html!(CodeText = "email/code.txt", CodeHtml = "email/code.html" {
     issuer: &'a str,
     code: &'a str,
     purpose: &'a str,
     minutes: i64,
-}
+});
+
+text_and_html!(LinkText = "email/link.txt", LinkHtml = "email/link.html" {
+    issuer: &'a str,
+    url: &'a str,
+    purpose: &'a str,
+    minutes: i64,
+    when: &'a str,
+    ip: Option<&'a str>,
+    device: Option<&'a str>,
+});
+
+text_and_html!(NoticeText = "email/notification.txt", NoticeHtml = "email/notification.html" {
+    issuer: &'a str,
+    title: &'a str,
+    body: &'a str,
+    when: &'a str,
+    ip: Option<&'a str>,
+    device: Option<&'a str>,
+});
 
 #[derive(Template)]
 #[template(path = "sms/code.txt")]
@@ -41,52 +62,6 @@ struct SmsCode<'a> {
     /// The public host, for origin-bound one-time codes (`@host #code`) that phones
     /// offer to fill in on that site only.
     host: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "email/link.txt")]
-struct LinkText<'a> {
-    issuer: &'a str,
-    url: &'a str,
-    purpose: &'a str,
-    minutes: i64,
-    when: &'a str,
-    ip: Option<&'a str>,
-    device: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "email/link.html")]
-struct LinkHtml<'a> {
-    issuer: &'a str,
-    url: &'a str,
-    purpose: &'a str,
-    minutes: i64,
-    when: &'a str,
-    ip: Option<&'a str>,
-    device: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "email/notification.txt")]
-struct NoticeText<'a> {
-    issuer: &'a str,
-    title: &'a str,
-    body: &'a str,
-    when: &'a str,
-    ip: Option<&'a str>,
-    device: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "email/notification.html")]
-struct NoticeHtml<'a> {
-    issuer: &'a str,
-    title: &'a str,
-    body: &'a str,
-    when: &'a str,
-    ip: Option<&'a str>,
-    device: Option<&'a str>,
 }
 
 /// An email with a one-time code; `purpose` completes "Enter it to ...".

@@ -38,6 +38,17 @@ async fn open(app: &TestApp, link: &str) -> Page {
     Page { status, html, csrf }
 }
 
+/// The newest magic link among the first `count` messages to `to`.
+async fn latest_link(outbox: &std::path::Path, to: &str, count: usize) -> String {
+    mail::wait_for(outbox, to, count)
+        .await
+        .into_iter()
+        .rev()
+        .find(|m| m.text.contains("/magic-link?token="))
+        .expect("a message with a link")
+        .link()
+}
+
 fn token_of(link: &str) -> String {
     link.split("token=").nth(1).unwrap().to_owned()
 }
@@ -79,14 +90,9 @@ async fn magic_link_second_factor(app: TestApp) {
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
     assert_eq!(sent.body["expires_in"], 900);
     let challenge_id = sent.body["challenge_id"].as_str().unwrap().to_owned();
-    let message = mail::wait_for(&outbox, "maya@example.com", 3)
-        .await
-        .into_iter()
-        .find(|m| m.text.contains("/magic-link?token="))
-        .unwrap();
-    let link = message.link();
+    let link = latest_link(&outbox, "maya@example.com", 3).await;
     assert!(link.starts_with(&format!("{}/magic-link?token=lkl_", app.state.config.public_base())), "{link}");
-    assert!(!message.text.contains("evil.example"));
+    assert!(mail::messages(&outbox).iter().all(|m| !m.text.contains("evil.example")));
 
     // GET only shows the page, as often as it is opened.
     let first = open(&app, &link).await;
@@ -123,13 +129,7 @@ async fn magic_link_second_factor(app: TestApp) {
     let sent =
         app.post("/v1/auth/mfa/challenge", json!({ "mfa_token": mfa_token, "factor_id": factor_id })).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    let link = mail::wait_for(&outbox, "maya@example.com", 4)
-        .await
-        .into_iter()
-        .rev()
-        .find(|m| m.text.contains("/magic-link?token="))
-        .unwrap()
-        .link();
+    let link = latest_link(&outbox, "maya@example.com", 4).await;
     let page = open(&app, &link).await;
     assert_eq!(page.status, StatusCode::OK);
     app.advance(901);
@@ -180,13 +180,7 @@ async fn magic_link_sign_in_with_a_redirect() {
         app.enroll_confirmed(&access(&tokens)).await;
         app.advance(61);
         app.post("/v1/auth/magic-link", json!({ "email": "lena@example.com" })).await;
-        let link = mail::wait_for(&app.outbox(), "lena@example.com", 3)
-            .await
-            .into_iter()
-            .rev()
-            .find(|m| m.text.contains("/magic-link?token="))
-            .unwrap()
-            .link();
+        let link = latest_link(&app.outbox(), "lena@example.com", 3).await;
         let page = open(&app, &link).await;
         let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
         let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
