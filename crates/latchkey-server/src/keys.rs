@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::{MasterKey, NONCE_LEN, Sealed, ServerKeys};
-use latchkey_store::{SigningKeyRecord, Store};
+use latchkey_store::{SigningKeyRecord, Store, StoredSecret};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
@@ -76,6 +76,28 @@ pub struct SigningKey {
 pub struct PublicKey {
     pub kid: String,
     pub public_key: Vec<u8>,
+}
+
+/// Seals `plaintext` under the master key with a fresh nonce, bound to `context`, in
+/// the form the store keeps (TOTP secrets, queued messages).
+pub fn seal_secret(keys: &ServerKeys, plaintext: &[u8], context: &[u8]) -> anyhow::Result<StoredSecret> {
+    let sealed = keys.sealing.seal(&keys.key_id, random::bytes::<NONCE_LEN>(), plaintext, context)?;
+    Ok(StoredSecret { sealed: sealed.ciphertext, nonce: sealed.nonce.to_vec(), key_id: sealed.key_id })
+}
+
+/// Opens a value made by [`seal_secret`] with the same `context`.
+pub fn open_secret(
+    keys: &ServerKeys,
+    stored: &StoredSecret,
+    context: &[u8],
+) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let nonce: [u8; NONCE_LEN] = stored
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a sealed value has a bad nonce length"))?;
+    let sealed = Sealed { key_id: stored.key_id.clone(), nonce, ciphertext: stored.sealed.clone() };
+    Ok(keys.sealing.open(&keys.key_id, &sealed, context)?)
 }
 
 fn sealing_context(kid: &str) -> Vec<u8> {

@@ -13,8 +13,7 @@ pub mod worker;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use latchkey_core::crypto::{NONCE_LEN, Sealed};
-use latchkey_store::{Channel, NewMessage, QueuedMessage, StoredSecret};
+use latchkey_store::{Channel, NewMessage, QueuedMessage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -22,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::random;
+use crate::keys;
 use crate::state::AppState;
 
 pub use outbox::Outbox;
@@ -113,11 +112,8 @@ pub async fn enqueue(
 ) -> Result<(), ApiError> {
     let id = Uuid::now_v7().to_string();
     let payload = Zeroizing::new(serde_json::to_vec(message).map_err(ApiError::internal)?);
-    let sealed = state
-        .keys
-        .sealing
-        .seal(&state.keys.key_id, random::bytes::<NONCE_LEN>(), &payload, &payload_context(&id))
-        .map_err(ApiError::internal)?;
+    let payload =
+        keys::seal_secret(&state.keys, &payload, &payload_context(&id)).map_err(ApiError::internal)?;
     let now = state.now();
     state
         .store
@@ -127,11 +123,7 @@ pub async fn enqueue(
                 channel,
                 kind: kind.to_owned(),
                 user_id: user_id.map(str::to_owned),
-                payload: StoredSecret {
-                    sealed: sealed.ciphertext,
-                    nonce: sealed.nonce.to_vec(),
-                    key_id: sealed.key_id,
-                },
+                payload,
                 created_at: now,
             },
             now,
@@ -143,10 +135,6 @@ pub async fn enqueue(
 
 /// Opens a queued message's sealed content.
 fn open(state: &AppState, message: &QueuedMessage) -> anyhow::Result<OutgoingMessage> {
-    let nonce: [u8; NONCE_LEN] =
-        message.payload.nonce.as_slice().try_into().map_err(|_| anyhow::anyhow!("bad nonce length"))?;
-    let sealed =
-        Sealed { key_id: message.payload.key_id.clone(), nonce, ciphertext: message.payload.sealed.clone() };
-    let plain = state.keys.sealing.open(&state.keys.key_id, &sealed, &payload_context(&message.id))?;
+    let plain = keys::open_secret(&state.keys, &message.payload, &payload_context(&message.id))?;
     Ok(serde_json::from_slice(&plain)?)
 }

@@ -2,14 +2,14 @@
 //! factor's recovery codes), renaming, removal, and recovery-code regeneration.
 
 use latchkey_core::challenge;
-use latchkey_core::crypto::{HashPurpose, NONCE_LEN};
+use latchkey_core::crypto::HashPurpose;
 use latchkey_core::email::Email;
 use latchkey_core::phone;
 use latchkey_core::recovery::{self, CODE_BYTES, CODES_PER_SET};
 use latchkey_core::session::Aal;
 use latchkey_core::totp::{self, SECRET_BYTES};
 use latchkey_core::{UnixTime, base32};
-use latchkey_store::{ChallengePurpose, Factor, NewFactor, StoredSecret, TotpSettings, User};
+use latchkey_store::{ChallengePurpose, Factor, NewFactor, TotpSettings, User};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -20,7 +20,7 @@ use crate::service::challenges::{self, Sent};
 use crate::service::notify::{self, Notice};
 use crate::service::second_factor::{self, Attempt, Method, factor_params, open_totp_secret, secret_context};
 use crate::state::AppState;
-use crate::{qr, random};
+use crate::{keys, qr, random};
 
 /// Factor types as the API names them.
 pub const TYPES: [&str; 5] = ["totp", "email", "sms", "webauthn", "magic_link"];
@@ -76,15 +76,7 @@ pub async fn enroll_totp(
     let now = state.now();
     let id = Uuid::now_v7().to_string();
     let key = Zeroizing::new(random::bytes::<SECRET_BYTES>());
-    let sealed = state
-        .keys
-        .sealing
-        .seal(
-            &state.keys.key_id,
-            random::bytes::<NONCE_LEN>(),
-            key.as_slice(),
-            &secret_context(&user.id, &id),
-        )
+    let secret = keys::seal_secret(&state.keys, key.as_slice(), &secret_context(&user.id, &id))
         .map_err(ApiError::internal)?;
     let params = state.totp;
     let factor = state
@@ -94,11 +86,7 @@ pub async fn enroll_totp(
             user_id: user.id.clone(),
             factor_type: "totp".into(),
             friendly_name,
-            secret: Some(StoredSecret {
-                sealed: sealed.ciphertext,
-                nonce: sealed.nonce.to_vec(),
-                key_id: sealed.key_id,
-            }),
+            secret: Some(secret),
             totp: Some(TotpSettings {
                 algorithm: params.algorithm.as_str().into(),
                 digits: i64::from(params.digits),

@@ -2,7 +2,7 @@
 //! verify, compatibility APIs) goes through, so replay refusal, the brute-force guard
 //! and auditing are the same everywhere.
 
-use latchkey_core::crypto::{HashPurpose, NONCE_LEN, Sealed};
+use latchkey_core::crypto::HashPurpose;
 use latchkey_core::session::Amr;
 use latchkey_core::{recovery, totp};
 use latchkey_store::{AttemptClaim, ChallengePurpose, Factor};
@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::ClientMeta;
+use crate::keys;
 use crate::service::audit::{self, Event};
 use crate::service::notify::{self, Notice};
 use crate::service::{challenges, factors};
@@ -96,16 +97,7 @@ pub fn open_totp_secret(state: &AppState, factor: &Factor) -> Result<Zeroizing<V
         .secret
         .as_ref()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TOTP factor without a secret")))?;
-    let nonce: [u8; NONCE_LEN] = stored
-        .nonce
-        .as_slice()
-        .try_into()
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("bad nonce length")))?;
-    let sealed = Sealed { key_id: stored.key_id.clone(), nonce, ciphertext: stored.sealed.clone() };
-    state
-        .keys
-        .sealing
-        .open(&state.keys.key_id, &sealed, &secret_context(&factor.user_id, &factor.id))
+    keys::open_secret(&state.keys, stored, &secret_context(&factor.user_id, &factor.id))
         .map_err(ApiError::internal)
 }
 
