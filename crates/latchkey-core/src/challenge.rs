@@ -53,6 +53,12 @@ pub fn mask_phone(number: &str) -> String {
     masked
 }
 
+/// A factor's destination as shown back to people: a phone number for `sms`, an email
+/// address for the other types.
+pub fn mask_destination(factor_type: &str, destination: &str) -> String {
+    if factor_type == "sms" { mask_phone(destination) } else { mask_email(destination) }
+}
+
 /// Whether `number` (E.164) is in one of `country_codes` (calling codes without `+`);
 /// an empty list allows every country. Calling codes are prefix-free, so a prefix
 /// match is exact.
@@ -87,6 +93,8 @@ mod tests {
     fn destinations_are_masked() {
         assert_eq!(mask_email("alice@example.com"), "a***@example.com");
         assert_eq!(mask_phone("+14155550123"), "+*********23");
+        assert_eq!(mask_destination("sms", "+14155550123"), "+*********23");
+        assert_eq!(mask_destination("magic_link", "bob@example.com"), "b***@example.com");
     }
 
     #[test]

@@ -46,9 +46,8 @@ pub struct FactorView {
 
 impl From<Factor> for FactorView {
     fn from(factor: Factor) -> Self {
-        let destination = factor.destination.as_deref().map(|d| {
-            if factor.factor_type == "sms" { challenge::mask_phone(d) } else { challenge::mask_email(d) }
-        });
+        let destination =
+            factor.destination.as_deref().map(|d| challenge::mask_destination(&factor.factor_type, d));
         Self {
             id: factor.id,
             restricted: challenge::is_restricted(&factor.factor_type),

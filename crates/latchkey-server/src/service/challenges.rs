@@ -47,40 +47,23 @@ fn channel(factor: &Factor) -> Channel {
     if factor.factor_type == "sms" { Channel::Sms } else { Channel::Email }
 }
 
-fn masked(factor: &Factor, destination: &str) -> String {
-    match channel(factor) {
-        Channel::Sms => challenge::mask_phone(destination),
-        Channel::Email => challenge::mask_email(destination),
-    }
-}
-
 fn code_hash(state: &AppState, challenge_id: &str, code: &str) -> [u8; 32] {
     state.keys.hashing.hash(HashPurpose::ChallengeCode, format!("{challenge_id}:{code}").as_bytes())
 }
 
-/// Sends a fresh code to an email or SMS factor (or a magic-link factor being set up),
-/// replacing any code still open for the same purpose. A login code is bound to the
-/// MFA token of that login.
-pub async fn send_code(
-    state: &AppState,
-    factor: &Factor,
-    purpose: ChallengePurpose,
-    mfa_token_hash: Option<Vec<u8>>,
-    meta: &ClientMeta,
-) -> Result<Sent, ApiError> {
-    claim_send(state, destination(factor)?).await?;
-    send_code_claimed(state, factor, purpose, mfa_token_hash, meta).await
-}
-
-fn destination(factor: &Factor) -> Result<&str, ApiError> {
+/// Where an email, SMS or magic-link factor sends its codes and links.
+pub fn destination(factor: &Factor) -> Result<&str, ApiError> {
     factor
         .destination
         .as_deref()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a code factor without a destination")))
 }
 
-/// [`send_code`] when the caller has already counted the send with [`claim_send`].
-pub async fn send_code_claimed(
+/// Sends a fresh code to an email or SMS factor (or a magic-link factor being set up),
+/// replacing any code still open for the same purpose. A login code is bound to the
+/// MFA token of that login. The caller counts the send first with [`claim_send`], so a
+/// refused send leaves nothing behind.
+pub async fn send_code(
     state: &AppState,
     factor: &Factor,
     purpose: ChallengePurpose,
@@ -126,7 +109,11 @@ pub async fn send_code_claimed(
         Event::new("challenge.sent", &factor.user_id, meta).factor(&factor.id, &factor.factor_type),
     )
     .await;
-    Ok(Sent { challenge_id: id, expires_in: CODE_TTL_SECS, sent_to: masked(factor, destination) })
+    Ok(Sent {
+        challenge_id: id,
+        expires_in: CODE_TTL_SECS,
+        sent_to: challenge::mask_destination(&factor.factor_type, destination),
+    })
 }
 
 /// Whether `code` is right for the factor's open challenge for `purpose`; a right code
@@ -212,21 +199,27 @@ pub async fn send_link(
     Ok(Sent { challenge_id: id, expires_in: LINK_TTL_SECS, sent_to: challenge::mask_email(to) })
 }
 
+/// The keyed hash a presented link token is stored under; `None` for anything not
+/// shaped like a link token, which is never looked up.
+fn link_hash(state: &AppState, token: &str) -> Option<[u8; 32]> {
+    TokenKind::MagicLink
+        .is_well_formed(token)
+        .then(|| state.keys.hashing.hash(HashPurpose::LinkToken, token.as_bytes()))
+}
+
 /// The open link challenge a presented token belongs to (nothing changes).
 pub async fn open_link(state: &AppState, token: &str) -> Result<Option<Challenge>, ApiError> {
-    if !TokenKind::MagicLink.is_well_formed(token) {
+    let Some(hash) = link_hash(state, token) else {
         return Ok(None);
-    }
-    let hash = state.keys.hashing.hash(HashPurpose::LinkToken, token.as_bytes());
+    };
     Ok(state.store.link_challenge(&hash, state.now()).await?)
 }
 
 /// Confirms the link with this token; `Some` for exactly one caller.
 pub async fn confirm_link(state: &AppState, token: &str) -> Result<Option<Challenge>, ApiError> {
-    if !TokenKind::MagicLink.is_well_formed(token) {
+    let Some(hash) = link_hash(state, token) else {
         return Ok(None);
-    }
-    let hash = state.keys.hashing.hash(HashPurpose::LinkToken, token.as_bytes());
+    };
     Ok(state.store.confirm_link_challenge(&hash, state.now()).await?)
 }
 

@@ -167,7 +167,7 @@ pub async fn enroll_contact(
             expires_at: now + state.config.mfa.pending_factor_ttl_secs,
         })
         .await?;
-    let sent = challenges::send_code_claimed(state, &factor, ChallengePurpose::Enroll, None, meta).await?;
+    let sent = challenges::send_code(state, &factor, ChallengePurpose::Enroll, None, meta).await?;
     audit::record(state, Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, factor_type)).await;
     Ok((factor, sent))
 }

@@ -102,27 +102,17 @@ pub async fn challenge(
         .await?
         .filter(|f| f.status == "active")
         .ok_or(ErrorCode::FactorNotFound)?;
-    let sent = match factor.factor_type.as_str() {
-        "email" | "sms" => {
-            challenges::send_code(state, &factor, ChallengePurpose::Login, Some(hash.to_vec()), meta).await?
-        }
-        "magic_link" => {
-            let to = factor.destination.clone().ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("a magic-link factor without an address"))
-            })?;
-            challenges::claim_send(state, &to).await?;
-            challenges::send_link(
-                state,
-                &token.user_id,
-                &to,
-                Some(&factor),
-                ChallengePurpose::Login,
-                Some(hash.to_vec()),
-                meta,
-            )
+    if !matches!(factor.factor_type.as_str(), "email" | "sms" | "magic_link") {
+        return Err(ErrorCode::ChallengeNotApplicable.into());
+    }
+    let to = challenges::destination(&factor)?;
+    challenges::claim_send(state, to).await?;
+    let login = Some(hash.to_vec());
+    let sent = if factor.factor_type == "magic_link" {
+        challenges::send_link(state, &token.user_id, to, Some(&factor), ChallengePurpose::Login, login, meta)
             .await?
-        }
-        _ => return Err(ErrorCode::ChallengeNotApplicable.into()),
+    } else {
+        challenges::send_code(state, &factor, ChallengePurpose::Login, login, meta).await?
     };
     Ok((factor, sent))
 }
