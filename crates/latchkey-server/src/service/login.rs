@@ -125,12 +125,19 @@ pub async fn complete(
     meta: &ClientMeta,
 ) -> Result<IssuedTokens, ApiError> {
     let (token, hash) = mfa_token(state, mfa_token_value).await?;
-    let proof = match proof {
-        LoginProof::Code { factor_id, code } => Proof::Code { factor_id, code, login: Some(&hash) },
-        LoginProof::RecoveryCode(code) => Proof::RecoveryCode(code),
-        LoginProof::Link { challenge_id } => Proof::Link { challenge_id, login: &hash },
+    let user_id = token.user_id.as_str();
+    let verified = match proof {
+        LoginProof::Code { factor_id, code } => {
+            let proof = Proof::Code { factor_id, code, login: Some(&hash) };
+            second_factor::verify(state, user_id, proof, meta, None).await?
+        }
+        LoginProof::RecoveryCode(code) => {
+            second_factor::verify(state, user_id, Proof::RecoveryCode(code), meta, None).await?
+        }
+        LoginProof::Link { challenge_id } => {
+            second_factor::verify_link(state, user_id, challenge_id, &hash, meta).await?
+        }
     };
-    let verified = second_factor::verify(state, &token.user_id, proof, meta, None).await?;
     if !state.store.consume_mfa_token(&hash, state.now()).await? {
         return Err(ErrorCode::InvalidMfaToken.into());
     }

@@ -31,12 +31,6 @@ pub enum Proof<'a> {
         code: &'a str,
     },
     RecoveryCode(&'a str),
-    /// A magic link the user confirmed, claimed by the login (MFA token hash
-    /// `login`) that asked for it.
-    Link {
-        challenge_id: &'a str,
-        login: &'a [u8],
-    },
 }
 
 /// How the second factor was proven.
@@ -169,7 +163,7 @@ pub async fn failed(
 
 /// Checks `proof` for `user_id` under the guard. On success the code is spent (its
 /// TOTP step recorded, the sent code or recovery code consumed) and the failure count
-/// reset. A confirmed magic link is not a guess, so claiming one passes by the guard.
+/// reset.
 pub async fn verify(
     state: &AppState,
     user_id: &str,
@@ -177,9 +171,6 @@ pub async fn verify(
     meta: &ClientMeta,
     actor: Option<String>,
 ) -> Result<Verified, ApiError> {
-    if let Proof::Link { challenge_id, login } = proof {
-        return verify_link(state, user_id, challenge_id, login, meta).await;
-    }
     let failures = claim_attempt(state, user_id, meta).await?;
     let now = state.now();
     // `Some(Some(factor))`: a code for `factor`; `Some(None)`: a recovery code;
@@ -225,7 +216,6 @@ pub async fn verify(
             };
             spent.then_some(None)
         }
-        Proof::Link { .. } => None,
     };
     match outcome {
         Some(Some(factor)) => {
@@ -254,8 +244,10 @@ pub async fn verify(
     }
 }
 
-/// Claims a confirmed magic link for the login that asked for it.
-async fn verify_link(
+/// Claims a confirmed magic link for the login (MFA token hash `login`) that asked for
+/// it. A confirmed link is not a guess, so this passes by the guard, and a success
+/// resets its count like any other.
+pub async fn verify_link(
     state: &AppState,
     user_id: &str,
     challenge_id: &str,
