@@ -411,7 +411,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: &str| Err(ConfigError::Invalid(message.into()));
-        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+        if !is_http_url(&self.public_url) {
             return invalid("public_url must start with http:// or https://");
         }
         if self.database.max_connections == 0 {

@@ -201,29 +201,18 @@ async fn confirm(
     response
 }
 
-/// The sign-in outcome as a URL fragment: the same fields as the login answer.
+/// The sign-in outcome as a URL fragment: the fields of the login answer, with
+/// non-string values (numbers, `true`, the factor list) written as JSON.
 fn sign_in_fragment(step: LoginStep) -> Result<Zeroizing<String>, serde_urlencoded::ser::Error> {
-    let pairs: Vec<(String, String)> = match step {
-        LoginStep::Session(tokens) => vec![
-            ("access_token".into(), tokens.access_token),
-            ("refresh_token".into(), tokens.refresh_token),
-            ("token_type".into(), "Bearer".into()),
-            ("expires_in".into(), tokens.expires_in.to_string()),
-            ("aal".into(), tokens.aal),
-        ],
-        LoginStep::MfaRequired(challenge) => {
-            let factors: Vec<serde_json::Value> = challenge
-                .factors
-                .into_iter()
-                .map(|f| serde_json::json!({ "id": f.id, "type": f.factor_type, "friendly_name": f.friendly_name }))
-                .collect();
-            vec![
-                ("mfa_required".into(), "true".into()),
-                ("mfa_token".into(), challenge.mfa_token),
-                ("expires_in".into(), challenge.expires_in.to_string()),
-                ("factors".into(), serde_json::Value::from(factors).to_string()),
-            ]
-        }
-    };
+    let body = super::auth::login_step_body(step);
+    let pairs: Vec<(&String, String)> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(text) => (key, text.clone()),
+            other => (key, other.to_string()),
+        })
+        .collect();
     serde_urlencoded::to_string(&pairs).map(Zeroizing::new)
 }

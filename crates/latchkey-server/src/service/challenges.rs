@@ -91,9 +91,10 @@ pub async fn send_code(
     let issuer = state.config.totp.issuer.as_str();
     let minutes = CODE_TTL_SECS / 60;
     let (kind, message) = match channel(factor) {
-        Channel::Sms => {
-            ("sms_code", templates::code_sms(issuer, destination, &code, minutes, public_host(state)))
-        }
+        Channel::Sms => (
+            "sms_code",
+            templates::code_sms(issuer, destination, &code, minutes, public_host(state).as_deref()),
+        ),
         Channel::Email => {
             let purpose = match purpose {
                 ChallengePurpose::Enroll => "confirm this address for two-step sign-in",
@@ -254,8 +255,6 @@ pub async fn spend_confirmed_link(
 }
 
 /// The host of the public URL, for origin-bound SMS codes.
-fn public_host(state: &AppState) -> Option<&str> {
-    let rest = state.config.public_base().split_once("://")?.1;
-    let host = rest.split(['/', ':']).next()?;
-    (!host.is_empty()).then_some(host)
+fn public_host(state: &AppState) -> Option<String> {
+    reqwest::Url::parse(&state.config.public_url).ok()?.host_str().map(str::to_owned)
 }
