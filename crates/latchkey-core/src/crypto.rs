@@ -153,6 +153,8 @@ pub enum HashPurpose {
     LinkToken,
     /// An email address or phone number, as the key of its send throttle.
     Destination,
+    /// A remembered device's token.
+    DeviceToken,
 }
 
 impl HashPurpose {
@@ -165,6 +167,7 @@ impl HashPurpose {
             Self::ChallengeCode => b"challenge-code",
             Self::LinkToken => b"link-token",
             Self::Destination => b"destination",
+            Self::DeviceToken => b"device-token",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Opaque bearer secrets (refresh tokens, API keys, MFA tokens): how they are written and how a
+//! Opaque bearer secrets (refresh tokens, API keys, MFA tokens, magic-link
+//! and device tokens): how they are written and how a
 //! presented value is checked for shape before any look-up. The random bytes come from
 //! the caller; storage keeps only a keyed hash (see [`crate::crypto::HashKey`]).
 
@@ -18,6 +19,8 @@ pub enum TokenKind {
     Mfa,
     /// The secret in a magic link.
     MagicLink,
+    /// A remembered device, which skips the second factor at password login.
+    Device,
 }
 
 impl TokenKind {
@@ -27,6 +30,7 @@ impl TokenKind {
             Self::ApiKey => "lk_",
             Self::Mfa => "lkm_",
             Self::MagicLink => "lkl_",
+            Self::Device => "lkd_",
         }
     }
 

@@ -165,11 +165,18 @@ pub struct MfaConfig {
     pub pending_factor_ttl_secs: i64,
     /// How recent a login must be to add or remove factors or regenerate codes.
     pub reauth_window_secs: i64,
+    /// How long a remembered device skips the second factor.
+    pub remember_device_days: i64,
 }
 
 impl Default for MfaConfig {
     fn default() -> Self {
-        Self { mfa_token_ttl_secs: 300, pending_factor_ttl_secs: 600, reauth_window_secs: 600 }
+        Self {
+            mfa_token_ttl_secs: 300,
+            pending_factor_ttl_secs: 600,
+            reauth_window_secs: 600,
+            remember_device_days: 30,
+        }
     }
 }
 
@@ -443,6 +450,9 @@ impl Config {
         }
         if self.mfa.reauth_window_secs < 0 {
             return invalid("mfa.reauth_window_secs must not be negative");
+        }
+        if !(1..=365).contains(&self.mfa.remember_device_days) {
+            return invalid("mfa.remember_device_days must be 1 to 365");
         }
         if self.lockout.lock_after == 0 || self.lockout.base_delay_secs < 0 || self.lockout.max_delay_secs < 0
         {

@@ -37,6 +37,7 @@ pub enum ErrorCode {
     ReauthenticationRequired,
     FactorNotFound,
     FactorAlreadyActive,
+    FactorNotVerified,
     UnsupportedFactorType,
     InvalidFriendlyName,
     MfaNotEnabled,
@@ -52,7 +53,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -81,6 +82,7 @@ impl ErrorCode {
         Self::ReauthenticationRequired,
         Self::FactorNotFound,
         Self::FactorAlreadyActive,
+        Self::FactorNotVerified,
         Self::UnsupportedFactorType,
         Self::InvalidFriendlyName,
         Self::MfaNotEnabled,
@@ -125,6 +127,7 @@ impl ErrorCode {
             Self::ReauthenticationRequired => "reauthentication_required",
             Self::FactorNotFound => "factor_not_found",
             Self::FactorAlreadyActive => "factor_already_active",
+            Self::FactorNotVerified => "factor_not_verified",
             Self::UnsupportedFactorType => "unsupported_factor_type",
             Self::InvalidFriendlyName => "invalid_friendly_name",
             Self::MfaNotEnabled => "mfa_not_enabled",
@@ -166,7 +169,7 @@ impl ErrorCode {
             Self::SecondFactorLocked => StatusCode::FORBIDDEN,
             Self::ReauthenticationRequired => StatusCode::FORBIDDEN,
             Self::FactorNotFound => StatusCode::NOT_FOUND,
-            Self::FactorAlreadyActive => StatusCode::CONFLICT,
+            Self::FactorAlreadyActive | Self::FactorNotVerified => StatusCode::CONFLICT,
             Self::UnsupportedFactorType => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidFriendlyName => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MfaNotEnabled => StatusCode::CONFLICT,
@@ -217,6 +220,7 @@ impl ErrorCode {
             }
             Self::FactorNotFound => "No factor of yours has this id.",
             Self::FactorAlreadyActive => "This factor is already confirmed.",
+            Self::FactorNotVerified => "This factor's code has not been verified yet.",
             Self::UnsupportedFactorType => "This server does not offer that factor type.",
             Self::InvalidFriendlyName => {
                 "friendly_name must be 1 to 100 characters without control characters."

@@ -195,6 +195,18 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The value of the cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
 /// The token of an `Authorization: Bearer ...` header.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -211,6 +223,11 @@ pub const SCOPES: [&str; 4] = ["admin", "users:read", "users:write", "audit:read
 pub struct AdminKey(pub ApiKey);
 
 impl AdminKey {
+    /// How audit events name this key as the actor.
+    pub fn actor(&self) -> String {
+        format!("api_key:{}", self.0.id)
+    }
+
     /// Fails with `insufficient_scope` unless the key holds `scope` (or `admin`).
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.0.scopes.iter().any(|s| s == scope || s == "admin") {

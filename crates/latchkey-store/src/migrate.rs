@@ -22,6 +22,7 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0003_mfa_pending_sessions.sql"),
     },
     Migration { version: 4, name: "delivery", sql: include_str!("../migrations/sqlite/0004_delivery.sql") },
+    Migration { version: 5, name: "devices", sql: include_str!("../migrations/sqlite/0005_devices.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -33,6 +34,7 @@ const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0003_mfa_pending_sessions.sql"),
     },
     Migration { version: 4, name: "delivery", sql: include_str!("../migrations/postgres/0004_delivery.sql") },
+    Migration { version: 5, name: "devices", sql: include_str!("../migrations/postgres/0005_devices.sql") },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

@@ -141,6 +141,9 @@ pub struct Factor {
     pub last_used_at: Option<UnixTime>,
     /// When a pending factor lapses; `None` once active.
     pub expires_at: Option<UnixTime>,
+    /// When a pending factor's code was verified, for surfaces that enable it in a
+    /// separate step.
+    pub verified_at: Option<UnixTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +196,19 @@ pub struct NewMfaToken {
     pub auth_time: UnixTime,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+}
+
+/// A device remembered after a second factor: its token skips the second factor at
+/// password login until `expires_at` or until the user's factors change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberedDevice {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub last_used_at: Option<UnixTime>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

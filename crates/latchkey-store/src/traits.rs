@@ -60,7 +60,10 @@ pub trait AccountStore: Send + Sync {
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
 }
 
-/// Second factors, recovery codes, the brute-force guard and MFA tokens.
+/// Second factors, recovery codes, the brute-force guard, MFA tokens, challenges and
+/// remembered devices. Activating a factor, removing one and removing all of them also
+/// forget the user's remembered devices: a device is remembered under one set of
+/// factors.
 #[async_trait]
 pub trait FactorStore: Send + Sync {
     /// Stores a pending factor, replacing the user's pending factor of the same type.
@@ -76,6 +79,22 @@ pub trait FactorStore: Send + Sync {
         user_id: &str,
         factor_id: &str,
         step: Option<i64>,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Marks a pending, unexpired factor's code verified (recording the TOTP step of
+    /// that code, like [`activate_factor`](Self::activate_factor)) without activating it.
+    async fn verify_pending_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        step: Option<i64>,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Activates a pending, unexpired factor whose code was verified.
+    async fn activate_verified_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
         now: UnixTime,
     ) -> StoreResult<bool>;
     /// Records an accepted TOTP step if it is later than the last one: the single
@@ -148,7 +167,24 @@ pub trait FactorStore: Send + Sync {
     /// The user's challenge with this id, whatever its state.
     async fn challenge(&self, user_id: &str, id: &str) -> StoreResult<Option<Challenge>>;
 
-    /// Deletes expired pending factors, spent or expired MFA tokens and challenges.
+    /// Remembers a device whose token has hash `token_hash`.
+    async fn remember_device(&self, device: &RememberedDevice, token_hash: &[u8]) -> StoreResult<()>;
+    /// The user's unexpired remembered device with this token hash; its last use is
+    /// recorded.
+    async fn use_remembered_device(
+        &self,
+        user_id: &str,
+        token_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<Option<RememberedDevice>>;
+    /// The user's unexpired remembered devices, oldest first.
+    async fn remembered_devices(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<RememberedDevice>>;
+    /// Forgets one of the user's remembered devices (`Some(id)`) or all of them;
+    /// returns how many were forgotten.
+    async fn forget_devices(&self, user_id: &str, device_id: Option<&str>) -> StoreResult<u64>;
+
+    /// Deletes expired pending factors, spent or expired MFA tokens and challenges,
+    /// and expired remembered devices.
     async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64>;
 }
 

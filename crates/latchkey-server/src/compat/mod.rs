@@ -2,6 +2,7 @@
 //! requests, responses and error bodies to and from the native services; none holds
 //! MFA logic of its own.
 
+pub mod lerian;
 pub mod mudbase;
 pub mod prisme;
 

@@ -322,11 +322,8 @@ async fn verify(
     if factors::has_active(&state, &user_id, Some("totp")).await? {
         return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
     }
-    let factors_now = state.store.factors(&user_id, state.now()).await.map_err(ApiError::from)?;
-    let pending = factors_now
-        .iter()
-        .rev()
-        .find(|f| f.status == "pending" && f.factor_type == "totp")
+    let pending = factors::pending_of_type(&state, &user_id, "totp")
+        .await?
         .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::FactorNotFound)))?;
     factors::confirm(&state, &auth, &pending.id, code.expose_secret(), RecoveryCodes::IssuedAtSetup, &meta)
         .await?;

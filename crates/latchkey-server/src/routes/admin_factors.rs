@@ -23,10 +23,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/users/{id}/verify", post(verify))
 }
 
-fn actor(admin: &AdminKey) -> String {
-    format!("api_key:{}", admin.0.id)
-}
-
 async fn existing_user(state: &AppState, id: &str) -> Result<(), ApiError> {
     state.store.user_by_id(id).await?.map(|_| ()).ok_or_else(|| ErrorCode::UserNotFound.into())
 }
@@ -60,7 +56,7 @@ async fn reset(
 ) -> Result<StatusCode, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
-    factors::reset_all(&state, &id, &meta, Some(actor(&admin))).await?;
+    factors::reset_all(&state, &id, &meta, Some(admin.actor())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -72,7 +68,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
-    factors::remove(&state, &id, &fid, &meta, Some(actor(&admin))).await?;
+    factors::remove(&state, &id, &fid, &meta, Some(admin.actor())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -105,7 +101,7 @@ async fn verify(
         }
     };
     let method = if body.code.is_some() { "totp" } else { "recovery_code" };
-    match second_factor::verify(&state, &id, proof, &meta, Some(actor(&admin))).await {
+    match second_factor::verify(&state, &id, proof, &meta, Some(admin.actor())).await {
         Ok(verified) => Ok(Json(json!({
             "valid": true,
             "factor_id": verified.factor_id,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AuthUser, ClientMeta, JsonBody};
-use crate::service::login::{self, LoginProof, LoginStep};
+use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, magic_link};
 use crate::state::AppState;
@@ -82,7 +82,7 @@ async fn login(
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<Value>, ApiError> {
     let user = accounts::authenticate_password(&state, &body.email, body.password).await?;
-    let step = login::after_first(&state, &user.id, &[Amr::Pwd], &meta).await?;
+    let step = login::after_first(&state, &user.id, &[Amr::Pwd], None, &meta).await?;
     Ok(Json(login_step_body(step)))
 }
 
@@ -121,7 +121,8 @@ async fn mfa_challenge(
 ) -> Result<Json<Value>, ApiError> {
     use secrecy::ExposeSecret;
     let (factor, sent) =
-        login::challenge(&state, body.mfa_token.expose_secret(), &body.factor_id, &meta).await?;
+        login::challenge(&state, body.mfa_token.expose_secret(), FactorChoice::Id(&body.factor_id), &meta)
+            .await?;
     Ok(Json(json!({
         "challenge_id": sent.challenge_id,
         "factor_id": factor.id,
@@ -151,7 +152,7 @@ async fn mfa_verify(
         "Give `factor_id` and `code`, or `recovery_code`, or `challenge_id` (a confirmed magic link).";
     let proof = match (&body.factor_id, &body.code, &body.recovery_code, &body.challenge_id) {
         (Some(factor_id), Some(code), None, None) => {
-            LoginProof::Code { factor_id, code: code.expose_secret() }
+            LoginProof::Code { factor: FactorChoice::Id(factor_id), code: code.expose_secret() }
         }
         (None, None, Some(code), None) => LoginProof::RecoveryCode(code.expose_secret()),
         (_, None, None, Some(challenge_id)) => LoginProof::Link { challenge_id },

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
-use crate::extract::{ClientMeta, Query};
+use crate::extract::{ClientMeta, Query, cookie};
 use crate::random;
 use crate::service::challenges;
 use crate::service::login::LoginStep;
@@ -127,17 +127,6 @@ async fn show(State(state): State<AppState>, Query(query): Query<LinkQuery>) -> 
 struct ConfirmForm {
     token: String,
     csrf: String,
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }
 
 async fn confirm(

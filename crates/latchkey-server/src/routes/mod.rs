@@ -5,6 +5,7 @@
 mod admin_factors;
 mod audit;
 mod auth;
+mod devices;
 pub mod factors;
 mod magic_link_page;
 mod me;
@@ -40,11 +41,13 @@ pub fn router(state: AppState) -> Router {
         .merge(me::routes())
         .merge(users::routes())
         .merge(factors::routes())
+        .merge(devices::routes())
         .merge(admin_factors::routes())
         .merge(audit::routes())
         .merge(magic_link_page::routes())
         .nest("/v2", compat::prisme::routes())
         .nest("/api", compat::mudbase::routes(state.clone()))
+        .merge(compat::lerian::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -55,6 +55,21 @@ pub async fn has_active(
     Ok(active_factors(state, user_id).await?.iter().any(|f| factor_type.is_none_or(|t| f.factor_type == t)))
 }
 
+/// The user's newest pending, unexpired factor of `factor_type`.
+pub async fn pending_of_type(
+    state: &AppState,
+    user_id: &str,
+    factor_type: &str,
+) -> Result<Option<Factor>, ApiError> {
+    Ok(state
+        .store
+        .factors(user_id, state.now())
+        .await?
+        .into_iter()
+        .rev()
+        .find(|f| f.status == "pending" && f.factor_type == factor_type))
+}
+
 /// Checks a friendly name: 1–100 characters, no control characters.
 pub fn check_friendly_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
@@ -181,6 +196,40 @@ pub enum RecoveryCodes {
     IssuedAtSetup,
 }
 
+/// Whether `code` is right for the pending `factor`: `Some(step)` with the TOTP step
+/// to record (`None` for a sent code, which this spends), or `None` when it is not.
+async fn check_enrolment_code(
+    state: &AppState,
+    factor: &Factor,
+    code: &str,
+    now: UnixTime,
+) -> Result<Option<Option<i64>>, ApiError> {
+    match factor.factor_type.as_str() {
+        "totp" => {
+            let key = open_totp_secret(state, factor)?;
+            Ok(match totp::verify(&key, factor_params(factor)?, code, now, None) {
+                totp::Check::Accepted { step } => Some(Some(step)),
+                totp::Check::Replayed | totp::Check::Invalid => None,
+            })
+        }
+        "email" | "sms" | "magic_link" => {
+            let right = challenges::check_code(state, factor, ChallengePurpose::Enroll, None, code).await?;
+            Ok(right.then_some(None))
+        }
+        _ => Err(ErrorCode::UnsupportedFactorType.into()),
+    }
+}
+
+/// The user's pending, unexpired factor `factor_id`.
+async fn pending_factor(state: &AppState, user_id: &str, factor_id: &str) -> Result<Factor, ApiError> {
+    let factor =
+        state.store.factor(user_id, factor_id, state.now()).await?.ok_or(ErrorCode::FactorNotFound)?;
+    if factor.status == "active" {
+        return Err(ErrorCode::FactorAlreadyActive.into());
+    }
+    Ok(factor)
+}
+
 /// Confirms a pending factor with a code from it. The confirming code's time step is
 /// recorded, so it cannot be used again. When this is the user's first active factor,
 /// recovery codes are issued (per `codes`), the confirming session is raised to
@@ -195,48 +244,131 @@ pub async fn confirm(
 ) -> Result<(Factor, Option<Vec<String>>), ApiError> {
     let user_id = user.session.user_id.as_str();
     let now = state.now();
-    let factor = state.store.factor(user_id, factor_id, now).await?.ok_or(ErrorCode::FactorNotFound)?;
-    if factor.status == "active" {
-        return Err(ErrorCode::FactorAlreadyActive.into());
-    }
+    let factor = pending_factor(state, user_id, factor_id).await?;
     let failures = second_factor::claim_attempt(state, user_id, meta).await?;
-    let confirmed = match factor.factor_type.as_str() {
-        "totp" => {
-            let key = open_totp_secret(state, &factor)?;
-            match totp::verify(&key, factor_params(&factor)?, code, now, None) {
-                totp::Check::Accepted { step } => {
-                    state.store.activate_factor(user_id, factor_id, Some(step), now).await?
-                }
-                totp::Check::Replayed | totp::Check::Invalid => false,
-            }
-        }
-        "email" | "sms" | "magic_link" => {
-            challenges::check_code(state, &factor, ChallengePurpose::Enroll, None, code).await?
-                && state.store.activate_factor(user_id, factor_id, None, now).await?
-        }
-        _ => return Err(ErrorCode::UnsupportedFactorType.into()),
+    let confirmed = match check_enrolment_code(state, &factor, code, now).await? {
+        Some(step) => state.store.activate_factor(user_id, factor_id, step, now).await?,
+        None => false,
     };
-    let factor_type = factor.factor_type.as_str();
     if !confirmed {
-        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor_type);
+        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, &factor.factor_type);
         return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
     }
     second_factor::succeeded(state, user_id).await?;
-    audit::record(state, Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor_type)).await;
-    notify::send(state, user_id, Notice::FactorAdded { factor_type }, meta).await;
-    let active = active_factors(state, user_id).await?.len();
-    let recovery_codes = if active == 1 {
-        let method = Method::of_factor(factor_type).unwrap_or(Method::Totp);
-        raise_session(state, user, method, now).await?;
-        match codes {
-            RecoveryCodes::IssueWithFirstFactor => Some(issue_recovery_codes(state, user_id, now).await?),
-            RecoveryCodes::IssuedAtSetup => None,
+    let first = activated(state, user_id, &factor, Some(user), meta).await?;
+    let recovery_codes = match codes {
+        RecoveryCodes::IssueWithFirstFactor if first => {
+            Some(issue_recovery_codes(state, user_id, now).await?)
         }
-    } else {
-        None
+        _ => None,
     };
     let factor = state.store.factor(user_id, factor_id, now).await?.ok_or(ErrorCode::FactorNotFound)?;
     Ok((factor, recovery_codes))
+}
+
+/// The first step of a two-step confirmation (the Lerian surface): checks a code from
+/// the pending factor and marks it verified, recording a TOTP code's step so it
+/// cannot be used again. [`enable_verified`] then activates it.
+pub async fn verify_pending(
+    state: &AppState,
+    user_id: &str,
+    factor_id: &str,
+    code: &str,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let factor = pending_factor(state, user_id, factor_id).await?;
+    let failures = second_factor::claim_attempt(state, user_id, meta).await?;
+    let verified = match check_enrolment_code(state, &factor, code, now).await? {
+        Some(step) => state.store.verify_pending_factor(user_id, factor_id, step, now).await?,
+        None => false,
+    };
+    let event = Event::new("factor.verified", user_id, meta).factor(factor_id, &factor.factor_type);
+    if !verified {
+        return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
+    }
+    second_factor::succeeded(state, user_id).await?;
+    audit::record(state, event).await;
+    Ok(())
+}
+
+/// The second step: activates a verified pending factor once the user shows one of
+/// their recovery codes (issued at setup), which is spent. `session` is the caller's
+/// own session, raised to `aal2` when this is the user's first factor; an
+/// administrator's call (`None`) ends all the user's sessions instead.
+pub async fn enable_verified(
+    state: &AppState,
+    user_id: &str,
+    factor_id: &str,
+    recovery_code: &str,
+    session: Option<&AuthUser>,
+    meta: &ClientMeta,
+) -> Result<Factor, ApiError> {
+    let now = state.now();
+    let factor = pending_factor(state, user_id, factor_id).await?;
+    if factor.verified_at.is_none() {
+        return Err(ErrorCode::FactorNotVerified.into());
+    }
+    let failures = second_factor::claim_attempt(state, user_id, meta).await?;
+    let spent = match recovery::normalize(recovery_code) {
+        Some(canonical) => {
+            let hash = state.keys.hashing.hash(HashPurpose::RecoveryCode, canonical.as_bytes());
+            state.store.consume_recovery_code(user_id, &hash, now).await?
+        }
+        None => false,
+    };
+    if !spent {
+        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, &factor.factor_type);
+        return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
+    }
+    second_factor::succeeded(state, user_id).await?;
+    if !state.store.activate_verified_factor(user_id, factor_id, now).await? {
+        return Err(ErrorCode::FactorNotFound.into());
+    }
+    activated(state, user_id, &factor, session, meta).await?;
+    Ok(state.store.factor(user_id, factor_id, now).await?.ok_or(ErrorCode::FactorNotFound)?)
+}
+
+/// Whether `presented` is the secret of the pending TOTP `factor` (any case, spaces
+/// and padding ignored), compared in constant time. Other factor types have no
+/// secret to show, so only an empty one matches them.
+pub fn pending_secret_matches(state: &AppState, factor: &Factor, presented: &str) -> Result<bool, ApiError> {
+    let presented: String = presented
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if factor.factor_type != "totp" {
+        return Ok(presented.is_empty());
+    }
+    let secret = Zeroizing::new(base32::encode(open_totp_secret(state, factor)?.as_slice()));
+    Ok(latchkey_core::crypto::constant_time_eq(secret.as_bytes(), presented.as_bytes()))
+}
+
+/// What follows a factor's activation: the audit event and notice, and when it is the
+/// user's first factor, `session` raised to `aal2` and every other session ended.
+/// Returns whether it was the first.
+async fn activated(
+    state: &AppState,
+    user_id: &str,
+    factor: &Factor,
+    session: Option<&AuthUser>,
+    meta: &ClientMeta,
+) -> Result<bool, ApiError> {
+    let factor_type = factor.factor_type.as_str();
+    audit::record(state, Event::new("factor.confirmed", user_id, meta).factor(&factor.id, factor_type)).await;
+    notify::send(state, user_id, Notice::FactorAdded { factor_type }, meta).await;
+    let first = active_factors(state, user_id).await?.len() == 1;
+    if first {
+        let method = Method::of_factor(factor_type).unwrap_or(Method::Totp);
+        match session {
+            Some(session) => raise_session(state, session, method, state.now()).await?,
+            None => {
+                state.store.revoke_other_sessions(user_id, "", state.now()).await?;
+            }
+        }
+    }
+    Ok(first)
 }
 
 /// The session that just proved a second factor is raised to `aal2`; sessions that
@@ -275,6 +407,21 @@ pub async fn issue_recovery_codes(
         .collect();
     state.store.replace_recovery_codes(user_id, &hashes, now).await?;
     Ok(codes)
+}
+
+/// Recovery codes handed out with a new factor's setup, before it is confirmed (for
+/// surfaces that show them with the secret). A user who already has an active factor
+/// gets a regenerated set, audited and notified like any regeneration.
+pub async fn issue_recovery_codes_at_setup(
+    state: &AppState,
+    user_id: &str,
+    meta: &ClientMeta,
+) -> Result<Vec<String>, ApiError> {
+    if has_active(state, user_id, None).await? {
+        regenerate_recovery_codes(state, user_id, meta).await
+    } else {
+        issue_recovery_codes(state, user_id, state.now()).await
+    }
 }
 
 /// Regenerates recovery codes for a user who has an active factor.

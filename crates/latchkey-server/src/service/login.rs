@@ -12,9 +12,9 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::ClientMeta;
 use crate::random;
 use crate::service::challenges::{self, Sent};
-use crate::service::factors;
 use crate::service::second_factor::{self, Proof};
 use crate::service::sessions::{self, IssuedTokens};
+use crate::service::{devices, factors};
 use crate::state::AppState;
 
 /// The second step a client must take.
@@ -29,11 +29,16 @@ pub enum LoginStep {
     MfaRequired(MfaChallenge),
 }
 
-/// Continues a login whose first factor (`amr`) succeeded at `auth_time`.
+/// Continues a login whose first factor (`amr`) succeeded just now. A user with an
+/// active factor gets an MFA token, unless `device` is the token of a device they
+/// asked to be remembered: that login gets an `aal2` session whose `amr` lists only
+/// the first factor, so re-authentication for sensitive changes still needs a second
+/// factor proven in the session.
 pub async fn after_first(
     state: &AppState,
     user_id: &str,
     amr: &[Amr],
+    device: Option<&str>,
     meta: &ClientMeta,
 ) -> Result<LoginStep, ApiError> {
     let now = state.now();
@@ -43,6 +48,12 @@ pub async fn after_first(
             Ok(LoginStep::Session(sessions::start(state, user_id, Aal::Aal1, amr, now, false, meta).await?))
         }
         AfterFirstFactor::SecondFactorRequired => {
+            if let Some(device) = device
+                && devices::recognise(state, user_id, device, meta).await?
+            {
+                let tokens = sessions::start(state, user_id, Aal::Aal2, amr, now, false, meta).await?;
+                return Ok(LoginStep::Session(tokens));
+            }
             let mfa_token = TokenKind::Mfa.encode(&random::bytes::<TOKEN_BYTES>());
             let ttl = state.config.mfa.mfa_token_ttl_secs;
             state
@@ -61,12 +72,38 @@ pub async fn after_first(
     }
 }
 
+/// Which of the user's active factors a login step means: one by id, or (for
+/// surfaces that name factor types) the newest of a type.
+#[derive(Debug, Clone, Copy)]
+pub enum FactorChoice<'a> {
+    Id(&'a str),
+    Type(&'a str),
+}
+
+/// The user's active factor `choice` names.
+async fn chosen_factor(
+    state: &AppState,
+    user_id: &str,
+    choice: FactorChoice<'_>,
+) -> Result<Factor, ApiError> {
+    let now = state.now();
+    let factor = match choice {
+        FactorChoice::Id(id) => state.store.factor(user_id, id, now).await?.filter(|f| f.status == "active"),
+        FactorChoice::Type(factor_type) => factors::active_factors(state, user_id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|f| f.factor_type == factor_type),
+    };
+    factor.ok_or_else(|| ErrorCode::FactorNotFound.into())
+}
+
 /// What a client finishing a login presents.
 pub enum LoginProof<'a> {
     /// A code for one factor: from the authenticator app, or the one sent by
-    /// [`challenge`].
+    /// [`challenge`]. A TOTP code chosen by type fits any of the user's TOTP factors.
     Code {
-        factor_id: &'a str,
+        factor: FactorChoice<'a>,
         code: &'a str,
     },
     RecoveryCode(&'a str),
@@ -92,16 +129,11 @@ async fn mfa_token(state: &AppState, mfa_token: &str) -> Result<(MfaToken, [u8; 
 pub async fn challenge(
     state: &AppState,
     mfa_token_value: &str,
-    factor_id: &str,
+    factor: FactorChoice<'_>,
     meta: &ClientMeta,
 ) -> Result<(Factor, Sent), ApiError> {
     let (token, hash) = mfa_token(state, mfa_token_value).await?;
-    let factor = state
-        .store
-        .factor(&token.user_id, factor_id, state.now())
-        .await?
-        .filter(|f| f.status == "active")
-        .ok_or(ErrorCode::FactorNotFound)?;
+    let factor = chosen_factor(state, &token.user_id, factor).await?;
     if !matches!(factor.factor_type.as_str(), "email" | "sms" | "magic_link") {
         return Err(ErrorCode::ChallengeNotApplicable.into());
     }
@@ -127,8 +159,16 @@ pub async fn complete(
     let (token, hash) = mfa_token(state, mfa_token_value).await?;
     let user_id = token.user_id.as_str();
     let verified = match proof {
-        LoginProof::Code { factor_id, code } => {
+        LoginProof::Code { factor: FactorChoice::Type("totp"), code } => {
+            second_factor::verify(state, user_id, Proof::AnyTotp { code }, meta, None).await?
+        }
+        LoginProof::Code { factor: FactorChoice::Id(factor_id), code } => {
             let proof = Proof::Code { factor_id, code, login: Some(&hash) };
+            second_factor::verify(state, user_id, proof, meta, None).await?
+        }
+        LoginProof::Code { factor: choice @ FactorChoice::Type(_), code } => {
+            let factor = chosen_factor(state, user_id, choice).await?;
+            let proof = Proof::Code { factor_id: &factor.id, code, login: Some(&hash) };
             second_factor::verify(state, user_id, proof, meta, None).await?
         }
         LoginProof::RecoveryCode(code) => {

@@ -76,7 +76,7 @@ pub async fn confirm(
                 return Ok(None);
             }
             audit::record(state, Event::new("magic_link.signed_in", user_id, meta)).await;
-            Ok(Some(Confirmed::SignedIn(login::after_first(state, user_id, &[Amr::Mail], meta).await?)))
+            Ok(Some(Confirmed::SignedIn(login::after_first(state, user_id, &[Amr::Mail], None, meta).await?)))
         }
         ChallengePurpose::Enroll => Ok(None),
     }

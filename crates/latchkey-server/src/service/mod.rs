@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod challenges;
+pub mod devices;
 pub mod factors;
 pub mod login;
 pub mod magic_link;

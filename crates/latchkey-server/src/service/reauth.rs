@@ -23,7 +23,10 @@ pub async fn require_recent_authentication(
     let session = &user.session;
     let recent = state.now() - session.auth_time < state.config.mfa.reauth_window_secs;
     if factors::has_active(state, &session.user_id, None).await? {
-        return if session.aal == "aal2" && recent {
+        // An `aal2` session lists its second factor in `amr`; one opened by a
+        // remembered device lists only the first, and does not count.
+        let second_factor_proven = session.aal == "aal2" && session.amr.len() >= 2;
+        return if second_factor_proven && recent {
             Ok(())
         } else {
             Err(required("recent_mfa_login_needed"))

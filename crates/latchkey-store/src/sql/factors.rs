@@ -6,16 +6,17 @@ use latchkey_core::lockout::LockoutPolicy;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, challenges, join_list, split_list};
+use super::{SqlStore, challenges, devices, join_list, split_list};
 use crate::{
     AttemptClaim, Challenge, CodeChallengeQuery, Factor, FactorRemoval, FactorStore, GuardState, MfaToken,
-    NewChallenge, NewFactor, NewMfaToken, StoreResult, StoredSecret, TotpSettings,
+    NewChallenge, NewFactor, NewMfaToken, RememberedDevice, StoreResult, StoredSecret, TotpSettings,
 };
 
 macro_rules! factor_columns {
     () => {
         "id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce, secret_key_id,
-         algorithm, digits, period, last_step, destination, created_at, confirmed_at, last_used_at, expires_at"
+         algorithm, digits, period, last_step, destination, created_at, confirmed_at, last_used_at, expires_at,
+         verified_at"
     };
 }
 
@@ -48,6 +49,7 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
         confirmed_at: row.try_get("confirmed_at")?,
         last_used_at: row.try_get("last_used_at")?,
         expires_at: row.try_get("expires_at")?,
+        verified_at: row.try_get("verified_at")?,
     })
 }
 
@@ -125,9 +127,37 @@ impl FactorStore for SqlStore {
         step: Option<i64>,
         now: UnixTime,
     ) -> StoreResult<bool> {
-        let result = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let activated = sqlx::query(
             "UPDATE factors SET status = 'active', confirmed_at = $3, last_used_at = $3,
                  last_step = COALESCE($4, last_step), expires_at = NULL
+             WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $3
+               AND ($4 IS NULL OR last_step IS NULL OR last_step < $4)",
+        )
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(step)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if activated {
+            devices::forget_all_in(&mut tx, user_id).await?;
+        }
+        tx.commit().await?;
+        Ok(activated)
+    }
+
+    async fn verify_pending_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        step: Option<i64>,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE factors SET verified_at = $3, last_step = COALESCE($4, last_step)
              WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $3
                AND ($4 IS NULL OR last_step IS NULL OR last_step < $4)",
         )
@@ -138,6 +168,32 @@ impl FactorStore for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn activate_verified_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let activated = sqlx::query(
+            "UPDATE factors SET status = 'active', confirmed_at = $3, last_used_at = $3, expires_at = NULL
+             WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $3
+               AND verified_at IS NOT NULL",
+        )
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if activated {
+            devices::forget_all_in(&mut tx, user_id).await?;
+        }
+        tx.commit().await?;
+        Ok(activated)
     }
 
     async fn record_totp_step(&self, factor_id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
@@ -184,6 +240,9 @@ impl FactorStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        if removed {
+            devices::forget_all_in(&mut tx, user_id).await?;
+        }
         tx.commit().await?;
         Ok(FactorRemoval { removed, active_remaining })
     }
@@ -197,6 +256,7 @@ impl FactorStore for SqlStore {
             .rows_affected();
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM mfa_guards WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        devices::forget_all_in(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -411,6 +471,28 @@ impl FactorStore for SqlStore {
             .await?
             .rows_affected();
         let challenges = challenges::purge(&self.pool, now).await?;
-        Ok(factors + tokens + challenges)
+        let devices = devices::purge(&self.pool, now).await?;
+        Ok(factors + tokens + challenges + devices)
+    }
+
+    async fn remember_device(&self, device: &RememberedDevice, token_hash: &[u8]) -> StoreResult<()> {
+        devices::remember(&self.pool, device, token_hash).await
+    }
+
+    async fn use_remembered_device(
+        &self,
+        user_id: &str,
+        token_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<Option<RememberedDevice>> {
+        devices::use_token(&self.pool, user_id, token_hash, now).await
+    }
+
+    async fn remembered_devices(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<RememberedDevice>> {
+        devices::list(&self.pool, user_id, now).await
+    }
+
+    async fn forget_devices(&self, user_id: &str, device_id: Option<&str>) -> StoreResult<u64> {
+        devices::forget(&self.pool, user_id, device_id).await
     }
 }

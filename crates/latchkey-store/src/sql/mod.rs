@@ -18,6 +18,7 @@ mod accounts;
 mod audit;
 mod challenges;
 mod delivery;
+mod devices;
 mod factors;
 
 /// The database a URL names.

@@ -20,7 +20,7 @@ on_both_backends!(
     purge_removes_expired_pending_factors_and_tokens,
 );
 
-fn totp(id: &str, user_id: &str, now: i64) -> NewFactor {
+pub fn totp(id: &str, user_id: &str, now: i64) -> NewFactor {
     NewFactor {
         id: id.into(),
         user_id: user_id.into(),
@@ -34,11 +34,11 @@ fn totp(id: &str, user_id: &str, now: i64) -> NewFactor {
     }
 }
 
-async fn with_user(store: &SqlStore, id: &str) {
+pub async fn with_user(store: &SqlStore, id: &str) {
     store.create_user(&new_user(id, &format!("{id}@example.com"))).await.unwrap();
 }
 
-async fn active_totp(store: &SqlStore, id: &str, user_id: &str) {
+pub async fn active_totp(store: &SqlStore, id: &str, user_id: &str) {
     store.create_pending_factor(&totp(id, user_id, 1000)).await.unwrap();
     assert!(store.activate_factor(user_id, id, Some(10), 1001).await.unwrap());
 }

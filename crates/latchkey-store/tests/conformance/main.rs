@@ -39,4 +39,5 @@ mod accounts;
 mod audit;
 mod challenges;
 mod delivery;
+mod devices;
 mod factors;

@@ -1,0 +1,765 @@
+//! Lerian-compatible API: Lerian Identity's MFA endpoints under `/v1/users/{id}/mfa`
+//! (setup, verify, enable, status, disable) and its login under `/v1/login` (OAuth-style
+//! access token, MFA challenge and verify, remembered devices). Bodies are strict and
+//! errors are `{code, title, message}` with Lerian's codes and texts where its
+//! documents list them and Latchkey's own (`docs/API.md`) elsewhere.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use latchkey_core::session::Amr;
+use latchkey_store::User;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie};
+use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
+use crate::service::sessions::{self, IssuedTokens};
+use crate::service::{accounts, devices, factors, reauth};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/users/{id}/mfa", get(status).delete(disable))
+        .route("/v1/users/{id}/mfa/setup", post(setup))
+        .route("/v1/users/{id}/mfa/verify", post(verify))
+        .route("/v1/users/{id}/mfa/enable", post(enable))
+        .route("/v1/login/oauth/access_token", post(access_token))
+        .route("/v1/login/mfa/challenge", post(challenge))
+        .route("/v1/login/mfa/verify", post(mfa_verify))
+}
+
+/// Every error this surface answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    MissingFields,
+    UnexpectedFields,
+    InternalError,
+    BadRequest,
+    MfaAlreadyEnabled,
+    MfaSetupNotInitiated,
+    MfaInvalidType,
+    MfaOperationFailed,
+    UserNotFound,
+    InvalidPasscode,
+    InvalidRecoveryCode,
+    PasscodeNotVerified,
+    SecretMismatch,
+    TooManyAttempts,
+    MfaLocked,
+    MfaNotEnabled,
+    PhoneNumberRequired,
+    TooManyCodesSent,
+    RecentLoginRequired,
+    ChallengeNotApplicable,
+    PhoneNumberNotAllowed,
+    CountryCodeMismatch,
+    RequestTooLarge,
+    Unauthorized,
+    Forbidden,
+    InvalidCredentials,
+    UnsupportedGrantType,
+    InvalidToken,
+}
+
+impl Code {
+    pub const ALL: [Code; 28] = [
+        Self::MissingFields,
+        Self::UnexpectedFields,
+        Self::InternalError,
+        Self::BadRequest,
+        Self::MfaAlreadyEnabled,
+        Self::MfaSetupNotInitiated,
+        Self::MfaInvalidType,
+        Self::MfaOperationFailed,
+        Self::UserNotFound,
+        Self::InvalidPasscode,
+        Self::InvalidRecoveryCode,
+        Self::PasscodeNotVerified,
+        Self::SecretMismatch,
+        Self::TooManyAttempts,
+        Self::MfaLocked,
+        Self::MfaNotEnabled,
+        Self::PhoneNumberRequired,
+        Self::TooManyCodesSent,
+        Self::RecentLoginRequired,
+        Self::ChallengeNotApplicable,
+        Self::PhoneNumberNotAllowed,
+        Self::CountryCodeMismatch,
+        Self::RequestTooLarge,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::InvalidCredentials,
+        Self::UnsupportedGrantType,
+        Self::InvalidToken,
+    ];
+
+    /// Status, code, title and message. The first nine are Lerian's, word for word.
+    pub fn parts(self) -> (StatusCode, &'static str, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::MissingFields => (
+                S::BAD_REQUEST,
+                "IDE-0001",
+                "Missing Fields in Request",
+                "Your request is missing one or more required fields.",
+            ),
+            Self::UnexpectedFields => (
+                S::BAD_REQUEST,
+                "IDE-0004",
+                "Unexpected Fields in the Request",
+                "The request body contains more fields than expected. Please send only the allowed fields.",
+            ),
+            Self::InternalError => (
+                S::INTERNAL_SERVER_ERROR,
+                "IDE-0006",
+                "Internal Server Error",
+                "The server encountered an unexpected error. Please try again later.",
+            ),
+            Self::BadRequest => (
+                S::BAD_REQUEST,
+                "IDE-0007",
+                "Bad Request",
+                "The server could not understand the request due to malformed syntax.",
+            ),
+            Self::MfaAlreadyEnabled => {
+                (S::BAD_REQUEST, "IDE-0040", "MFA Already Enabled", "MFA is already enabled for this user.")
+            }
+            Self::MfaSetupNotInitiated => (
+                S::BAD_REQUEST,
+                "IDE-0043",
+                "MFA Setup Not Initiated",
+                "MFA setup has not been initiated for this user. Please call the setup endpoint first.",
+            ),
+            Self::MfaInvalidType => (
+                S::BAD_REQUEST,
+                "IDE-0044",
+                "MFA Invalid Type",
+                "The provided MFA type is invalid. Accepted values are app, email, and sms.",
+            ),
+            Self::MfaOperationFailed => (
+                S::INTERNAL_SERVER_ERROR,
+                "IDE-0045",
+                "MFA Operation Failed",
+                "The MFA operation failed due to an unexpected error. Please try again later.",
+            ),
+            Self::UserNotFound => (
+                S::NOT_FOUND,
+                "IDE-1003",
+                "User ID Not Found",
+                "The provided user ID does not exist in our records.",
+            ),
+            Self::InvalidPasscode => (
+                S::BAD_REQUEST,
+                "IDE-0046",
+                "Invalid MFA Passcode",
+                "The passcode is incorrect, expired or already used.",
+            ),
+            Self::InvalidRecoveryCode => (
+                S::BAD_REQUEST,
+                "IDE-0047",
+                "Invalid Recovery Code",
+                "The recovery code is incorrect or already used.",
+            ),
+            Self::PasscodeNotVerified => (
+                S::BAD_REQUEST,
+                "IDE-0048",
+                "MFA Passcode Not Verified",
+                "Verify a passcode with the verify endpoint before enabling MFA.",
+            ),
+            Self::SecretMismatch => (
+                S::BAD_REQUEST,
+                "IDE-0049",
+                "MFA Secret Mismatch",
+                "The secret does not match the pending MFA setup. Use the secret from the latest setup.",
+            ),
+            Self::TooManyAttempts => (
+                S::TOO_MANY_REQUESTS,
+                "IDE-0050",
+                "Too Many MFA Attempts",
+                "Too many failed attempts. Wait for the time in the Retry-After header.",
+            ),
+            Self::MfaLocked => (
+                S::FORBIDDEN,
+                "IDE-0051",
+                "MFA Locked",
+                "Too many failed attempts: MFA is locked until an administrator resets it.",
+            ),
+            Self::MfaNotEnabled => (
+                S::BAD_REQUEST,
+                "IDE-0052",
+                "MFA Not Enabled",
+                "MFA of this type is not enabled for this user.",
+            ),
+            Self::PhoneNumberRequired => (
+                S::BAD_REQUEST,
+                "IDE-0053",
+                "Phone Number Required",
+                "The user has no phone number to send SMS passcodes to.",
+            ),
+            Self::TooManyCodesSent => (
+                S::TOO_MANY_REQUESTS,
+                "IDE-0054",
+                "Too Many Passcodes Sent",
+                "Too many passcodes were sent to this destination. Wait for the time in the Retry-After header.",
+            ),
+            Self::RecentLoginRequired => (
+                S::FORBIDDEN,
+                "IDE-0055",
+                "Recent Login Required",
+                "This change needs a recent login, with the second factor when MFA is enabled.",
+            ),
+            Self::ChallengeNotApplicable => (
+                S::BAD_REQUEST,
+                "IDE-0056",
+                "MFA Challenge Not Applicable",
+                "Authenticator apps need no challenge: send the passcode the app shows.",
+            ),
+            Self::PhoneNumberNotAllowed => (
+                S::BAD_REQUEST,
+                "IDE-0057",
+                "Phone Number Not Allowed",
+                "Phone numbers in this country cannot receive MFA passcodes on this server.",
+            ),
+            Self::CountryCodeMismatch => (
+                S::BAD_REQUEST,
+                "IDE-0058",
+                "Country Code Mismatch",
+                "The country code does not match the phone number the passcode was sent to.",
+            ),
+            Self::RequestTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "IDE-0059",
+                "Request Too Large",
+                "The request body is larger than 64 KiB.",
+            ),
+            Self::Unauthorized => (
+                S::UNAUTHORIZED,
+                "AUT-0001",
+                "Unauthorized",
+                "A valid access token (Authorization: Bearer) or API key is required.",
+            ),
+            Self::Forbidden => (
+                S::FORBIDDEN,
+                "AUT-0002",
+                "Forbidden",
+                "You may only manage your own MFA, unless you use an API key with the required scope.",
+            ),
+            Self::InvalidCredentials => {
+                (S::UNAUTHORIZED, "AUT-0003", "Invalid Credentials", "The username or password is incorrect.")
+            }
+            Self::UnsupportedGrantType => (
+                S::BAD_REQUEST,
+                "AUT-0004",
+                "Unsupported Grant Type",
+                "The grant type is not supported. Use password or refresh_token.",
+            ),
+            Self::InvalidToken => (
+                S::UNAUTHORIZED,
+                "AUT-0005",
+                "Invalid Token",
+                "The token is invalid, expired or already used. Log in again.",
+            ),
+        }
+    }
+}
+
+/// An error in Lerian's format.
+#[derive(Debug)]
+pub struct LerianError {
+    code: Code,
+    retry_after: Option<i64>,
+}
+
+impl From<Code> for LerianError {
+    fn from(code: Code) -> Self {
+        Self { code, retry_after: None }
+    }
+}
+
+/// The one mapping from native errors to Lerian's codes.
+impl From<ApiError> for LerianError {
+    fn from(error: ApiError) -> Self {
+        use ErrorCode as C;
+        let field = error.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or_default();
+        let code = match error.code {
+            C::MissingField => Code::MissingFields,
+            C::UnknownField => Code::UnexpectedFields,
+            C::InvalidField if field == "mfaType" => Code::MfaInvalidType,
+            C::PayloadTooLarge => Code::RequestTooLarge,
+            C::InvalidCredentials => Code::InvalidCredentials,
+            C::Unauthenticated | C::InvalidToken | C::InvalidApiKey | C::SecondFactorRequired => {
+                Code::Unauthorized
+            }
+            C::InvalidRefreshToken | C::InvalidMfaToken => Code::InvalidToken,
+            C::InsufficientScope => Code::Forbidden,
+            C::UserNotFound => Code::UserNotFound,
+            C::InvalidCode => Code::InvalidPasscode,
+            C::TooManyAttempts => Code::TooManyAttempts,
+            C::RateLimited => Code::TooManyCodesSent,
+            C::SecondFactorLocked => Code::MfaLocked,
+            C::ReauthenticationRequired => Code::RecentLoginRequired,
+            C::FactorAlreadyActive => Code::MfaAlreadyEnabled,
+            C::FactorNotVerified => Code::PasscodeNotVerified,
+            C::FactorNotFound | C::MfaNotEnabled => Code::MfaNotEnabled,
+            C::PhoneNotAllowed => Code::PhoneNumberNotAllowed,
+            C::ChallengeNotApplicable => Code::ChallengeNotApplicable,
+            C::InternalError | C::DatabaseUnavailable => {
+                error.log_cause();
+                Code::InternalError
+            }
+            _ => Code::BadRequest,
+        };
+        Self { code, retry_after: error.retry_after }
+    }
+}
+
+impl IntoResponse for LerianError {
+    fn into_response(self) -> Response {
+        let (status, code, title, message) = self.code.parts();
+        let mut response =
+            (status, Json(json!({ "code": code, "title": title, "message": message }))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+type Result<T> = std::result::Result<T, LerianError>;
+
+/// A failure inside an MFA operation: internal causes become IDE-0045, a factor that
+/// lapsed or vanished meanwhile means setup must start again (IDE-0043).
+fn mfa_operation(error: ApiError) -> LerianError {
+    match error.code {
+        ErrorCode::InternalError | ErrorCode::DatabaseUnavailable => {
+            error.log_cause();
+            Code::MfaOperationFailed.into()
+        }
+        ErrorCode::FactorNotFound => Code::MfaSetupNotInitiated.into(),
+        _ => error.into(),
+    }
+}
+
+/// Lerian's `mfaType` as a factor type.
+fn factor_type(mfa_type: &str) -> Result<&'static str> {
+    match mfa_type {
+        "app" => Ok("totp"),
+        "email" => Ok("email"),
+        "sms" => Ok("sms"),
+        _ => Err(Code::MfaInvalidType.into()),
+    }
+}
+
+/// A factor type as Lerian's `mfaType`; types Lerian has no name for are left out.
+fn mfa_type(factor_type: &str) -> Option<&'static str> {
+    match factor_type {
+        "totp" => Some("app"),
+        "email" => Some("email"),
+        "sms" => Some("sms"),
+        _ => None,
+    }
+}
+
+/// A required string that was sent empty counts as missing.
+fn present(value: &str) -> Result<&str> {
+    if value.trim().is_empty() { Err(Code::MissingFields.into()) } else { Ok(value) }
+}
+
+/// Who acts on `/v1/users/{id}/…`: that user in their own session, or an API key.
+enum Caller {
+    User(Box<AuthUser>),
+    Admin(AdminKey),
+}
+
+/// The caller and the user `id` names. An API key needs `scope`; a user's token may
+/// only name its own user.
+async fn authorize(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    user: std::result::Result<AuthUser, ApiError>,
+    admin: std::result::Result<AdminKey, ApiError>,
+    scope: &str,
+) -> Result<(Caller, User)> {
+    let caller = if headers.contains_key("x-api-key") {
+        let admin = admin?;
+        admin.require(scope)?;
+        Caller::Admin(admin)
+    } else {
+        let user = user?;
+        if user.session.user_id != id {
+            return Err(Code::Forbidden.into());
+        }
+        Caller::User(Box::new(user))
+    };
+    let account = state.store.user_by_id(id).await.map_err(ApiError::from)?.ok_or(Code::UserNotFound)?;
+    Ok((caller, account))
+}
+
+impl Caller {
+    /// A user changing their own MFA needs a recent login; an API key does not.
+    async fn require_recent_login(&self, state: &AppState) -> Result<()> {
+        if let Self::User(user) = self {
+            reauth::require_recent_authentication(state, user, None).await?;
+        }
+        Ok(())
+    }
+
+    fn session(&self) -> Option<&AuthUser> {
+        match self {
+            Self::User(user) => Some(user.as_ref()),
+            Self::Admin(_) => None,
+        }
+    }
+
+    fn actor(&self) -> Option<String> {
+        match self {
+            Self::User(_) => None,
+            Self::Admin(key) => Some(key.actor()),
+        }
+    }
+}
+
+/// The pending factor of `factor_type` after checks common to verify and enable: MFA
+/// of that type is not enabled yet, setup was called, and `secret` (when sent) is the
+/// pending one's.
+async fn pending_factor(
+    state: &AppState,
+    user_id: &str,
+    factor_type: &str,
+    secret: Option<&SecretString>,
+) -> Result<latchkey_store::Factor> {
+    if factors::has_active(state, user_id, Some(factor_type)).await? {
+        return Err(Code::MfaAlreadyEnabled.into());
+    }
+    let pending =
+        factors::pending_of_type(state, user_id, factor_type).await?.ok_or(Code::MfaSetupNotInitiated)?;
+    if let Some(secret) = secret
+        && !factors::pending_secret_matches(state, &pending, secret.expose_secret()).map_err(mfa_operation)?
+    {
+        return Err(Code::SecretMismatch.into());
+    }
+    Ok(pending)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SetupRequest {
+    mfa_type: String,
+}
+
+/// `POST /v1/users/{id}/mfa/setup`: a pending factor and the recovery codes. `app`
+/// returns the TOTP secret and its `otpauth://` URL; `email` and `sms` send a passcode
+/// to the user's address or phone number (secret and url are empty).
+async fn setup(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    user: std::result::Result<AuthUser, ApiError>,
+    admin: std::result::Result<AdminKey, ApiError>,
+    body: std::result::Result<JsonBody<SetupRequest>, ApiError>,
+) -> Result<Json<Value>> {
+    let (caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
+    let JsonBody(body) = body?;
+    let factor_type = factor_type(&body.mfa_type)?;
+    if factors::has_active(&state, &account.id, Some(factor_type)).await? {
+        return Err(Code::MfaAlreadyEnabled.into());
+    }
+    caller.require_recent_login(&state).await?;
+    let (secret, url) = if factor_type == "totp" {
+        let enrollment = factors::enroll_totp(&state, &account, None, &meta).await.map_err(mfa_operation)?;
+        (enrollment.secret.to_string(), enrollment.otpauth_uri.to_string())
+    } else {
+        let phone = match factor_type {
+            "sms" => Some(account.phone.as_deref().ok_or(Code::PhoneNumberRequired)?),
+            _ => None,
+        };
+        let destination = factors::contact_destination(&state, &account, factor_type, None, phone)?;
+        factors::enroll_contact(&state, &account, factor_type, destination, None, &meta)
+            .await
+            .map_err(mfa_operation)?;
+        (String::new(), String::new())
+    };
+    let recovery_codes =
+        factors::issue_recovery_codes_at_setup(&state, &account.id, &meta).await.map_err(mfa_operation)?;
+    Ok(Json(json!({
+        "secret": secret,
+        "url": url,
+        "recoveryCodes": recovery_codes,
+        "mfaType": body.mfa_type,
+        "enabled": false,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VerifyRequest {
+    passcode: SecretString,
+    mfa_type: String,
+    secret: Option<SecretString>,
+    country_code: Option<String>,
+}
+
+/// `POST /v1/users/{id}/mfa/verify`: checks a passcode from the pending factor. For
+/// `sms`, a `countryCode` must be the calling code the factor's number starts with.
+async fn verify(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    user: std::result::Result<AuthUser, ApiError>,
+    admin: std::result::Result<AdminKey, ApiError>,
+    body: std::result::Result<JsonBody<VerifyRequest>, ApiError>,
+) -> Result<Json<Value>> {
+    let (_caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
+    let JsonBody(body) = body?;
+    let factor_type = factor_type(&body.mfa_type)?;
+    let passcode = present(body.passcode.expose_secret())?;
+    let pending = pending_factor(&state, &account.id, factor_type, body.secret.as_ref()).await?;
+    if let Some(country_code) = &body.country_code {
+        let digits = country_code.trim().trim_start_matches('+');
+        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Code::BadRequest.into());
+        }
+        let number = pending.destination.as_deref().unwrap_or_default();
+        if factor_type == "sms" && !number.starts_with(&format!("+{digits}")) {
+            return Err(Code::CountryCodeMismatch.into());
+        }
+    }
+    factors::verify_pending(&state, &account.id, &pending.id, passcode, &meta)
+        .await
+        .map_err(mfa_operation)?;
+    Ok(Json(json!({ "verified": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EnableRequest {
+    recovery_code: SecretString,
+    mfa_type: String,
+    secret: Option<SecretString>,
+}
+
+/// `POST /v1/users/{id}/mfa/enable`: activates the verified factor with one of the
+/// recovery codes from setup, which is spent.
+async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    user: std::result::Result<AuthUser, ApiError>,
+    admin: std::result::Result<AdminKey, ApiError>,
+    body: std::result::Result<JsonBody<EnableRequest>, ApiError>,
+) -> Result<Json<Value>> {
+    let (caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
+    let JsonBody(body) = body?;
+    let factor_type = factor_type(&body.mfa_type)?;
+    let recovery_code = present(body.recovery_code.expose_secret())?;
+    let pending = pending_factor(&state, &account.id, factor_type, body.secret.as_ref()).await?;
+    factors::enable_verified(&state, &account.id, &pending.id, recovery_code, caller.session(), &meta)
+        .await
+        .map_err(|error| match error.code {
+            ErrorCode::InvalidCode => Code::InvalidRecoveryCode.into(),
+            _ => mfa_operation(error),
+        })?;
+    Ok(Json(json!({ "enabled": true })))
+}
+
+/// `GET /v1/users/{id}/mfa`: which methods are enabled. `enabled` is true when the user
+/// has any active factor (login then needs one); `methods` lists Lerian's names for
+/// the active ones, oldest first, and `preferredType` is the first of them (`""` when
+/// there is none).
+async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    user: std::result::Result<AuthUser, ApiError>,
+    admin: std::result::Result<AdminKey, ApiError>,
+) -> Result<Json<Value>> {
+    let (_caller, account) = authorize(&state, &id, &headers, user, admin, "users:read").await?;
+    let active = factors::active_factors(&state, &account.id).await?;
+    let mut methods: Vec<&str> = Vec::new();
+    for name in active.iter().filter_map(|f| mfa_type(&f.factor_type)) {
+        if !methods.contains(&name) {
+            methods.push(name);
+        }
+    }
+    Ok(Json(json!({
+        "enabled": !active.is_empty(),
+        "preferredType": methods.first().copied().unwrap_or_default(),
+        "totpEnabled": methods.contains(&"app"),
+        "emailEnabled": methods.contains(&"email"),
+        "smsEnabled": methods.contains(&"sms"),
+        "methods": methods,
+    })))
+}
+
+/// `DELETE /v1/users/{id}/mfa` (a Latchkey extension): removes every factor and
+/// recovery code.
+async fn disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    user: std::result::Result<AuthUser, ApiError>,
+    admin: std::result::Result<AdminKey, ApiError>,
+) -> Result<Json<Value>> {
+    let (caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
+    if !factors::has_active(&state, &account.id, None).await? {
+        return Err(Code::MfaNotEnabled.into());
+    }
+    caller.require_recent_login(&state).await?;
+    factors::reset_all(&state, &account.id, &meta, caller.actor()).await.map_err(mfa_operation)?;
+    Ok(Json(json!({ "enabled": false })))
+}
+
+fn token_object(tokens: &IssuedTokens) -> Value {
+    json!({
+        "accessToken": tokens.access_token,
+        "tokenType": "Bearer",
+        "expiresIn": tokens.expires_in,
+        "refreshToken": tokens.refresh_token,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AccessTokenRequest {
+    grant_type: String,
+    username: Option<String>,
+    password: Option<SecretString>,
+    refresh_token: Option<SecretString>,
+    /// A Latchkey extension: the remembered-device token, for clients that cannot
+    /// keep the cookie.
+    device_token: Option<SecretString>,
+}
+
+/// `POST /v1/login/oauth/access_token`: the `password` grant (tokens, or for a user
+/// with MFA `{mfaToken, mfaTypes, expiresIn}`) and the `refresh_token` grant.
+async fn access_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<AccessTokenRequest>, ApiError>,
+) -> Result<Json<Value>> {
+    let JsonBody(body) = body?;
+    match body.grant_type.as_str() {
+        "password" => {
+            let username = present(body.username.as_deref().unwrap_or_default())?;
+            let password = body.password.ok_or(Code::MissingFields)?;
+            let user = accounts::authenticate_password(&state, username, password).await?;
+            let device = body
+                .device_token
+                .as_ref()
+                .map(|token| token.expose_secret())
+                .or_else(|| cookie(&headers, devices::COOKIE));
+            match login::after_first(&state, &user.id, &[Amr::Pwd], device, &meta).await? {
+                LoginStep::Session(tokens) => Ok(Json(token_object(&tokens))),
+                LoginStep::MfaRequired(challenge) => {
+                    let mut types: Vec<&str> = Vec::new();
+                    for name in challenge.factors.iter().filter_map(|f| mfa_type(&f.factor_type)) {
+                        if !types.contains(&name) {
+                            types.push(name);
+                        }
+                    }
+                    Ok(Json(json!({
+                        "mfaToken": challenge.mfa_token,
+                        "mfaTypes": types,
+                        "expiresIn": challenge.expires_in,
+                    })))
+                }
+            }
+        }
+        "refresh_token" => {
+            let token = body.refresh_token.ok_or(Code::MissingFields)?;
+            let tokens = sessions::refresh(&state, present(token.expose_secret())?).await?;
+            Ok(Json(token_object(&tokens)))
+        }
+        _ => Err(Code::UnsupportedGrantType.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChallengeRequest {
+    mfa_token: SecretString,
+    mfa_type: String,
+}
+
+/// `POST /v1/login/mfa/challenge`: sends the login's email or SMS passcode.
+async fn challenge(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<ChallengeRequest>, ApiError>,
+) -> Result<Json<Value>> {
+    let JsonBody(body) = body?;
+    let factor_type = factor_type(&body.mfa_type)?;
+    if factor_type == "totp" {
+        return Err(Code::ChallengeNotApplicable.into());
+    }
+    login::challenge(&state, body.mfa_token.expose_secret(), FactorChoice::Type(factor_type), &meta).await?;
+    Ok(Json(json!({ "message": "MFA challenge initiated" })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MfaVerifyRequest {
+    mfa_token: SecretString,
+    mfa_type: String,
+    passcode: Option<SecretString>,
+    recovery_code: Option<SecretString>,
+    remember_device: Option<bool>,
+}
+
+/// `POST /v1/login/mfa/verify`: finishes the login with a passcode or a recovery code
+/// (exactly one). With `rememberDevice`, the answer also carries a device token (and
+/// sets it as an HttpOnly cookie) that skips the second factor on this device.
+async fn mfa_verify(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<MfaVerifyRequest>, ApiError>,
+) -> Result<Response> {
+    let JsonBody(body) = body?;
+    let factor_type = factor_type(&body.mfa_type)?;
+    let proof = match (&body.passcode, &body.recovery_code) {
+        (Some(passcode), None) => LoginProof::Code {
+            factor: FactorChoice::Type(factor_type),
+            code: present(passcode.expose_secret())?,
+        },
+        (None, Some(code)) => LoginProof::RecoveryCode(present(code.expose_secret())?),
+        (None, None) => return Err(Code::MissingFields.into()),
+        (Some(_), Some(_)) => return Err(Code::UnexpectedFields.into()),
+    };
+    let recovery = matches!(proof, LoginProof::RecoveryCode(_));
+    let tokens =
+        login::complete(&state, body.mfa_token.expose_secret(), proof, &meta).await.map_err(|error| {
+            match error.code {
+                ErrorCode::InvalidCode if recovery => Code::InvalidRecoveryCode.into(),
+                _ => LerianError::from(error),
+            }
+        })?;
+    let mut answer = token_object(&tokens);
+    if body.remember_device != Some(true) {
+        return Ok(Json(answer).into_response());
+    }
+    let remembered = devices::remember(&state, &tokens.user_id, &meta).await?;
+    answer["deviceToken"] = json!(remembered.token);
+    let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={}; Path=/v1/login; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        devices::COOKIE,
+        remembered.token,
+        remembered.max_age_secs
+    );
+    let mut response = Json(answer).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
