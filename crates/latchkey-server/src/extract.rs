@@ -80,6 +80,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so a document that is not JSON is always `malformed_json`.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
         .map_err(|_| ApiError::new(ErrorCode::MalformedJson))?;
+    // Every body is an object; serde would otherwise read a struct from an array.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::field(ErrorCode::InvalidField, "(body)")
+            .with_message("The request body must be a JSON object."));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

@@ -763,3 +763,21 @@ async fn mfa_verify(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_documented() {
+        let doc = include_str!("../../../../docs/API.md");
+        let codes: HashSet<&str> = Code::ALL.iter().map(|c| c.parts().1).collect();
+        assert_eq!(codes.len(), Code::ALL.len());
+        for code in Code::ALL {
+            let (status, code, title, _) = code.parts();
+            let row = format!("| `{code}` | {} | {title} |", status.as_u16());
+            assert!(doc.contains(&row), "docs/API.md lacks the row {row}");
+        }
+    }
+}

@@ -19,14 +19,14 @@ use crate::mail::{self, SmtpSink};
 
 /// One request a fake provider endpoint received.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 /// A local HTTP server that records every POST and answers 201.
-async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
+pub async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let recorded = log.clone();
     let app = Router::new().fallback(post(move |uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -52,7 +52,7 @@ async fn first_request(log: &Arc<Mutex<Vec<Received>>>) -> Received {
     panic!("the provider received nothing");
 }
 
-fn digits_after(text: &str, marker: &str) -> String {
+pub fn digits_after(text: &str, marker: &str) -> String {
     let start = text.find(marker).map(|i| i + marker.len()).unwrap_or(0);
     text[start..].chars().filter(char::is_ascii_digit).take(6).collect()
 }

@@ -13,6 +13,7 @@ mod contact;
 mod delivery;
 mod factors;
 mod input;
+mod lerian;
 mod magic_link;
 mod mail;
 mod mfa;
