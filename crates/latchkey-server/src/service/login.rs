@@ -160,6 +160,10 @@ pub async fn complete(
     let user_id = token.user_id.as_str();
     let verified = match proof {
         LoginProof::Code { factor: FactorChoice::Type("totp"), code } => {
+            // Like the other types: naming a type the user lacks is not a guess.
+            if !factors::has_active(state, user_id, Some("totp")).await? {
+                return Err(ErrorCode::FactorNotFound.into());
+            }
             second_factor::verify(state, user_id, Proof::AnyTotp { code }, meta, None).await?
         }
         LoginProof::Code { factor: FactorChoice::Id(factor_id), code } => {

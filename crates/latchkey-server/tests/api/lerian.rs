@@ -446,6 +446,17 @@ async fn bodies_are_strict_and_errors_are_lerian_shaped(app: TestApp) {
     assert_error(&bad_refresh, StatusCode::UNAUTHORIZED, "AUT-0005");
 
     // The MFA step: exactly one of passcode and recoveryCode, a live mfaToken.
+    let tokens = app.lerian_session("strict@example.com").await.0;
+    let email = app.post_bearer("/v1/me/factors", &tokens, json!({ "type": "email" })).await;
+    let code = latest_code(&app.outbox(), "strict@example.com", 1).await;
+    assert_eq!(app.confirm(&tokens, email.body["id"].as_str().unwrap(), &code).await.status, StatusCode::OK);
+    let mfa_token = app.lerian_mfa_token("strict@example.com", &["email"]).await;
+    let no_app = app.lerian_verify(&mfa_token, "app", json!({ "passcode": "123456" })).await;
+    assert_error(&no_app, StatusCode::BAD_REQUEST, "IDE-0052");
+    let guard = app.state.store.second_factor_guard(&id).await.unwrap();
+    assert_eq!(guard.map(|g| g.failures).unwrap_or(0), 0, "naming a missing type is not a guess");
+    app.lerian(Method::DELETE, &format!("/v1/users/{id}/mfa"), Some(&tokens), None).await;
+    let (access, _) = app.lerian_session("strict@example.com").await;
     let (_, codes) = enable_app(&app, &access, &id).await;
     let mfa_token = app.lerian_mfa_token("strict@example.com", &["app"]).await;
     let neither = app.lerian_verify(&mfa_token, "app", json!({})).await;
