@@ -16,6 +16,7 @@ on_both_backends!(
     remembered_devices_skip_the_second_factor_until_revoked,
     bodies_are_strict_and_errors_are_lerian_shaped,
     only_the_user_or_an_api_key_may_manage_mfa,
+    internal_failures_answer_ide_0006_and_ide_0045_without_internals,
 );
 
 /// Runs each named `async fn(Backend)` on SQLite and on PostgreSQL; for tests that
@@ -681,4 +682,27 @@ async fn the_sms_lifecycle_works_with_a_webhook_provider(backend: latchkey_store
     assert_matches("lerian", "token200", &tokens.body);
     let me = app.get_bearer("/v1/me", tokens.body["accessToken"].as_str().unwrap()).await;
     assert_eq!(me.body["session"]["amr"], json!(["pwd", "sms"]));
+}
+
+async fn internal_failures_answer_ide_0006_and_ide_0045_without_internals(app: TestApp) {
+    app.signup("fault@example.com").await;
+    let (access, id) = app.lerian_session("fault@example.com").await;
+    // Break the database under the running server: setup can no longer store
+    // recovery codes, and logins can no longer store refresh tokens.
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    sqlx::raw_sql("DROP TABLE recovery_codes").execute(&pool).await.unwrap();
+    sqlx::raw_sql("DROP TABLE refresh_tokens").execute(&pool).await.unwrap();
+    let setup = app
+        .lerian_post(&format!("/v1/users/{id}/mfa/setup"), Some(&access), json!({ "mfaType": "app" }))
+        .await;
+    assert_error(&setup, StatusCode::INTERNAL_SERVER_ERROR, "IDE-0045");
+    let login = app.lerian_login("fault@example.com", None).await;
+    assert_error(&login, StatusCode::INTERNAL_SERVER_ERROR, "IDE-0006");
+    for reply in [&setup, &login] {
+        let text = reply.body.to_string().to_lowercase();
+        assert!(
+            !text.contains("recovery_codes") && !text.contains("refresh_tokens") && !text.contains("table"),
+            "{text}"
+        );
+    }
 }
