@@ -4,13 +4,14 @@
 //! errors are `{code, title, message}` with Lerian's codes and texts where its
 //! documents list them and Latchkey's own (`docs/API.md`) elsewhere.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use latchkey_core::session::Amr;
-use latchkey_store::User;
+use latchkey_store::{Factor, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -365,6 +366,17 @@ fn mfa_type(factor_type: &str) -> Option<&'static str> {
     }
 }
 
+/// Lerian's names for the types of `factors`, each once, in order.
+fn mfa_types(factors: &[Factor]) -> Vec<&'static str> {
+    let mut types = Vec::new();
+    for name in factors.iter().filter_map(|f| mfa_type(&f.factor_type)) {
+        if !types.contains(&name) {
+            types.push(name);
+        }
+    }
+    types
+}
+
 /// A required string that was sent empty counts as missing.
 fn present(value: &str) -> Result<&str> {
     if value.trim().is_empty() { Err(Code::MissingFields.into()) } else { Ok(value) }
@@ -376,29 +388,34 @@ enum Caller {
     Admin(AdminKey),
 }
 
-/// The caller and the user `id` names. An API key needs `scope`; a user's token may
-/// only name its own user.
-async fn authorize(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-    user: std::result::Result<AuthUser, ApiError>,
-    admin: std::result::Result<AdminKey, ApiError>,
-    scope: &str,
-) -> Result<(Caller, User)> {
-    let caller = if headers.contains_key("x-api-key") {
-        let admin = admin?;
-        admin.require(scope)?;
-        Caller::Admin(admin)
-    } else {
-        let user = user?;
-        if user.session.user_id != id {
-            return Err(Code::Forbidden.into());
-        }
-        Caller::User(Box::new(user))
-    };
-    let account = state.store.user_by_id(id).await.map_err(ApiError::from)?.ok_or(Code::UserNotFound)?;
-    Ok((caller, account))
+/// The caller of `/v1/users/{id}/…` and the user `id` names, authorised: a user's
+/// token may only name its own user; an API key needs `users:write` (`users:read` for
+/// `GET`) and may name anyone.
+struct Target {
+    caller: Caller,
+    user: User,
+}
+
+impl FromRequestParts<AppState> for Target {
+    type Rejection = LerianError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let Path(id) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|_| Code::BadRequest)?;
+        let caller = if parts.headers.contains_key("x-api-key") {
+            let admin = AdminKey::from_request_parts(parts, state).await?;
+            admin.require(if parts.method == Method::GET { "users:read" } else { "users:write" })?;
+            Caller::Admin(admin)
+        } else {
+            let user = AuthUser::from_request_parts(parts, state).await?;
+            if user.session.user_id != id {
+                return Err(Code::Forbidden.into());
+            }
+            Caller::User(Box::new(user))
+        };
+        let user = state.store.user_by_id(&id).await.map_err(ApiError::from)?.ok_or(Code::UserNotFound)?;
+        Ok(Self { caller, user })
+    }
 }
 
 impl Caller {
@@ -433,7 +450,7 @@ async fn pending_factor(
     user_id: &str,
     factor_type: &str,
     secret: Option<&SecretString>,
-) -> Result<latchkey_store::Factor> {
+) -> Result<Factor> {
     if factors::has_active(state, user_id, Some(factor_type)).await? {
         return Err(Code::MfaAlreadyEnabled.into());
     }
@@ -458,14 +475,10 @@ struct SetupRequest {
 /// to the user's address or phone number (secret and url are empty).
 async fn setup(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     meta: ClientMeta,
-    user: std::result::Result<AuthUser, ApiError>,
-    admin: std::result::Result<AdminKey, ApiError>,
+    Target { caller, user: account }: Target,
     body: std::result::Result<JsonBody<SetupRequest>, ApiError>,
 ) -> Result<Json<Value>> {
-    let (caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     if factors::has_active(&state, &account.id, Some(factor_type)).await? {
@@ -510,14 +523,10 @@ struct VerifyRequest {
 /// `sms`, a `countryCode` must be the calling code the factor's number starts with.
 async fn verify(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     meta: ClientMeta,
-    user: std::result::Result<AuthUser, ApiError>,
-    admin: std::result::Result<AdminKey, ApiError>,
+    Target { user: account, .. }: Target,
     body: std::result::Result<JsonBody<VerifyRequest>, ApiError>,
 ) -> Result<Json<Value>> {
-    let (_caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     let passcode = present(body.passcode.expose_secret())?;
@@ -550,14 +559,10 @@ struct EnableRequest {
 /// recovery codes from setup, which is spent.
 async fn enable(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     meta: ClientMeta,
-    user: std::result::Result<AuthUser, ApiError>,
-    admin: std::result::Result<AdminKey, ApiError>,
+    Target { caller, user: account }: Target,
     body: std::result::Result<JsonBody<EnableRequest>, ApiError>,
 ) -> Result<Json<Value>> {
-    let (caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     let recovery_code = present(body.recovery_code.expose_secret())?;
@@ -575,21 +580,9 @@ async fn enable(
 /// has any active factor (login then needs one); `methods` lists Lerian's names for
 /// the active ones, oldest first, and `preferredType` is the first of them (`""` when
 /// there is none).
-async fn status(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    user: std::result::Result<AuthUser, ApiError>,
-    admin: std::result::Result<AdminKey, ApiError>,
-) -> Result<Json<Value>> {
-    let (_caller, account) = authorize(&state, &id, &headers, user, admin, "users:read").await?;
+async fn status(State(state): State<AppState>, Target { user: account, .. }: Target) -> Result<Json<Value>> {
     let active = factors::active_factors(&state, &account.id).await?;
-    let mut methods: Vec<&str> = Vec::new();
-    for name in active.iter().filter_map(|f| mfa_type(&f.factor_type)) {
-        if !methods.contains(&name) {
-            methods.push(name);
-        }
-    }
+    let methods = mfa_types(&active);
     Ok(Json(json!({
         "enabled": !active.is_empty(),
         "preferredType": methods.first().copied().unwrap_or_default(),
@@ -604,13 +597,9 @@ async fn status(
 /// recovery code.
 async fn disable(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     meta: ClientMeta,
-    user: std::result::Result<AuthUser, ApiError>,
-    admin: std::result::Result<AdminKey, ApiError>,
+    Target { caller, user: account }: Target,
 ) -> Result<Json<Value>> {
-    let (caller, account) = authorize(&state, &id, &headers, user, admin, "users:write").await?;
     if !factors::has_active(&state, &account.id, None).await? {
         return Err(Code::MfaNotEnabled.into());
     }
@@ -661,19 +650,11 @@ async fn access_token(
                 .or_else(|| cookie(&headers, devices::COOKIE));
             match login::after_first(&state, &user.id, &[Amr::Pwd], device, &meta).await? {
                 LoginStep::Session(tokens) => Ok(Json(token_object(&tokens))),
-                LoginStep::MfaRequired(challenge) => {
-                    let mut types: Vec<&str> = Vec::new();
-                    for name in challenge.factors.iter().filter_map(|f| mfa_type(&f.factor_type)) {
-                        if !types.contains(&name) {
-                            types.push(name);
-                        }
-                    }
-                    Ok(Json(json!({
-                        "mfaToken": challenge.mfa_token,
-                        "mfaTypes": types,
-                        "expiresIn": challenge.expires_in,
-                    })))
-                }
+                LoginStep::MfaRequired(challenge) => Ok(Json(json!({
+                    "mfaToken": challenge.mfa_token,
+                    "mfaTypes": mfa_types(&challenge.factors),
+                    "expiresIn": challenge.expires_in,
+                }))),
             }
         }
         "refresh_token" => {

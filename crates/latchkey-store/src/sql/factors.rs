@@ -53,6 +53,24 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
     })
 }
 
+impl SqlStore {
+    /// Runs `activation`, an `UPDATE` that activates one of `user_id`'s factors, and
+    /// when it did, forgets the user's remembered devices in the same transaction.
+    async fn activate(
+        &self,
+        user_id: &str,
+        activation: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let activated = activation.execute(&mut *tx).await?.rows_affected() == 1;
+        if activated {
+            devices::forget_all_in(&mut tx, user_id).await?;
+        }
+        tx.commit().await?;
+        Ok(activated)
+    }
+}
+
 #[async_trait]
 impl FactorStore for SqlStore {
     async fn create_pending_factor(&self, factor: &NewFactor) -> StoreResult<Factor> {
@@ -127,8 +145,7 @@ impl FactorStore for SqlStore {
         step: Option<i64>,
         now: UnixTime,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let activated = sqlx::query(
+        let query = sqlx::query(
             "UPDATE factors SET status = 'active', confirmed_at = $3, last_used_at = $3,
                  last_step = COALESCE($4, last_step), expires_at = NULL
              WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $3
@@ -137,16 +154,8 @@ impl FactorStore for SqlStore {
         .bind(factor_id)
         .bind(user_id)
         .bind(now)
-        .bind(step)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if activated {
-            devices::forget_all_in(&mut tx, user_id).await?;
-        }
-        tx.commit().await?;
-        Ok(activated)
+        .bind(step);
+        self.activate(user_id, query).await
     }
 
     async fn verify_pending_factor(
@@ -176,24 +185,15 @@ impl FactorStore for SqlStore {
         factor_id: &str,
         now: UnixTime,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let activated = sqlx::query(
+        let query = sqlx::query(
             "UPDATE factors SET status = 'active', confirmed_at = $3, last_used_at = $3, expires_at = NULL
              WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $3
                AND verified_at IS NOT NULL",
         )
         .bind(factor_id)
         .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if activated {
-            devices::forget_all_in(&mut tx, user_id).await?;
-        }
-        tx.commit().await?;
-        Ok(activated)
+        .bind(now);
+        self.activate(user_id, query).await
     }
 
     async fn record_totp_step(&self, factor_id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
