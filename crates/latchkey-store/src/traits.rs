@@ -42,8 +42,14 @@ pub trait AccountStore: Send + Sync {
         amr: &[String],
         auth_time: UnixTime,
     ) -> StoreResult<bool>;
-    /// Revokes every live session of the user except `keep`; returns how many.
-    async fn revoke_other_sessions(&self, user_id: &str, keep: &str, now: UnixTime) -> StoreResult<u64>;
+    /// Revokes every live session of the user except `keep` (all of them with `None`);
+    /// returns how many.
+    async fn revoke_other_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: UnixTime,
+    ) -> StoreResult<u64>;
     /// Deletes sessions that expired or were revoked before `before`.
     async fn purge_sessions(&self, before: UnixTime) -> StoreResult<u64>;
 

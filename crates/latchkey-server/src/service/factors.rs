@@ -364,7 +364,7 @@ async fn activated(
         match session {
             Some(session) => raise_session(state, session, method, state.now()).await?,
             None => {
-                state.store.revoke_other_sessions(user_id, "", state.now()).await?;
+                state.store.revoke_other_sessions(user_id, None, state.now()).await?;
             }
         }
     }
@@ -385,7 +385,7 @@ async fn raise_session(
         amr.push(proven.to_owned());
     }
     state.store.elevate_session(&user.session.id, Aal::Aal2.as_str(), &amr, now).await?;
-    let ended = state.store.revoke_other_sessions(&user.session.user_id, &user.session.id, now).await?;
+    let ended = state.store.revoke_other_sessions(&user.session.user_id, Some(&user.session.id), now).await?;
     if ended > 0 {
         tracing::info!(user_id = %user.session.user_id, ended, "ended sessions that predate the first second factor");
     }
@@ -504,6 +504,6 @@ pub async fn replace_totp_unconfirmed(
     )
     .await;
     notify::send(state, &user.id, Notice::FactorAdded { factor_type: "totp" }, meta).await;
-    state.store.revoke_other_sessions(&user.id, keep_session, now).await?;
+    state.store.revoke_other_sessions(&user.id, Some(keep_session), now).await?;
     Ok(enrollment)
 }

@@ -489,7 +489,7 @@ async fn bodies_are_strict_and_errors_are_lerian_shaped(app: TestApp) {
 async fn only_the_user_or_an_api_key_may_manage_mfa(app: TestApp) {
     app.signup("owner@example.com").await;
     app.signup("intruder@example.com").await;
-    let (_, owner_id) = app.lerian_session("owner@example.com").await;
+    let (owner, owner_id) = app.lerian_session("owner@example.com").await;
     let (intruder, _) = app.lerian_session("intruder@example.com").await;
     let setup = format!("/v1/users/{owner_id}/mfa/setup");
     let body = json!({ "mfaType": "app" });
@@ -538,6 +538,8 @@ async fn only_the_user_or_an_api_key_may_manage_mfa(app: TestApp) {
     let enabled =
         app.admin(Method::POST, &format!("/v1/users/{owner_id}/mfa/enable"), &writer, Some(enable)).await;
     assert_eq!(enabled.body, json!({ "enabled": true }));
+    let ended = app.lerian(Method::GET, &format!("/v1/users/{owner_id}/mfa"), Some(&owner), None).await;
+    assert_error(&ended, StatusCode::UNAUTHORIZED, "AUT-0001");
     app.lerian_mfa_token("owner@example.com", &["app"]).await;
     let disabled = app.admin(Method::DELETE, &format!("/v1/users/{owner_id}/mfa"), &writer, None).await;
     assert_eq!(disabled.body, json!({ "enabled": false }));

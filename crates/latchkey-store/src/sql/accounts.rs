@@ -274,9 +274,16 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn revoke_other_sessions(&self, user_id: &str, keep: &str, now: UnixTime) -> StoreResult<u64> {
+    async fn revoke_other_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: UnixTime,
+    ) -> StoreResult<u64> {
+        // Session ids are UUIDs, so no session is kept when `keep` is `None`.
         let result = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
+            "UPDATE sessions SET revoked_at = $1
+             WHERE user_id = $2 AND id <> COALESCE($3, '') AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(user_id)

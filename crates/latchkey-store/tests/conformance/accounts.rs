@@ -238,10 +238,13 @@ async fn sessions_can_be_elevated_and_others_revoked(store: SqlStore) {
     let session = store.active_session("s1", 1100).await.unwrap().unwrap();
     assert_eq!((session.aal.as_str(), session.amr.clone(), session.auth_time), ("aal2", amr.clone(), 1100));
     assert!(!session.mfa_pending, "passing the second factor clears the mark");
-    assert_eq!(store.revoke_other_sessions("u1", "s1", 1101).await.unwrap(), 2);
+    assert_eq!(store.revoke_other_sessions("u1", Some("s1"), 1101).await.unwrap(), 2);
     assert!(store.active_session("s1", 1102).await.unwrap().is_some());
     assert!(store.active_session("s2", 1102).await.unwrap().is_none());
     assert!(store.active_session("other", 1102).await.unwrap().is_some(), "other users are untouched");
     store.revoke_session("s3", 1200).await.unwrap();
     assert!(!store.elevate_session("s2", "aal2", &amr, 1300).await.unwrap(), "revoked sessions stay revoked");
+    assert_eq!(store.revoke_other_sessions("u1", None, 1400).await.unwrap(), 1, "none kept");
+    assert!(store.active_session("s1", 1401).await.unwrap().is_none());
+    assert!(store.active_session("other", 1401).await.unwrap().is_some());
 }
