@@ -200,6 +200,11 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The `; Secure` attribute for cookies Latchkey sets, when it is served over https.
+pub fn secure_cookie_attribute(public_url: &str) -> &'static str {
+    if public_url.starts_with("https://") { "; Secure" } else { "" }
+}
+
 /// The value of the cookie `name` in the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie};
+use crate::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie, secure_cookie_attribute};
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, devices, factors, reauth};
@@ -731,7 +731,7 @@ async fn mfa_verify(
     }
     let remembered = devices::remember(&state, &tokens.user_id, &meta).await?;
     answer["deviceToken"] = json!(remembered.token);
-    let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = secure_cookie_attribute(&state.config.public_url);
     let cookie = format!(
         "{}={}; Path=/v1/login; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         devices::COOKIE,

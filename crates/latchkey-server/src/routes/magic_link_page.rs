@@ -19,7 +19,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
-use crate::extract::{ClientMeta, Query, cookie};
+use crate::extract::{ClientMeta, Query, cookie, secure_cookie_attribute};
 use crate::random;
 use crate::service::challenges;
 use crate::service::login::LoginStep;
@@ -114,7 +114,7 @@ async fn show(State(state): State<AppState>, Query(query): Query<LinkQuery>) -> 
         }
         .render(),
     );
-    let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = secure_cookie_attribute(&state.config.public_url);
     let cookie =
         format!("{CSRF_COOKIE}={}; Path=/; Max-Age=900; HttpOnly; SameSite=Strict{secure}", csrf.as_str());
     if let Ok(value) = HeaderValue::from_str(&cookie) {

@@ -24,54 +24,51 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         let output = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
         assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
+    // A fresh P-256 key and a one-day certificate, self-signed or signed by the CA.
+    let request = |subject: &str, key: &str, cert: &str, extra: &[&str]| {
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            subject,
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ];
+        args.extend_from_slice(extra);
+        run(&args);
+    };
+    request(
         "/CN=Latchkey test CA",
-        "-keyout",
         "ca.key",
-        "-out",
         "ca.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-    ]);
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
+        &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+    );
+    request(
         "/CN=127.0.0.1",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-keyout",
         "server.key",
-        "-out",
         "server.pem",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "extendedKeyUsage=serverAuth",
-    ]);
+        &[
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ],
+    );
     (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
 }
 
