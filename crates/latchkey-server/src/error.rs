@@ -4,7 +4,11 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 /// Every error code the native API can answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +251,42 @@ impl ErrorCode {
     }
 }
 
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// In the documents, the code is a string from [`ErrorCode::ALL`].
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Self::ALL.iter().map(|code| code.as_str())))
+            .description(Some("A stable snake_case code; docs/API.md lists what each means."))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
+
+/// The native error body: `{"error": {"code", "message", "details"?}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people; may change between versions.
+    pub message: String,
+    /// Which field, how long to wait, which scope is missing: depends on the code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
 /// A failed request, ready to be rendered in the native format.
 #[derive(Debug)]
 pub struct ApiError {
@@ -332,10 +372,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log_cause();
-        let mut body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
-        if let Some(details) = self.details {
-            body["error"]["details"] = details;
-        }
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code, message: self.message, details: self.details },
+        };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -121,6 +121,21 @@ fn json_error(error: &serde_json::Error, path: &str) -> ApiError {
     }
 }
 
+/// Path parameters, with the native error format on failure: a segment that does not
+/// decode (not UTF-8, say) names nothing here, so the answer is `not_found`.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(_) => Err(ApiError::new(ErrorCode::NotFound)),
+        }
+    }
+}
+
 /// A query string, with the native error format on failure.
 pub struct Query<T>(pub T);
 

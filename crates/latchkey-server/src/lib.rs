@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod openapi;
 pub mod passwords;
 pub mod qr;
 pub mod random;

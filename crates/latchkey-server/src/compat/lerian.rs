@@ -4,17 +4,18 @@
 //! errors are `{code, title, message}` with Lerian's codes and texts where its
 //! documents list them and Latchkey's own (`docs/API.md`) elsewhere.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use latchkey_core::session::Amr;
 use latchkey_store::{Factor, User};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie, secure_cookie_attribute};
@@ -23,15 +24,15 @@ use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, devices, factors, reauth};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users/{id}/mfa", get(status).delete(disable))
-        .route("/v1/users/{id}/mfa/setup", post(setup))
-        .route("/v1/users/{id}/mfa/verify", post(verify))
-        .route("/v1/users/{id}/mfa/enable", post(enable))
-        .route("/v1/login/oauth/access_token", post(access_token))
-        .route("/v1/login/mfa/challenge", post(challenge))
-        .route("/v1/login/mfa/verify", post(mfa_verify))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status, disable))
+        .routes(routes!(setup))
+        .routes(routes!(verify))
+        .routes(routes!(enable))
+        .routes(routes!(access_token))
+        .routes(routes!(challenge))
+        .routes(routes!(mfa_verify))
 }
 
 /// Every error this surface answers with.
@@ -319,11 +320,21 @@ impl From<ApiError> for LerianError {
     }
 }
 
+/// The error body Lerian clients read.
+#[derive(Serialize, ToSchema)]
+#[schema(as = LerianError)]
+struct LerianErrorBody {
+    /// `IDE-…` or `AUT-…`; docs/API.md lists them all.
+    #[schema(example = "IDE-0046")]
+    code: &'static str,
+    title: &'static str,
+    message: &'static str,
+}
+
 impl IntoResponse for LerianError {
     fn into_response(self) -> Response {
         let (status, code, title, message) = self.code.parts();
-        let mut response =
-            (status, Json(json!({ "code": code, "title": title, "message": message }))).into_response();
+        let mut response = (status, Json(LerianErrorBody { code, title, message })).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -464,21 +475,46 @@ async fn pending_factor(
     Ok(pending)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SetupRequest {
     mfa_type: String,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SetupAnswer {
+    /// The TOTP secret (base32) for `app`; empty for `email` and `sms`.
+    secret: String,
+    /// The `otpauth://` URL for `app`; empty otherwise.
+    url: String,
+    recovery_codes: Vec<String>,
+    mfa_type: String,
+    enabled: bool,
+}
+
 /// `POST /v1/users/{id}/mfa/setup`: a pending factor and the recovery codes. `app`
 /// returns the TOTP secret and its `otpauth://` URL; `email` and `sms` send a passcode
 /// to the user's address or phone number (secret and url are empty).
+#[utoipa::path(post, path = "/v1/users/{id}/mfa/setup", tag = "lerian",
+    params(("id" = String, Path, description = "The user's id.")),
+    request_body = SetupRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A pending factor.", body = SetupAnswer),
+        (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
+        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
+            body = LerianErrorBody),
+        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn setup(
     State(state): State<AppState>,
     meta: ClientMeta,
     Target { caller, user: account }: Target,
     body: std::result::Result<JsonBody<SetupRequest>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SetupAnswer>> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     if factors::has_active(&state, &account.id, Some(factor_type)).await? {
@@ -501,32 +537,51 @@ async fn setup(
     };
     let recovery_codes =
         factors::issue_recovery_codes_at_setup(&state, &account.id, &meta).await.map_err(mfa_operation)?;
-    Ok(Json(json!({
-        "secret": secret,
-        "url": url,
-        "recoveryCodes": recovery_codes,
-        "mfaType": body.mfa_type,
-        "enabled": false,
-    })))
+    Ok(Json(SetupAnswer { secret, url, recovery_codes, mfa_type: body.mfa_type, enabled: false }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct VerifyRequest {
+    #[schema(value_type = String)]
     passcode: SecretString,
     mfa_type: String,
+    #[schema(value_type = Option<String>)]
     secret: Option<SecretString>,
     country_code: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Verified {
+    verified: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Enabled {
+    enabled: bool,
+}
+
 /// `POST /v1/users/{id}/mfa/verify`: checks a passcode from the pending factor. For
 /// `sms`, a `countryCode` must be the calling code the factor's number starts with.
+#[utoipa::path(post, path = "/v1/users/{id}/mfa/verify", tag = "lerian",
+    params(("id" = String, Path, description = "The user's id.")),
+    request_body = VerifyRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The passcode is right.", body = Verified),
+        (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
+        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
+            body = LerianErrorBody),
+        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn verify(
     State(state): State<AppState>,
     meta: ClientMeta,
     Target { user: account, .. }: Target,
     body: std::result::Result<JsonBody<VerifyRequest>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Verified>> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     let passcode = present(body.passcode.expose_secret())?;
@@ -544,25 +599,40 @@ async fn verify(
     factors::verify_pending(&state, &account.id, &pending.id, passcode, &meta)
         .await
         .map_err(mfa_operation)?;
-    Ok(Json(json!({ "verified": true })))
+    Ok(Json(Verified { verified: true }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct EnableRequest {
+    #[schema(value_type = String)]
     recovery_code: SecretString,
     mfa_type: String,
+    #[schema(value_type = Option<String>)]
     secret: Option<SecretString>,
 }
 
 /// `POST /v1/users/{id}/mfa/enable`: activates the verified factor with one of the
 /// recovery codes from setup, which is spent.
+#[utoipa::path(post, path = "/v1/users/{id}/mfa/enable", tag = "lerian",
+    params(("id" = String, Path, description = "The user's id.")),
+    request_body = EnableRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "MFA is on.", body = Enabled),
+        (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
+        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
+            body = LerianErrorBody),
+        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn enable(
     State(state): State<AppState>,
     meta: ClientMeta,
     Target { caller, user: account }: Target,
     body: std::result::Result<JsonBody<EnableRequest>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Enabled>> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     let recovery_code = present(body.recovery_code.expose_secret())?;
@@ -573,70 +643,151 @@ async fn enable(
             ErrorCode::InvalidCode => Code::InvalidRecoveryCode.into(),
             _ => mfa_operation(error),
         })?;
-    Ok(Json(json!({ "enabled": true })))
+    Ok(Json(Enabled { enabled: true }))
 }
 
 /// `GET /v1/users/{id}/mfa`: which methods are enabled. `enabled` is true when the user
 /// has any active factor (login then needs one); `methods` lists Lerian's names for
 /// the active ones, oldest first, and `preferredType` is the first of them (`""` when
 /// there is none).
-async fn status(State(state): State<AppState>, Target { user: account, .. }: Target) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/v1/users/{id}/mfa", tag = "lerian",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The user's MFA status.", body = MfaStatus),
+        (status = 400, description = "A bad request.", body = LerianErrorBody),
+        (status = 403, description = "Another user's token, or a key without `users:read`.", body = LerianErrorBody),
+        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
+    ))]
+async fn status(
+    State(state): State<AppState>,
+    Target { user: account, .. }: Target,
+) -> Result<Json<MfaStatus>> {
     let active = factors::active_factors(&state, &account.id).await?;
     let methods = mfa_types(&active);
-    Ok(Json(json!({
-        "enabled": !active.is_empty(),
-        "preferredType": methods.first().copied().unwrap_or_default(),
-        "totpEnabled": methods.contains(&"app"),
-        "emailEnabled": methods.contains(&"email"),
-        "smsEnabled": methods.contains(&"sms"),
-        "methods": methods,
-    })))
+    Ok(Json(MfaStatus {
+        enabled: !active.is_empty(),
+        preferred_type: methods.first().copied().unwrap_or_default(),
+        totp_enabled: methods.contains(&"app"),
+        email_enabled: methods.contains(&"email"),
+        sms_enabled: methods.contains(&"sms"),
+        methods,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MfaStatus {
+    enabled: bool,
+    /// `app`, `email`, `sms`, or `""`.
+    preferred_type: &'static str,
+    totp_enabled: bool,
+    email_enabled: bool,
+    sms_enabled: bool,
+    methods: Vec<&'static str>,
 }
 
 /// `DELETE /v1/users/{id}/mfa` (a Latchkey extension): removes every factor and
 /// recovery code.
+#[utoipa::path(delete, path = "/v1/users/{id}/mfa", tag = "lerian",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "MFA is off.", body = Enabled),
+        (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
+        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
+            body = LerianErrorBody),
+        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
+    ))]
 async fn disable(
     State(state): State<AppState>,
     meta: ClientMeta,
     Target { caller, user: account }: Target,
-) -> Result<Json<Value>> {
+) -> Result<Json<Enabled>> {
     if !factors::has_active(&state, &account.id, None).await? {
         return Err(Code::MfaNotEnabled.into());
     }
     caller.require_recent_login(&state).await?;
     factors::reset_all(&state, &account.id, &meta, caller.actor()).await.map_err(mfa_operation)?;
-    Ok(Json(json!({ "enabled": false })))
+    Ok(Json(Enabled { enabled: false }))
 }
 
-fn token_object(tokens: &IssuedTokens) -> Value {
-    json!({
-        "accessToken": tokens.access_token,
-        "tokenType": "Bearer",
-        "expiresIn": tokens.expires_in,
-        "refreshToken": tokens.refresh_token,
-    })
+/// Tokens, with `deviceToken` after a verify that asked to remember the device.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TokenAnswer {
+    access_token: String,
+    /// `Bearer`.
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    /// A Latchkey extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
 }
 
-#[derive(Deserialize)]
+impl From<IssuedTokens> for TokenAnswer {
+    fn from(tokens: IssuedTokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            token_type: "Bearer",
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+            device_token: None,
+        }
+    }
+}
+
+/// A password grant for a user with MFA: finish at `/v1/login/mfa/verify`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MfaRequired {
+    mfa_token: String,
+    /// `app`, `email`, `sms`.
+    mfa_types: Vec<&'static str>,
+    expires_in: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum AccessTokenAnswer {
+    Tokens(TokenAnswer),
+    MfaRequired(MfaRequired),
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AccessTokenRequest {
     grant_type: String,
     username: Option<String>,
+    #[schema(value_type = Option<String>)]
     password: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
     refresh_token: Option<SecretString>,
     /// A Latchkey extension: the remembered-device token, for clients that cannot
     /// keep the cookie.
+    #[schema(value_type = Option<String>)]
     device_token: Option<SecretString>,
 }
 
 /// `POST /v1/login/oauth/access_token`: the `password` grant (tokens, or for a user
 /// with MFA `{mfaToken, mfaTypes, expiresIn}`) and the `refresh_token` grant.
+#[utoipa::path(post, path = "/v1/login/oauth/access_token", tag = "lerian",
+    request_body = AccessTokenRequest,
+    responses(
+        (status = 200, description = "Tokens, or what the second factor needs.", body = AccessTokenAnswer),
+        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn access_token(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: ClientMeta,
     body: std::result::Result<JsonBody<AccessTokenRequest>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<AccessTokenAnswer>> {
     let JsonBody(body) = body?;
     match body.grant_type.as_str() {
         "password" => {
@@ -649,51 +800,70 @@ async fn access_token(
                 .map(|token| token.expose_secret())
                 .or_else(|| cookie(&headers, devices::COOKIE));
             match login::after_first(&state, &user.id, &[Amr::Pwd], device, &meta).await? {
-                LoginStep::Session(tokens) => Ok(Json(token_object(&tokens))),
-                LoginStep::MfaRequired(challenge) => Ok(Json(json!({
-                    "mfaToken": challenge.mfa_token,
-                    "mfaTypes": mfa_types(&challenge.factors),
-                    "expiresIn": challenge.expires_in,
+                LoginStep::Session(tokens) => Ok(Json(AccessTokenAnswer::Tokens(tokens.into()))),
+                LoginStep::MfaRequired(challenge) => Ok(Json(AccessTokenAnswer::MfaRequired(MfaRequired {
+                    mfa_types: mfa_types(&challenge.factors),
+                    mfa_token: challenge.mfa_token,
+                    expires_in: challenge.expires_in,
                 }))),
             }
         }
         "refresh_token" => {
             let token = body.refresh_token.ok_or(Code::MissingFields)?;
             let tokens = sessions::refresh(&state, present(token.expose_secret())?).await?;
-            Ok(Json(token_object(&tokens)))
+            Ok(Json(AccessTokenAnswer::Tokens(tokens.into())))
         }
         _ => Err(Code::UnsupportedGrantType.into()),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ChallengeRequest {
+    #[schema(value_type = String)]
     mfa_token: SecretString,
     mfa_type: String,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Initiated {
+    message: &'static str,
+}
+
 /// `POST /v1/login/mfa/challenge`: sends the login's email or SMS passcode.
+#[utoipa::path(post, path = "/v1/login/mfa/challenge", tag = "lerian",
+    request_body = ChallengeRequest,
+    responses(
+        (status = 200, description = "The passcode is on its way.", body = Initiated),
+        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn challenge(
     State(state): State<AppState>,
     meta: ClientMeta,
     body: std::result::Result<JsonBody<ChallengeRequest>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Initiated>> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     if factor_type == "totp" {
         return Err(Code::ChallengeNotApplicable.into());
     }
     login::challenge(&state, body.mfa_token.expose_secret(), FactorChoice::Type(factor_type), &meta).await?;
-    Ok(Json(json!({ "message": "MFA challenge initiated" })))
+    Ok(Json(Initiated { message: "MFA challenge initiated" }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct MfaVerifyRequest {
+    #[schema(value_type = String)]
     mfa_token: SecretString,
     mfa_type: String,
+    #[schema(value_type = Option<String>)]
     passcode: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
     recovery_code: Option<SecretString>,
     remember_device: Option<bool>,
 }
@@ -701,6 +871,18 @@ struct MfaVerifyRequest {
 /// `POST /v1/login/mfa/verify`: finishes the login with a passcode or a recovery code
 /// (exactly one). With `rememberDevice`, the answer also carries a device token (and
 /// sets it as an HttpOnly cookie) that skips the second factor on this device.
+#[utoipa::path(post, path = "/v1/login/mfa/verify", tag = "lerian",
+    request_body = MfaVerifyRequest,
+    responses(
+        (status = 200, description = "Tokens; with `rememberDevice`, also `deviceToken` and its cookie.",
+            body = TokenAnswer,
+            headers(("Set-Cookie" = String, description = "`latchkey_device`, with `rememberDevice` only."))),
+        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn mfa_verify(
     State(state): State<AppState>,
     meta: ClientMeta,
@@ -725,12 +907,13 @@ async fn mfa_verify(
                 _ => LerianError::from(error),
             }
         })?;
-    let mut answer = token_object(&tokens);
+    let user_id = tokens.user_id.clone();
+    let mut answer = TokenAnswer::from(tokens);
     if body.remember_device != Some(true) {
         return Ok(Json(answer).into_response());
     }
-    let remembered = devices::remember(&state, &tokens.user_id, &meta).await?;
-    answer["deviceToken"] = json!(remembered.token);
+    let remembered = devices::remember(&state, &user_id, &meta).await?;
+    answer.device_token = Some(remembered.token.to_string());
     let secure = secure_cookie_attribute(&state.config.public_url);
     let cookie = format!(
         "{}={}; Path=/v1/login; Max-Age={}; HttpOnly; SameSite=Lax{secure}",

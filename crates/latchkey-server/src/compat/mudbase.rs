@@ -3,16 +3,18 @@
 //! `{error, code, details, timestamp, path, requestId}`; the `envelope` middleware adds
 //! the request's path and id to every error a handler returns.
 
+use axum::Json;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use latchkey_core::session::{Aal, Amr};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
 use crate::compat::totp_or_recovery;
@@ -24,17 +26,14 @@ use crate::service::{accounts, reauth, second_factor};
 use crate::state::AppState;
 
 /// Mounted at `/api`.
-pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/users/2fa/setup", post(setup))
-        .route("/users/2fa/verify", post(verify))
-        .route("/users/2fa/disable", post(disable))
-        .fallback(|| async { MudbaseError::from(ApiError::new(ErrorCode::NotFound)) })
-        .method_not_allowed_fallback(|| async {
-            MudbaseError::from(ApiError::new(ErrorCode::MethodNotAllowed))
-        })
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(setup))
+        .routes(routes!(verify))
+        .routes(routes!(disable));
+    super::with_own_fallbacks(routes, MudbaseError::from)
         .layer(middleware::from_fn_with_state(state, envelope))
 }
 
@@ -137,6 +136,30 @@ impl IntoResponse for MudbaseError {
     }
 }
 
+/// The error body Mudbase clients read.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = MudbaseError)]
+struct MudbaseErrorBody {
+    /// For people.
+    error: String,
+    /// `VALIDATION_ERROR`, `UNAUTHORIZED`, `FORBIDDEN`, `TWO_FACTOR_REQUIRED`,
+    /// `INVALID_2FA_TOKEN`, `NO_PENDING_2FA_SETUP`, `TWO_FACTOR_NOT_ENABLED`,
+    /// `TWO_FACTOR_LOCKED`, `REAUTHENTICATION_REQUIRED`, `CONFLICT`, `RATE_LIMITED`,
+    /// `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `BAD_REQUEST`,
+    /// `SERVICE_UNAVAILABLE` or `INTERNAL_ERROR`.
+    #[schema(example = "UNAUTHORIZED")]
+    code: &'static str,
+    #[schema(value_type = Object)]
+    details: Value,
+    timestamp: String,
+    path: String,
+    request_id: String,
+    /// Seconds to wait, with `RATE_LIMITED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<i64>,
+}
+
 /// Turns a [`MudbaseError`] left by a handler into the full error body.
 async fn envelope(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // Inside the `/api` nest the URI has lost its prefix; the original has it.
@@ -148,18 +171,19 @@ async fn envelope(State(state): State<AppState>, request: Request, next: Next) -
         request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut response = next.run(request).await;
     let Some(error) = response.extensions_mut().remove::<MudbaseError>() else { return response };
-    let mut body = json!({
-        "error": error.message,
-        "code": error.code,
-        "details": error.details,
-        "timestamp": rfc3339(state.now()),
-        "path": path,
-        "requestId": request_id,
-    });
+    let mut details = error.details;
     if let Some(seconds) = error.retry_after {
-        body["retryAfter"] = json!(seconds);
-        body["details"]["retryAfter"] = json!(seconds);
+        details["retryAfter"] = json!(seconds);
     }
+    let body = MudbaseErrorBody {
+        error: error.message,
+        code: error.code,
+        details,
+        timestamp: rfc3339(state.now()),
+        path,
+        request_id,
+        retry_after: error.retry_after,
+    };
     let mut out = (error.status, Json(body)).into_response();
     if let Some(seconds) = error.retry_after {
         out.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -188,30 +212,69 @@ fn user(headers: &HeaderMap, auth: std::result::Result<AuthUser, ApiError>) -> R
     Ok(auth?)
 }
 
-fn tokens_json(tokens: &IssuedTokens, message: &str) -> Value {
-    json!({
-        "message": message,
-        "token": tokens.access_token,
-        "refreshToken": tokens.refresh_token,
-        "expiresIn": tokens.expires_in,
-    })
+/// Tokens, as login and refresh give them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TokenAnswer {
+    message: &'static str,
+    token: String,
+    refresh_token: String,
+    /// Seconds until `token` expires.
+    expires_in: i64,
+    /// With login only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<MudbaseUser>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MudbaseUser {
+    #[serde(rename = "_id")]
+    id: String,
+    email: String,
+    email_verified: bool,
+    two_factor_enabled: bool,
+}
+
+impl TokenAnswer {
+    fn new(tokens: IssuedTokens, message: &'static str) -> Self {
+        Self {
+            message,
+            token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_in: tokens.expires_in,
+            user: None,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Login {
     email: Option<String>,
+    #[schema(value_type = Option<String>)]
     password: Option<SecretString>,
+    /// A TOTP code or a backup code; required for users with 2FA.
+    #[schema(value_type = Option<String>)]
     totp_token: Option<SecretString>,
 }
 
 /// `POST /api/auth/login`. A user with 2FA must send `totpToken` (a TOTP or backup
 /// code); without it the answer is 403 `TWO_FACTOR_REQUIRED` and no token.
+#[utoipa::path(post, path = "/auth/login", tag = "mudbase",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in.", body = TokenAnswer),
+        (status = 401, description = "Wrong email, password or code (`UNAUTHORIZED`).", body = MudbaseErrorBody),
+        (status = 403, description = "`TWO_FACTOR_REQUIRED`, or `TWO_FACTOR_LOCKED`.", body = MudbaseErrorBody),
+        (status = 429, description = "Too many attempts (`RATE_LIMITED`).", body = MudbaseErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn login(
     State(state): State<AppState>,
     meta: ClientMeta,
     body: std::result::Result<JsonBody<Login>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TokenAnswer>> {
     use secrecy::ExposeSecret;
     let JsonBody(body) = body?;
     let email = required(body.email, "email")?;
@@ -241,43 +304,68 @@ async fn login(
         (Aal::Aal1, vec![Amr::Pwd])
     };
     let tokens = sessions::start(&state, &user.id, aal, &amr, state.now(), false, &meta).await?;
-    let mut response = tokens_json(&tokens, "Login successful");
-    response["user"] = json!({
-        "_id": user.id,
-        "email": user.email,
-        "emailVerified": false,
-        "twoFactorEnabled": two_factor,
-    });
-    Ok(Json(response))
+    let user =
+        MudbaseUser { id: user.id, email: user.email, email_verified: false, two_factor_enabled: two_factor };
+    Ok(Json(TokenAnswer { user: Some(user), ..TokenAnswer::new(tokens, "Login successful") }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Refresh {
+    #[schema(value_type = Option<String>)]
     refresh_token: Option<SecretString>,
 }
 
+/// `POST /api/auth/refresh`: new tokens for a refresh token, which is spent.
+#[utoipa::path(post, path = "/auth/refresh", tag = "mudbase",
+    request_body = Refresh,
+    responses(
+        (status = 200, description = "New tokens.", body = TokenAnswer),
+        (status = 401, description = "The refresh token is invalid, expired or spent.", body = MudbaseErrorBody),
+    ))]
 async fn refresh(
     State(state): State<AppState>,
     body: std::result::Result<JsonBody<Refresh>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TokenAnswer>> {
     use secrecy::ExposeSecret;
     let JsonBody(body) = body?;
     let token = required(body.refresh_token, "refreshToken")?;
     let tokens = sessions::refresh(&state, token.expose_secret()).await?;
-    Ok(Json(tokens_json(&tokens, "Token refreshed")))
+    Ok(Json(TokenAnswer::new(tokens, "Token refreshed")))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SetupAnswer {
+    secret: String,
+    /// The QR code as a PNG data URL.
+    qr_code: String,
+    /// The secret in groups of four.
+    manual_entry_key: String,
+    /// One-time backup codes; they work once `/verify` confirms the factor.
+    backup_codes: Vec<String>,
 }
 
 /// `POST /api/users/2fa/setup`: a pending TOTP factor and, at once, its backup codes
 /// (they work only after `/verify` confirms the factor). Needs a login under 10
 /// minutes old.
+#[utoipa::path(post, path = "/users/2fa/setup", tag = "mudbase",
+    request_body(content = Option<Object>, description = "Ignored; may be absent."),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The secret and backup codes.", body = SetupAnswer),
+        (status = 403, description = "An API key (`FORBIDDEN`), or a login too old (`REAUTHENTICATION_REQUIRED`).",
+            body = MudbaseErrorBody),
+        (status = 404, description = "The user no longer exists.", body = MudbaseErrorBody),
+        (status = 409, description = "2FA is already enabled (`CONFLICT`).", body = MudbaseErrorBody),
+    ))]
 async fn setup(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: ClientMeta,
     auth: std::result::Result<AuthUser, ApiError>,
     _body: std::result::Result<OptionalJsonBody<Value>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SetupAnswer>> {
     let auth = user(&headers, auth)?;
     let user_id = auth.session.user_id.clone();
     if factors::has_active(&state, &user_id, None).await? {
@@ -293,27 +381,46 @@ async fn setup(
         .chunks(4)
         .map(|group| String::from_utf8_lossy(group).into_owned())
         .collect();
-    Ok(Json(json!({
-        "secret": enrollment.secret.as_str(),
-        "qrCode": enrollment.qr_png.as_str(),
-        "manualEntryKey": manual_entry_key.join(" "),
-        "backupCodes": backup_codes,
-    })))
+    Ok(Json(SetupAnswer {
+        secret: enrollment.secret.as_str().to_owned(),
+        qr_code: enrollment.qr_png.as_str().to_owned(),
+        manual_entry_key: manual_entry_key.join(" "),
+        backup_codes,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Verify {
+    /// A code from the pending factor.
+    #[schema(value_type = Option<String>)]
     token: Option<SecretString>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Message {
+    message: &'static str,
+}
+
 /// `POST /api/users/2fa/verify`: confirms the pending factor with a code from it.
+#[utoipa::path(post, path = "/users/2fa/verify", tag = "mudbase",
+    request_body = Verify,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "2FA is on.", body = Message),
+        (status = 400, description = "A wrong code (`INVALID_2FA_TOKEN`), no pending setup, or a bad body.",
+            body = MudbaseErrorBody),
+        (status = 403, description = "An API key, or a locked second factor.", body = MudbaseErrorBody),
+        (status = 409, description = "2FA is already enabled.", body = MudbaseErrorBody),
+        (status = 429, description = "Too many attempts.", body = MudbaseErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: ClientMeta,
     auth: std::result::Result<AuthUser, ApiError>,
     body: std::result::Result<JsonBody<Verify>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Message>> {
     use secrecy::ExposeSecret;
     let auth = user(&headers, auth)?;
     let JsonBody(body) = body?;
@@ -327,23 +434,39 @@ async fn verify(
         .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::FactorNotFound)))?;
     factors::confirm(&state, &auth, &pending.id, code.expose_secret(), RecoveryCodes::IssuedAtSetup, &meta)
         .await?;
-    Ok(Json(json!({ "message": "2FA enabled successfully" })))
+    Ok(Json(Message { message: "2FA enabled successfully" }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Disable {
+    #[schema(value_type = Option<String>)]
     password: Option<SecretString>,
+    /// A current TOTP code or a backup code.
+    #[schema(value_type = Option<String>)]
     token: Option<SecretString>,
 }
 
 /// `POST /api/users/2fa/disable`: needs the password and a current code (or backup code).
+#[utoipa::path(post, path = "/users/2fa/disable", tag = "mudbase",
+    request_body = Disable,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "2FA is off.", body = Message),
+        (status = 400, description = "A wrong code, 2FA not enabled (`TWO_FACTOR_NOT_ENABLED`), or a bad body.",
+            body = MudbaseErrorBody),
+        (status = 401, description = "No valid token, or a wrong password.", body = MudbaseErrorBody),
+        (status = 403, description = "An API key, or a locked second factor.", body = MudbaseErrorBody),
+        (status = 404, description = "The user no longer exists.", body = MudbaseErrorBody),
+        (status = 429, description = "Too many attempts.", body = MudbaseErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn disable(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: ClientMeta,
     auth: std::result::Result<AuthUser, ApiError>,
     body: std::result::Result<JsonBody<Disable>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Message>> {
     use secrecy::ExposeSecret;
     let auth = user(&headers, auth)?;
     let JsonBody(body) = body?;
@@ -363,5 +486,5 @@ async fn disable(
     }
     second_factor::verify(&state, &user_id, totp_or_recovery(code.expose_secret()), &meta, None).await?;
     factors::reset_all(&state, &user_id, &meta, None).await?;
-    Ok(Json(json!({ "message": "2FA disabled successfully" })))
+    Ok(Json(Message { message: "2FA disabled successfully" }))
 }

@@ -2,15 +2,16 @@
 //! pass `/v2/login/mfa`, `/v2/me`, and `/v2/user/mfa` to turn TOTP on or off. Errors are
 //! `{"error": "<ClassName>", "message", "details"?}`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use latchkey_core::session::{Aal, Amr};
-use latchkey_store::User;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
@@ -20,16 +21,13 @@ use crate::service::{accounts, factors, sessions};
 use crate::state::AppState;
 
 /// Mounted at `/v2`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/login", post(login))
-        .route("/login/mfa", post(login_mfa))
-        .route("/me", get(me))
-        .route("/user/mfa", post(setup_mfa))
-        .fallback(|| async { PrismeError::from(ApiError::new(ErrorCode::NotFound)) })
-        .method_not_allowed_fallback(|| async {
-            PrismeError::from(ApiError::new(ErrorCode::MethodNotAllowed))
-        })
+pub fn routes() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(login_mfa))
+        .routes(routes!(me))
+        .routes(routes!(setup_mfa));
+    super::with_own_fallbacks(routes, PrismeError::from)
 }
 
 /// An error in Prisme.ai's format.
@@ -117,12 +115,24 @@ impl From<ApiError> for PrismeError {
     }
 }
 
+/// The error body Prisme.ai clients read.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PrismeError)]
+struct PrismeErrorBody {
+    /// The error class: `RequestValidationError`, `AuthenticationError`, `MissingMFA`,
+    /// `ForbiddenError`, `NotFoundError`, `TooManyRequests`, `PayloadTooLarge`,
+    /// `BadParameters`, `MethodNotAllowedError`, `ServiceUnavailableError` or `InternalError`.
+    #[schema(example = "AuthenticationError")]
+    error: &'static str,
+    message: String,
+    /// The failing fields (`[{field, message}]`) or `{retryAfter}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
+}
+
 impl IntoResponse for PrismeError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.class, "message": self.message });
-        if let Some(details) = self.details {
-            body["details"] = details;
-        }
+        let body = PrismeErrorBody { error: self.class, message: self.message, details: self.details };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -150,13 +160,12 @@ async fn has_totp(state: &AppState, user_id: &str) -> std::result::Result<bool, 
     factors::has_active(state, user_id, Some("totp")).await
 }
 
-/// The user object Prisme.ai clients read.
-async fn user_json(state: &AppState, user: &User) -> Result<Value> {
-    let mfa = if has_totp(state, &user.id).await? { "totp" } else { "none" };
-    Ok(json!({ "id": user.id, "email": user.email, "mfa": mfa }))
+/// `totp` when the user has an active TOTP factor, else `none`.
+async fn mfa_method(state: &AppState, user_id: &str) -> Result<&'static str> {
+    Ok(if has_totp(state, user_id).await? { "totp" } else { "none" })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Login {
     email: Option<String>,
     password: Option<String>,
@@ -166,13 +175,35 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
     value.ok_or_else(|| PrismeError::validation(field, &format!("{field} is required")))
 }
 
+/// The user and session after login; for a user with MFA the session must pass
+/// `/v2/login/mfa` first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct LoginAnswer {
+    id: String,
+    email: String,
+    /// `totp` or `none`.
+    mfa: &'static str,
+    token: String,
+    session_id: String,
+    expires: String,
+}
+
 /// `POST /v2/login`: for a user with MFA, the session must pass `/v2/login/mfa`
 /// before it opens anything else.
+#[utoipa::path(post, path = "/login", tag = "prisme",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in.", body = LoginAnswer),
+        (status = 401, description = "Wrong email or password.", body = PrismeErrorBody),
+        (status = 429, description = "Too many attempts.", body = PrismeErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn login(
     State(state): State<AppState>,
     meta: ClientMeta,
     body: std::result::Result<JsonBody<Login>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<LoginAnswer>> {
     let JsonBody(body) = body?;
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
@@ -180,40 +211,82 @@ async fn login(
     let pending = factors::has_active(&state, &user.id, None).await?;
     let tokens =
         sessions::start(&state, &user.id, Aal::Aal1, &[Amr::Pwd], state.now(), pending, &meta).await?;
-    let mut response = user_json(&state, &user).await?;
-    response["token"] = json!(tokens.access_token);
-    response["sessionId"] = json!(tokens.session_id);
-    response["expires"] = json!(rfc3339(state.now() + tokens.expires_in));
-    Ok(Json(response))
+    Ok(Json(LoginAnswer {
+        mfa: mfa_method(&state, &user.id).await?,
+        id: user.id,
+        email: user.email,
+        token: tokens.access_token,
+        session_id: tokens.session_id,
+        expires: rfc3339(state.now() + tokens.expires_in),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MeAnswer {
+    id: String,
+    email: String,
+    /// `totp` or `none`.
+    mfa: &'static str,
+    session_id: String,
+    expires: String,
 }
 
 /// `GET /v2/me`: the user, the MFA method and the session.
+#[utoipa::path(get, path = "/me", tag = "prisme",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed-in user.", body = MeAnswer),
+        (status = 401, description = "No valid token, or the session has not passed MFA (`MissingMFA`).",
+            body = PrismeErrorBody),
+        (status = 404, description = "The user no longer exists.", body = PrismeErrorBody),
+    ))]
 async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
     auth: std::result::Result<SessionAuth, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<MeAnswer>> {
     let auth = session(&headers, auth)?;
     let user = accounts::session_user(&state, &auth.session.user_id).await?;
-    let mut response = user_json(&state, &user).await?;
-    response["sessionId"] = json!(auth.session.id);
-    response["expires"] = json!(rfc3339(auth.claims.exp));
-    Ok(Json(response))
+    Ok(Json(MeAnswer {
+        mfa: mfa_method(&state, &user.id).await?,
+        id: user.id,
+        email: user.email,
+        session_id: auth.session.id,
+        expires: rfc3339(auth.claims.exp),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Totp {
+    /// The code from the authenticator app.
     totp: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Success {
+    success: bool,
+}
+
 /// `POST /v2/login/mfa`: passes the session's second factor.
+#[utoipa::path(post, path = "/login/mfa", tag = "prisme",
+    request_body = Totp,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session passed MFA.", body = Success),
+        (status = 401, description = "No valid token, or a wrong code (`Bad TOTP`).", body = PrismeErrorBody),
+        (status = 403, description = "The second factor is locked.", body = PrismeErrorBody),
+        (status = 404, description = "The user has no MFA configured.", body = PrismeErrorBody),
+        (status = 429, description = "Too many attempts.", body = PrismeErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn login_mfa(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: ClientMeta,
     auth: std::result::Result<SessionAuth, ApiError>,
     body: std::result::Result<JsonBody<Totp>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Success>> {
     let auth = session(&headers, auth)?;
     let JsonBody(body) = body?;
     let user_id = auth.session.user_id.as_str();
@@ -231,25 +304,52 @@ async fn login_mfa(
         .elevate_session(&auth.session.id, Aal::Aal2.as_str(), &amr, state.now())
         .await
         .map_err(ApiError::from)?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(Success { success: true }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SetupMfa {
+    /// `totp` (or `*`) turns TOTP on; `none` turns MFA off.
+    #[schema(value_type = Option<String>, example = "totp")]
     method: Option<Value>,
     current_password: Option<String>,
 }
 
+/// The answer to `POST /v2/user/mfa`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum SetupAnswer {
+    /// TOTP is on: the secret and its QR code (a PNG data URL).
+    Totp {
+        secret: String,
+        #[serde(rename = "qrImage")]
+        qr_image: String,
+    },
+    /// MFA is off: `{"method": "none"}`.
+    Off { method: &'static str },
+}
+
 /// `POST /v2/user/mfa`: `totp` (or `*`) makes TOTP the user's method at once; `none`
 /// turns MFA off. The current password is the re-authentication.
+#[utoipa::path(post, path = "/user/mfa", tag = "prisme",
+    request_body = SetupMfa,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "TOTP is on (secret and QR code), or MFA is off.", body = SetupAnswer),
+        (status = 401, description = "No valid token, a wrong current password, or a session that has not passed MFA.",
+            body = PrismeErrorBody),
+        (status = 404, description = "The user no longer exists.", body = PrismeErrorBody),
+        (status = 429, description = "Too many attempts.", body = PrismeErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn setup_mfa(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: ClientMeta,
     auth: std::result::Result<SessionAuth, ApiError>,
     body: std::result::Result<JsonBody<SetupMfa>, ApiError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SetupAnswer>> {
     let auth = session(&headers, auth)?;
     let JsonBody(body) = body?;
     let method = body.method.ok_or_else(|| PrismeError::validation("method", "method is required"))?;
@@ -266,8 +366,11 @@ async fn setup_mfa(
     }
     if method == "none" {
         factors::reset_all(&state, &user.id, &meta, None).await?;
-        return Ok(Json(json!({ "method": "none" })));
+        return Ok(Json(SetupAnswer::Off { method: "none" }));
     }
     let enrollment = factors::replace_totp_unconfirmed(&state, &user, &auth.session.id, &meta).await?;
-    Ok(Json(json!({ "secret": enrollment.secret.as_str(), "qrImage": enrollment.qr_png.as_str() })))
+    Ok(Json(SetupAnswer::Totp {
+        secret: enrollment.secret.as_str().to_owned(),
+        qr_image: enrollment.qr_png.as_str().to_owned(),
+    }))
 }

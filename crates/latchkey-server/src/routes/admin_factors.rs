@@ -1,37 +1,64 @@
 //! Factor administration and sidecar verification with an API key:
 //! `/v1/users/{id}/factors[/{fid}]` and `POST /v1/users/{id}/verify`.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{AdminKey, ClientMeta, JsonBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::{AdminKey, ClientMeta, JsonBody, Path};
 use crate::routes::factors::FactorView;
 use crate::service::factors;
 use crate::service::second_factor::{self, Proof};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users/{id}/factors", get(list).delete(reset))
-        .route("/v1/users/{id}/factors/{fid}", delete(remove))
-        .route("/v1/users/{id}/verify", post(verify))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, reset)).routes(routes!(remove)).routes(routes!(verify))
+}
+
+#[derive(Serialize, ToSchema)]
+struct FactorsAdminView {
+    factors: Vec<FactorView>,
+    recovery_codes_remaining: i64,
+    /// Wrong second-factor attempts in a row.
+    consecutive_failures: i64,
+    /// Locked until an administrator resets the factors.
+    locked: bool,
+}
+
+/// The sidecar check's answer.
+#[derive(Serialize, ToSchema)]
+struct Verdict {
+    valid: bool,
+    /// The factor that matched; `null` when not valid or for a recovery code.
+    factor_id: Option<String>,
+    /// `totp` or `recovery_code`.
+    method: &'static str,
 }
 
 async fn existing_user(state: &AppState, id: &str) -> Result<(), ApiError> {
     state.store.user_by_id(id).await?.map(|_| ()).ok_or_else(|| ErrorCode::UserNotFound.into())
 }
 
+/// A user's factors and lockout state (scope `users:read`).
+#[utoipa::path(get, path = "/v1/users/{id}/factors", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The factors.", body = FactorsAdminView),
+        (status = 403, description = "The key lacks `users:read`.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     admin: AdminKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FactorsAdminView>, ApiError> {
     admin.require("users:read")?;
     existing_user(&state, &id).await?;
     let factors: Vec<FactorView> =
@@ -39,15 +66,23 @@ async fn list(
     let remaining = state.store.recovery_codes_remaining(&id).await?;
     let guard = state.store.second_factor_guard(&id).await?;
     let failures = guard.map_or(0, |g| g.failures);
-    Ok(Json(json!({
-        "factors": factors,
-        "recovery_codes_remaining": remaining,
-        "consecutive_failures": failures,
-        "locked": state.lockout.is_locked(u32::try_from(failures).unwrap_or(u32::MAX)),
-    })))
+    Ok(Json(FactorsAdminView {
+        factors,
+        recovery_codes_remaining: remaining,
+        consecutive_failures: failures,
+        locked: state.lockout.is_locked(u32::try_from(failures).unwrap_or(u32::MAX)),
+    }))
 }
 
-/// Removes every factor and recovery code and clears the lockout.
+/// Removes every factor and recovery code and clears the lockout (scope `users:write`).
+#[utoipa::path(delete, path = "/v1/users/{id}/factors", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Reset."),
+        (status = 403, description = "The key lacks `users:write`.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+    ))]
 async fn reset(
     State(state): State<AppState>,
     admin: AdminKey,
@@ -60,6 +95,18 @@ async fn reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Removes one factor (scope `users:write`).
+#[utoipa::path(delete, path = "/v1/users/{id}/factors/{fid}", tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+        ("fid" = String, Path, description = "The factor's id."),
+    ),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, description = "The key lacks `users:write`.", body = ErrorBody),
+        (status = 404, description = "No such user or factor.", body = ErrorBody),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     admin: AdminKey,
@@ -72,23 +119,38 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// `code` (TOTP) or `recovery_code`, not both.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SidecarVerify {
+    #[schema(value_type = Option<String>)]
     code: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
     recovery_code: Option<SecretString>,
 }
 
 /// For apps that check passwords themselves: is this second factor right? A wrong
 /// code answers `valid: false` (with the same counting, replay and lockout rules as
 /// login); throttling and lockout answer with their errors.
+#[utoipa::path(post, path = "/v1/users/{id}/verify", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    request_body = SidecarVerify,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Whether the code is right.", body = Verdict),
+        (status = 403, description = "The key lacks `users:write`, or the second factor is locked.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+        (status = 409, description = "The user has no active second factor.", body = ErrorBody),
+        (status = 429, description = "Too many attempts.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn verify(
     State(state): State<AppState>,
     admin: AdminKey,
     meta: ClientMeta,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SidecarVerify>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Verdict>, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
     let proof = match (&body.code, &body.recovery_code) {
@@ -102,13 +164,11 @@ async fn verify(
     };
     let method = if body.code.is_some() { "totp" } else { "recovery_code" };
     match second_factor::verify(&state, &id, proof, &meta, Some(admin.actor())).await {
-        Ok(verified) => Ok(Json(json!({
-            "valid": true,
-            "factor_id": verified.factor_id,
-            "method": verified.method.as_str(),
-        }))),
+        Ok(verified) => {
+            Ok(Json(Verdict { valid: true, factor_id: verified.factor_id, method: verified.method.as_str() }))
+        }
         Err(error) if error.code == ErrorCode::InvalidCode => {
-            Ok(Json(json!({ "valid": false, "factor_id": null, "method": method })))
+            Ok(Json(Verdict { valid: false, factor_id: None, method }))
         }
         Err(error) => Err(error),
     }

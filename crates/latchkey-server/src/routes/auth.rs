@@ -1,14 +1,16 @@
 //! `/v1/auth/*`: sign-up, login, token refresh and logout.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use latchkey_store::Factor;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{AuthUser, ClientMeta, JsonBody};
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
@@ -16,38 +18,52 @@ use crate::service::{accounts, magic_link};
 use crate::state::AppState;
 use latchkey_core::session::Amr;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/signup", post(signup))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/mfa/challenge", post(mfa_challenge))
-        .route("/v1/auth/mfa/verify", post(mfa_verify))
-        .route("/v1/auth/magic-link", post(magic_link))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(mfa_challenge))
+        .routes(routes!(mfa_verify))
+        .routes(routes!(magic_link))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
+    #[schema(example = "ada@example.com")]
     email: String,
+    #[schema(value_type = String)]
     password: SecretString,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
+    #[schema(value_type = String)]
     refresh_token: SecretString,
 }
 
 /// The token response of login and refresh.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
+    /// `Bearer`.
     pub token_type: &'static str,
+    /// Seconds until `access_token` expires.
     pub expires_in: i64,
+    /// `aal1`, or `aal2` after a second factor.
     pub aal: String,
+}
+
+/// `202 Accepted`, the same for every address.
+#[derive(Serialize, ToSchema)]
+struct Accepted {
+    #[schema(example = "accepted")]
+    status: &'static str,
+    message: &'static str,
 }
 
 impl From<IssuedTokens> for TokenResponse {
@@ -62,86 +78,174 @@ impl From<IssuedTokens> for TokenResponse {
     }
 }
 
+/// Creates an account with a password (when sign-up is enabled). The answer is the
+/// same whether or not the address was free, so it reveals no accounts.
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 202, description = "Accepted.", body = Accepted),
+        (status = 403, description = "Sign-up is disabled.", body = ErrorBody),
+        (status = 429, description = "Too many attempts.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn signup(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Credentials>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     accounts::signup(&state, &body.email, body.password).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "accepted",
-            "message": "If this address can be registered, the account now exists. Log in to continue."
-        })),
+        Json(Accepted {
+            status: "accepted",
+            message: "If this address can be registered, the account now exists. Log in to continue.",
+        }),
     ))
 }
 
+/// Password login: tokens, or for a user with a second factor an `mfa_token` and the
+/// factors to choose from.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Tokens, or what the second factor needs.", body = LoginAnswer),
+        (status = 401, description = "Wrong email or password.", body = ErrorBody),
+        (status = 429, description = "Too many attempts.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn login(
     State(state): State<AppState>,
     meta: ClientMeta,
     JsonBody(body): JsonBody<Credentials>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoginAnswer>, ApiError> {
     let user = accounts::authenticate_password(&state, &body.email, body.password).await?;
     let step = login::after_first(&state, &user.id, &[Amr::Pwd], None, &meta).await?;
-    Ok(Json(login_step_body(step)))
+    Ok(Json(step.into()))
 }
 
 /// The answer to a first factor: tokens, or what the second factor needs.
-pub fn login_step_body(step: LoginStep) -> Value {
-    match step {
-        LoginStep::Session(tokens) => json!(TokenResponse::from(tokens)),
-        LoginStep::MfaRequired(challenge) => {
-            let factors: Vec<Value> = challenge
-                .factors
-                .into_iter()
-                .map(|f| json!({ "id": f.id, "type": f.factor_type, "friendly_name": f.friendly_name }))
-                .collect();
-            json!({
-                "mfa_required": true,
-                "mfa_token": challenge.mfa_token,
-                "expires_in": challenge.expires_in,
-                "factors": factors,
-            })
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    Session(TokenResponse),
+    MfaRequired(MfaRequired),
+}
+
+/// The login needs a second factor: send one to `/v1/auth/mfa/verify` with the token.
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequired {
+    /// Always `true`.
+    pub mfa_required: bool,
+    pub mfa_token: String,
+    pub expires_in: i64,
+    pub factors: Vec<FactorSummary>,
+}
+
+/// A factor the user may pass.
+#[derive(Serialize, ToSchema)]
+pub struct FactorSummary {
+    pub id: String,
+    /// `totp`, `email`, `sms` or `magic_link`.
+    #[serde(rename = "type")]
+    pub factor_type: String,
+    pub friendly_name: Option<String>,
+}
+
+impl From<Factor> for FactorSummary {
+    fn from(factor: Factor) -> Self {
+        Self { id: factor.id, factor_type: factor.factor_type, friendly_name: factor.friendly_name }
+    }
+}
+
+impl From<LoginStep> for LoginAnswer {
+    fn from(step: LoginStep) -> Self {
+        match step {
+            LoginStep::Session(tokens) => Self::Session(tokens.into()),
+            LoginStep::MfaRequired(challenge) => Self::MfaRequired(MfaRequired {
+                mfa_required: true,
+                mfa_token: challenge.mfa_token,
+                expires_in: challenge.expires_in,
+                factors: challenge.factors.into_iter().map(FactorSummary::from).collect(),
+            }),
         }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MfaChallenge {
+    #[schema(value_type = String)]
     mfa_token: SecretString,
     factor_id: String,
 }
 
+/// A code or link is on its way.
+#[derive(Serialize, ToSchema)]
+struct ChallengeSent {
+    challenge_id: String,
+    factor_id: String,
+    #[serde(rename = "type")]
+    factor_type: String,
+    /// The destination, masked (`a***@example.com`).
+    sent_to: String,
+    expires_in: i64,
+}
+
 /// `POST /v1/auth/mfa/challenge`: sends the login's code or link.
+#[utoipa::path(post, path = "/v1/auth/mfa/challenge", tag = "auth",
+    request_body = MfaChallenge,
+    responses(
+        (status = 200, description = "Sent.", body = ChallengeSent),
+        (status = 401, description = "The `mfa_token` is invalid, expired or used.", body = ErrorBody),
+        (status = 403, description = "The second factor is locked.", body = ErrorBody),
+        (status = 404, description = "No factor of the user has this id.", body = ErrorBody),
+        (status = 429, description = "Too many codes sent to this destination.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn mfa_challenge(
     State(state): State<AppState>,
     meta: ClientMeta,
     JsonBody(body): JsonBody<MfaChallenge>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChallengeSent>, ApiError> {
     use secrecy::ExposeSecret;
     let (factor, sent) =
         login::challenge(&state, body.mfa_token.expose_secret(), FactorChoice::Id(&body.factor_id), &meta)
             .await?;
-    Ok(Json(json!({
-        "challenge_id": sent.challenge_id,
-        "factor_id": factor.id,
-        "type": factor.factor_type,
-        "sent_to": sent.sent_to,
-        "expires_in": sent.expires_in,
-    })))
+    Ok(Json(ChallengeSent {
+        challenge_id: sent.challenge_id,
+        factor_id: factor.id,
+        factor_type: factor.factor_type,
+        sent_to: sent.sent_to,
+        expires_in: sent.expires_in,
+    }))
 }
 
-#[derive(Deserialize)]
+/// One proof: `factor_id` with `code`, or `recovery_code`, or `challenge_id` of a
+/// confirmed magic link.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MfaVerify {
+    #[schema(value_type = String)]
     mfa_token: SecretString,
     factor_id: Option<String>,
+    #[schema(value_type = Option<String>)]
     code: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
     recovery_code: Option<SecretString>,
     challenge_id: Option<String>,
 }
 
+/// Finishes a login with the second factor.
+#[utoipa::path(post, path = "/v1/auth/mfa/verify", tag = "auth",
+    request_body = MfaVerify,
+    responses(
+        (status = 200, description = "An `aal2` session.", body = TokenResponse),
+        (status = 401, description = "The `mfa_token` is invalid, expired or used.", body = ErrorBody),
+        (status = 403, description = "The second factor is locked.", body = ErrorBody),
+        (status = 404, description = "No factor of the user has this id.", body = ErrorBody),
+        (status = 409, description = "The magic link is not confirmed yet.", body = ErrorBody),
+        (status = 429, description = "Too many attempts.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn mfa_verify(
     State(state): State<AppState>,
     meta: ClientMeta,
@@ -170,28 +274,43 @@ async fn mfa_verify(
     Ok(Json(tokens.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MagicLinkRequest {
     email: String,
 }
 
 /// `POST /v1/auth/magic-link`: emails a sign-in link; the same answer for every address.
+#[utoipa::path(post, path = "/v1/auth/magic-link", tag = "auth",
+    request_body = MagicLinkRequest,
+    responses(
+        (status = 202, description = "Accepted.", body = Accepted),
+        (status = 403, description = "Sign-in links are disabled.", body = ErrorBody),
+        (status = 429, description = "Too many links sent to this address.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn magic_link(
     State(state): State<AppState>,
     meta: ClientMeta,
     JsonBody(body): JsonBody<MagicLinkRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     magic_link::request(&state, &body.email, &meta).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "accepted",
-            "message": "If an account uses this address, a sign-in link is on its way. It expires in 15 minutes."
-        })),
+        Json(Accepted {
+            status: "accepted",
+            message: "If an account uses this address, a sign-in link is on its way. It expires in 15 minutes.",
+        }),
     ))
 }
 
+/// New tokens for a refresh token, which is spent (reuse revokes the session).
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens.", body = TokenResponse),
+        (status = 401, description = "The refresh token is invalid, expired or spent.", body = ErrorBody),
+    ))]
 async fn refresh(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RefreshRequest>,
@@ -201,6 +320,10 @@ async fn refresh(
     Ok(Json(tokens.into()))
 }
 
+/// Ends the session of the access token.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Logged out.")))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
     sessions::logout(&state, &user.session.id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,28 +2,38 @@
 //! and forgetting them. Forgetting makes logins stricter, so it needs no
 //! re-authentication.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use latchkey_store::RememberedDevice;
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::ApiError;
-use crate::extract::{AuthUser, ClientMeta};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AuthUser, ClientMeta, Path};
 use crate::service::devices;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me/devices", get(list).delete(forget_all))
-        .route("/v1/me/devices/{id}", delete(forget))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, forget_all)).routes(routes!(forget))
+}
+
+#[derive(Serialize, ToSchema)]
+struct DeviceList {
+    devices: Vec<DeviceView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Forgotten {
+    /// How many devices were forgotten.
+    forgotten: u64,
 }
 
 /// A remembered device as the API shows it; its token never appears.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DeviceView {
     id: String,
     created_at: String,
@@ -46,12 +56,22 @@ impl From<RememberedDevice> for DeviceView {
     }
 }
 
-async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
+/// The devices that skip the second factor at login.
+#[utoipa::path(get, path = "/v1/me/devices", tag = "me", security(("bearer" = [])),
+    responses((status = 200, description = "The devices.", body = DeviceList)))]
+async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<DeviceList>, ApiError> {
     let devices: Vec<DeviceView> =
         devices::list(&state, &user.session.user_id).await?.into_iter().map(DeviceView::from).collect();
-    Ok(Json(json!({ "devices": devices })))
+    Ok(Json(DeviceList { devices }))
 }
 
+/// Forgets one device: its next login asks for the second factor again.
+#[utoipa::path(delete, path = "/v1/me/devices/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The device's id.")),
+    responses(
+        (status = 204, description = "Forgotten."),
+        (status = 404, description = "No device of yours has this id.", body = ErrorBody),
+    ))]
 async fn forget(
     State(state): State<AppState>,
     user: AuthUser,
@@ -62,11 +82,14 @@ async fn forget(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Forgets every device.
+#[utoipa::path(delete, path = "/v1/me/devices", tag = "me", security(("bearer" = [])),
+    responses((status = 200, description = "How many were forgotten.", body = Forgotten)))]
 async fn forget_all(
     State(state): State<AppState>,
     user: AuthUser,
     meta: ClientMeta,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Forgotten>, ApiError> {
     let forgotten = devices::forget(&state, &user.session.user_id, None, &meta).await?;
-    Ok(Json(json!({ "forgotten": forgotten })))
+    Ok(Json(Forgotten { forgotten }))
 }

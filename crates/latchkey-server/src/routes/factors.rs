@@ -1,36 +1,39 @@
 //! `/v1/me/factors` and `/v1/me/recovery-codes`: the signed-in user's second factors.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use latchkey_store::Factor;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, Path};
 use crate::service::factors::RecoveryCodes;
 use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;
 use latchkey_core::challenge;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me/factors", get(list).post(create))
-        .route("/v1/me/factors/{id}", patch(rename).delete(remove))
-        .route("/v1/me/factors/{id}/verify", post(verify))
-        .route("/v1/me/recovery-codes", post(regenerate_recovery_codes))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(rename, remove))
+        .routes(routes!(verify))
+        .routes(routes!(regenerate_recovery_codes))
 }
 
 /// A factor as the API shows it; secrets never appear here.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FactorView {
     pub id: String,
+    /// `totp`, `email`, `sms` or `magic_link`.
     #[serde(rename = "type")]
     pub factor_type: String,
+    /// `pending` until confirmed with a code, then `active`.
     pub status: String,
     pub friendly_name: Option<String>,
     /// Where codes or links go, masked (`a***@example.com`, `+*********23`).
@@ -62,34 +65,89 @@ impl From<Factor> for FactorView {
     }
 }
 
-async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
-    let factors: Vec<FactorView> = state
+#[derive(Serialize, ToSchema)]
+struct FactorList {
+    factors: Vec<FactorView>,
+}
+
+/// The user's factors, pending and active.
+#[utoipa::path(get, path = "/v1/me/factors", tag = "factors", security(("bearer" = [])),
+    responses((status = 200, description = "The factors.", body = FactorList)))]
+async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<FactorList>, ApiError> {
+    let factors = state
         .store
         .factors(&user.session.user_id, state.now())
         .await?
         .into_iter()
         .map(FactorView::from)
         .collect();
-    Ok(Json(json!({ "factors": factors })))
+    Ok(Json(FactorList { factors }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateFactor {
+    /// `totp`, `email`, `sms` or `magic_link` (`webauthn` is refused).
     #[serde(rename = "type")]
+    #[schema(example = "totp")]
     factor_type: String,
     friendly_name: Option<String>,
+    /// For `email` and `magic_link`; the account's address when absent.
     email: Option<String>,
+    /// For `sms`, in E.164; the account's number when absent.
     phone: Option<String>,
+    /// Re-authentication, when the login is older than ten minutes.
+    #[schema(value_type = Option<String>)]
     current_password: Option<SecretString>,
 }
 
+/// A new, pending factor: for TOTP its secret, URI and QR codes (shown once); for the
+/// others the code or link just sent.
+#[derive(Serialize, ToSchema)]
+struct CreatedFactor {
+    #[serde(flatten)]
+    factor: FactorView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    totp: Option<TotpSetup>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenge: Option<SentChallenge>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TotpSetup {
+    /// Base32.
+    secret: String,
+    otpauth_uri: String,
+    /// A PNG data URL.
+    qr_png: String,
+    /// An SVG document.
+    qr_svg: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SentChallenge {
+    id: String,
+    /// The destination, masked.
+    sent_to: String,
+    expires_in: i64,
+}
+
+/// Adds a factor; confirm it with `/verify` and a code from it.
+#[utoipa::path(post, path = "/v1/me/factors", tag = "factors", security(("bearer" = [])),
+    request_body = CreateFactor,
+    responses(
+        (status = 201, description = "A pending factor.", body = CreatedFactor),
+        (status = 403, description = "A recent login (with the second factor, when there is one) or `current_password` is needed.",
+            body = ErrorBody),
+        (status = 429, description = "Too many codes sent to this destination.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     meta: ClientMeta,
     JsonBody(body): JsonBody<CreateFactor>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedFactor>), ApiError> {
     if !factors::TYPES.contains(&body.factor_type.as_str()) {
         return Err(ApiError::field(ErrorCode::InvalidField, "type")
             .with_message(format!("type must be one of: {}.", factors::TYPES.join(", "))));
@@ -125,36 +183,63 @@ async fn create(
         let (factor, sent) =
             factors::enroll_contact(&state, &account, factor_type, destination, body.friendly_name, &meta)
                 .await?;
-        let mut view = serde_json::to_value(FactorView::from(factor)).map_err(ApiError::internal)?;
-        view["challenge"] =
-            json!({ "id": sent.challenge_id, "sent_to": sent.sent_to, "expires_in": sent.expires_in });
-        return Ok((StatusCode::CREATED, Json(view)));
+        let challenge =
+            SentChallenge { id: sent.challenge_id, sent_to: sent.sent_to, expires_in: sent.expires_in };
+        let created = CreatedFactor { factor: factor.into(), totp: None, challenge: Some(challenge) };
+        return Ok((StatusCode::CREATED, Json(created)));
     }
     reauth::require_recent_authentication(&state, &user, body.current_password).await?;
     let enrollment = factors::enroll_totp(&state, &account, body.friendly_name, &meta).await?;
-    let mut view = serde_json::to_value(FactorView::from(enrollment.factor)).map_err(ApiError::internal)?;
-    view["totp"] = json!({
-        "secret": enrollment.secret.as_str(),
-        "otpauth_uri": enrollment.otpauth_uri.as_str(),
-        "qr_png": enrollment.qr_png.as_str(),
-        "qr_svg": enrollment.qr_svg.as_str(),
-    });
-    Ok((StatusCode::CREATED, Json(view)))
+    let totp = TotpSetup {
+        secret: enrollment.secret.to_string(),
+        otpauth_uri: enrollment.otpauth_uri.to_string(),
+        qr_png: enrollment.qr_png.to_string(),
+        qr_svg: enrollment.qr_svg.to_string(),
+    };
+    let created = CreatedFactor { factor: enrollment.factor.into(), totp: Some(totp), challenge: None };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyFactor {
+    #[schema(value_type = String, example = "123456")]
     code: SecretString,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Confirmed {
+    factor: FactorView,
+    /// With the first factor only: one-time recovery codes, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_codes: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RecoveryCodeList {
+    /// One-time codes, shown once; the old ones stop working.
+    recovery_codes: Vec<String>,
+}
+
+/// Confirms a pending factor with a code from it.
+#[utoipa::path(post, path = "/v1/me/factors/{id}/verify", tag = "factors", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The factor's id.")),
+    request_body = VerifyFactor,
+    responses(
+        (status = 200, description = "The factor is active.", body = Confirmed),
+        (status = 403, description = "The second factor is locked.", body = ErrorBody),
+        (status = 404, description = "No factor of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The factor is already active.", body = ErrorBody),
+        (status = 429, description = "Too many attempts.", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    ))]
 async fn verify(
     State(state): State<AppState>,
     user: AuthUser,
     meta: ClientMeta,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<VerifyFactor>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Confirmed>, ApiError> {
     use secrecy::ExposeSecret;
     let (factor, recovery_codes) = factors::confirm(
         &state,
@@ -165,19 +250,23 @@ async fn verify(
         &meta,
     )
     .await?;
-    let mut response = json!({ "factor": FactorView::from(factor) });
-    if let Some(codes) = recovery_codes {
-        response["recovery_codes"] = json!(codes);
-    }
-    Ok(Json(response))
+    Ok(Json(Confirmed { factor: factor.into(), recovery_codes }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rename {
     friendly_name: String,
 }
 
+/// Renames a factor.
+#[utoipa::path(patch, path = "/v1/me/factors/{id}", tag = "factors", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The factor's id.")),
+    request_body = Rename,
+    responses(
+        (status = 200, description = "The renamed factor.", body = FactorView),
+        (status = 404, description = "No factor of yours has this id.", body = ErrorBody),
+    ))]
 async fn rename(
     State(state): State<AppState>,
     user: AuthUser,
@@ -193,12 +282,24 @@ async fn rename(
     Ok(Json(factor.into()))
 }
 
-#[derive(Deserialize, Default)]
+/// An optional body: the password, when the login is older than ten minutes.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reauth {
+    #[schema(value_type = Option<String>)]
     current_password: Option<SecretString>,
 }
 
+/// Removes a factor.
+#[utoipa::path(delete, path = "/v1/me/factors/{id}", tag = "factors", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The factor's id.")),
+    request_body(content = Option<Reauth>),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, description = "A recent login (with the second factor, when there is one) or `current_password` is needed.",
+            body = ErrorBody),
+        (status = 404, description = "No factor of yours has this id.", body = ErrorBody),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     user: AuthUser,
@@ -213,13 +314,22 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A new set of recovery codes; the old set stops working.
+#[utoipa::path(post, path = "/v1/me/recovery-codes", tag = "factors", security(("bearer" = [])),
+    request_body(content = Option<Reauth>),
+    responses(
+        (status = 200, description = "The new codes.", body = RecoveryCodeList),
+        (status = 403, description = "A recent login (with the second factor, when there is one) or `current_password` is needed.",
+            body = ErrorBody),
+        (status = 409, description = "The user has no active second factor.", body = ErrorBody),
+    ))]
 async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     user: AuthUser,
     meta: ClientMeta,
     OptionalJsonBody(body): OptionalJsonBody<Reauth>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecoveryCodeList>, ApiError> {
     reauth::require_recent_authentication(&state, &user, body.unwrap_or_default().current_password).await?;
-    let codes = factors::regenerate_recovery_codes(&state, &user.session.user_id, &meta).await?;
-    Ok(Json(json!({ "recovery_codes": codes })))
+    let recovery_codes = factors::regenerate_recovery_codes(&state, &user.session.user_id, &meta).await?;
+    Ok(Json(RecoveryCodeList { recovery_codes }))
 }

@@ -5,20 +5,21 @@
 //! `magic_link.redirect_url` with the outcome in the URL fragment.
 
 use askama::Template;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::crypto::constant_time_eq;
 use latchkey_store::ChallengePurpose;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ClientMeta, Query, cookie, secure_cookie_attribute};
 use crate::random;
 use crate::service::challenges;
@@ -32,8 +33,8 @@ const CSRF_COOKIE: &str = "latchkey_csrf";
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/magic-link", get(show).post(confirm))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, confirm))
 }
 
 #[derive(Template)]
@@ -82,11 +83,21 @@ fn link_not_valid(state: &AppState) -> Response {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LinkQuery {
+    /// The token from the emailed link.
     token: Option<String>,
 }
 
+/// The page a magic link opens: a button that confirms it. Opening it consumes nothing.
+#[utoipa::path(get, path = "/magic-link", tag = "pages",
+    params(LinkQuery),
+    responses(
+        (status = 200, description = "The confirmation page; sets the CSRF cookie.", content_type = "text/html", body = String),
+        (status = 400, description = "An invalid query string.", body = ErrorBody),
+        (status = 410, description = "The link expired or was used.", content_type = "text/html", body = String),
+    ))]
 async fn show(State(state): State<AppState>, Query(query): Query<LinkQuery>) -> Response {
     let token = query.token.unwrap_or_default();
     let challenge = match challenges::open_link(&state, &token).await {
@@ -123,12 +134,26 @@ async fn show(State(state): State<AppState>, Query(query): Query<LinkQuery>) -> 
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ConfirmForm {
     token: String,
+    /// The value of the page's CSRF cookie.
     csrf: String,
 }
 
+/// The confirm button's form post. A second-factor link lets the waiting login
+/// finish; a sign-in link redirects to `magic_link.redirect_url` with the login's
+/// answer in the URL fragment.
+#[utoipa::path(post, path = "/magic-link", tag = "pages",
+    request_body(content = ConfirmForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Confirmed: the login continues where it started.", content_type = "text/html", body = String),
+        (status = 303, description = "Signed in: off to the configured redirect URL.",
+            headers(("Location" = String, description = "The redirect URL with the outcome in the fragment."))),
+        (status = 400, description = "The form is missing or malformed.", content_type = "text/html", body = String),
+        (status = 403, description = "The CSRF token does not match the cookie.", content_type = "text/html", body = String),
+        (status = 410, description = "The link expired or was used.", content_type = "text/html", body = String),
+    ))]
 async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -193,7 +218,8 @@ async fn confirm(
 /// The sign-in outcome as a URL fragment: the fields of the login answer, with
 /// non-string values (numbers, `true`, the factor list) written as JSON.
 fn sign_in_fragment(step: LoginStep) -> Result<Zeroizing<String>, serde_urlencoded::ser::Error> {
-    let body = super::auth::login_step_body(step);
+    let body = serde_json::to_value(super::auth::LoginAnswer::from(step))
+        .map_err(|error| serde_urlencoded::ser::Error::Custom(error.to_string().into()))?;
     let pairs: Vec<(&String, String)> = body
         .as_object()
         .into_iter()

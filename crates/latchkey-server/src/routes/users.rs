@@ -1,28 +1,28 @@
 //! `/v1/users`: user administration with an API key.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use latchkey_core::email::Email;
 use latchkey_store::User;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{AdminKey, JsonBody, Query};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::{AdminKey, JsonBody, Path, Query};
 use crate::service::accounts::{self, NewAccount};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users", get(list_users).post(create_user))
-        .route("/v1/users/{id}", get(get_user).delete(delete_user))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_users, create_user)).routes(routes!(get_user, delete_user))
 }
 
 /// A user as administrators see it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -47,14 +47,26 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUser {
     email: String,
+    /// Absent for users who sign in by magic link only.
+    #[schema(value_type = Option<String>)]
     password: Option<SecretString>,
+    /// E.164, like `+14155550123`.
     phone: Option<String>,
 }
 
+/// Creates a user (scope `users:write`).
+#[utoipa::path(post, path = "/v1/users", tag = "users",
+    request_body = CreateUser,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Created.", body = UserView),
+        (status = 403, description = "The key lacks `users:write`.", body = ErrorBody),
+        (status = 409, description = "The email address is taken.", body = ErrorBody),
+    ))]
 async fn create_user(
     State(state): State<AppState>,
     admin: AdminKey,
@@ -66,15 +78,20 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Find the user with this address.
     email: Option<String>,
+    /// The `next_after` of the previous page.
     after: Option<String>,
+    /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserList {
     users: Vec<UserView>,
     /// Pass as `after` to get the next page; absent on the last page.
@@ -83,6 +100,16 @@ struct UserList {
 
 const MAX_PAGE: u32 = 200;
 
+/// Lists users, oldest first, a page at a time (scope `users:read`).
+#[utoipa::path(get, path = "/v1/users", tag = "users",
+    params(ListQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of users.", body = UserList),
+        (status = 400, description = "An invalid query.", body = ErrorBody),
+        (status = 403, description = "The key lacks `users:read`.", body = ErrorBody),
+        (status = 422, description = "An invalid email address.", body = ErrorBody),
+    ))]
 async fn list_users(
     State(state): State<AppState>,
     admin: AdminKey,
@@ -105,6 +132,15 @@ async fn list_users(
     Ok(Json(UserList { users: users.into_iter().map(UserView::from).collect(), next_after }))
 }
 
+/// One user (scope `users:read`).
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        (status = 403, description = "The key lacks `users:read`.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+    ))]
 async fn get_user(
     State(state): State<AppState>,
     admin: AdminKey,
@@ -115,6 +151,15 @@ async fn get_user(
     Ok(Json(user.into()))
 }
 
+/// Deletes a user with their factors, sessions and codes (scope `users:write`).
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "The key lacks `users:write`.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+    ))]
 async fn delete_user(
     State(state): State<AppState>,
     admin: AdminKey,

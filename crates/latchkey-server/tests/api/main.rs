@@ -18,6 +18,7 @@ mod magic_link;
 mod mail;
 mod mfa;
 mod mudbase;
+mod openapi;
 mod ops;
 mod prisme;
 mod schema;

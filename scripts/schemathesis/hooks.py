@@ -1,0 +1,76 @@
+"""Schemathesis hooks for scripts/check-api: they put real credentials where the
+documents can only describe them, so that generated requests reach past the
+authentication checks, and they keep the run's own accounts alive.
+
+- Every request carries the run's credentials: `LK_AUTH` says which (`bearer`,
+  `key` or `both`).
+- A body field `mfa_token` / `mfaToken` gets, half of the time, a fresh MFA token
+  from a password login of a user with TOTP.
+- A path parameter `id` gets, a third of the time each, the id of a user anyone may
+  harm (the victim) or of the run's own user; a deletion aimed at the run's own
+  users, or any change to the user with TOTP, goes to the victim instead.
+- Logout runs on a session of its own, so it cannot end the one the run uses.
+
+The credentials come from the environment that scripts/check-api sets up.
+"""
+import json
+import os
+import random
+import urllib.error
+import urllib.request
+
+import schemathesis
+
+BASE = os.environ["LK_BASE"]
+AUTH = os.environ["LK_AUTH"]
+TOKEN = os.environ["LK_TOKEN"]
+API_KEY = os.environ["LK_API_KEY"]
+USER_EMAIL = os.environ["LK_USER_EMAIL"]
+USER_ID = os.environ["LK_USER_ID"]
+MFA_EMAIL = os.environ["LK_MFA_EMAIL"]
+MFA_ID = os.environ["LK_MFA_ID"]
+PASSWORD = os.environ["LK_PASSWORD"]
+VICTIM_ID = os.environ["LK_VICTIM_ID"]
+
+PROTECTED = {USER_ID, MFA_ID}
+
+
+def login(email, field):
+    """A fresh token from a password login, or None when the login is refused."""
+    body = json.dumps({"email": email, "password": PASSWORD}).encode()
+    request = urllib.request.Request(
+        BASE + "/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response).get(field)
+    except (urllib.error.URLError, ValueError):
+        return None
+
+
+@schemathesis.hook
+def before_call(ctx, case, kwargs):
+    headers = dict(case.headers or {})
+    if AUTH in ("bearer", "both"):
+        headers["Authorization"] = "Bearer " + TOKEN
+    if AUTH in ("key", "both"):
+        headers["X-API-Key"] = API_KEY
+    if case.operation.path == "/v1/auth/logout" and "Authorization" in headers:
+        headers["Authorization"] = "Bearer " + (login(USER_EMAIL, "access_token") or "expired")
+    case.headers = headers
+
+    body = case.body if isinstance(case.body, dict) else None
+    for field in ("mfa_token", "mfaToken"):
+        if body is not None and field in body and random.random() < 0.5:
+            body[field] = login(MFA_EMAIL, "mfa_token") or body[field]
+
+    params = case.path_parameters
+    if params and "id" in params:
+        roll = random.random()
+        if roll < 1 / 3:
+            params["id"] = VICTIM_ID
+        elif roll < 2 / 3:
+            params["id"] = USER_ID
+        method = case.method.upper()
+        if (method == "DELETE" and params["id"] in PROTECTED) or (method != "GET" and params["id"] == MFA_ID):
+            params["id"] = VICTIM_ID
