@@ -4,6 +4,8 @@ authentication checks, and they keep the run's own accounts alive.
 
 - Every request carries the run's credentials: `LK_AUTH` says which (`bearer`,
   `key` or `both`).
+- A body with a password gets, a third of the time, the real credentials of the
+  run's user or of the user with TOTP, so that logins succeed on every surface.
 - A body field `mfa_token` / `mfaToken` gets, half of the time, a fresh MFA token
   from a password login of a user with TOTP.
 - A path parameter `id` gets, a third of the time each, the id of a user anyone may
@@ -63,6 +65,12 @@ def before_call(ctx, case, kwargs):
     for field in ("mfa_token", "mfaToken"):
         if body is not None and field in body and random.random() < 0.5:
             body[field] = login(MFA_EMAIL, "mfa_token") or body[field]
+
+    if body is not None and "password" in body and random.random() < 1 / 3:
+        for field in ("email", "username"):
+            if field in body:
+                body[field] = random.choice([USER_EMAIL, MFA_EMAIL])
+                body["password"] = PASSWORD
 
     params = case.path_parameters
     if params and "id" in params:

@@ -180,6 +180,15 @@ pub fn router(surface: Surface) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(document)
 }
 
+/// The schema of a string field that takes one of `values`, for fields the handler
+/// reads as text to answer unknown values with its own error code.
+pub fn one_of(values: &[&str]) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
 /// Adds what every operation of `surface` shares to its document: the error answers
 /// of the body and authentication extractors, 500 (which a panic also becomes), the
 /// 408 of the request timeout, and the security schemes.

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie, secure_cookie_attribute};
+use crate::openapi;
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, devices, factors, reauth};
@@ -367,6 +368,16 @@ fn factor_type(mfa_type: &str) -> Result<&'static str> {
     }
 }
 
+/// `mfaType` in the documents: Lerian's three names.
+fn mfa_type_schema() -> utoipa::openapi::schema::Object {
+    openapi::one_of(&["app", "email", "sms"])
+}
+
+/// `grantType` in the documents: the grants served.
+fn grant_type_schema() -> utoipa::openapi::schema::Object {
+    openapi::one_of(&["password", "refresh_token"])
+}
+
 /// A factor type as Lerian's `mfaType`; types Lerian has no name for are left out.
 fn mfa_type(factor_type: &str) -> Option<&'static str> {
     match factor_type {
@@ -478,6 +489,7 @@ async fn pending_factor(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SetupRequest {
+    #[schema(schema_with = mfa_type_schema)]
     mfa_type: String,
 }
 
@@ -545,6 +557,7 @@ async fn setup(
 struct VerifyRequest {
     #[schema(value_type = String)]
     passcode: SecretString,
+    #[schema(schema_with = mfa_type_schema)]
     mfa_type: String,
     #[schema(value_type = Option<String>)]
     secret: Option<SecretString>,
@@ -607,6 +620,7 @@ async fn verify(
 struct EnableRequest {
     #[schema(value_type = String)]
     recovery_code: SecretString,
+    #[schema(schema_with = mfa_type_schema)]
     mfa_type: String,
     #[schema(value_type = Option<String>)]
     secret: Option<SecretString>,
@@ -758,6 +772,7 @@ enum AccessTokenAnswer {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AccessTokenRequest {
+    #[schema(schema_with = grant_type_schema)]
     grant_type: String,
     username: Option<String>,
     #[schema(value_type = Option<String>)]
@@ -822,6 +837,7 @@ async fn access_token(
 struct ChallengeRequest {
     #[schema(value_type = String)]
     mfa_token: SecretString,
+    #[schema(schema_with = mfa_type_schema)]
     mfa_type: String,
 }
 
@@ -860,6 +876,7 @@ async fn challenge(
 struct MfaVerifyRequest {
     #[schema(value_type = String)]
     mfa_token: SecretString,
+    #[schema(schema_with = mfa_type_schema)]
     mfa_type: String,
     #[schema(value_type = Option<String>)]
     passcode: Option<SecretString>,

@@ -350,7 +350,7 @@ struct SetupAnswer {
 /// (they work only after `/verify` confirms the factor). Needs a login under 10
 /// minutes old.
 #[utoipa::path(post, path = "/users/2fa/setup", tag = "mudbase",
-    request_body(content = Option<Object>, description = "Ignored; may be absent."),
+    request_body(content = Option<Value>, description = "Ignored: any body, or none."),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The secret and backup codes.", body = SetupAnswer),
