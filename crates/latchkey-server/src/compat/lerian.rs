@@ -13,7 +13,8 @@ use latchkey_core::session::Amr;
 use latchkey_store::{Factor, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi as oas;
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -505,6 +506,35 @@ struct SetupAnswer {
     enabled: bool,
 }
 
+/// What each step of `/v1/users/{id}/mfa/{setup,verify,enable}` may answer besides
+/// its success.
+struct StepErrors;
+
+impl utoipa::IntoResponses for StepErrors {
+    fn responses() -> std::collections::BTreeMap<String, oas::RefOr<oas::Response>> {
+        let error = |description: &str| {
+            oas::ResponseBuilder::new().description(description).content(
+                "application/json",
+                oas::ContentBuilder::new().schema(Some(oas::Ref::from_schema_name("LerianError"))).build(),
+            )
+        };
+        let seconds = oas::HeaderBuilder::new()
+            .schema(Some(i64::schema()))
+            .description(Some("Seconds to wait."))
+            .build();
+        oas::ResponsesBuilder::new()
+            .response("400", error("A bad body or a failed check."))
+            .response(
+                "403",
+                error("Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old."),
+            )
+            .response("404", error("No user has this id (IDE-1003)."))
+            .response("429", error("Too many attempts or codes sent.").header("Retry-After", seconds))
+            .build()
+            .into()
+    }
+}
+
 /// `POST /v1/users/{id}/mfa/setup`: a pending factor and the recovery codes. `app`
 /// returns the TOTP secret and its `otpauth://` URL; `email` and `sms` send a passcode
 /// to the user's address or phone number (secret and url are empty).
@@ -514,12 +544,7 @@ struct SetupAnswer {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "A pending factor.", body = SetupAnswer),
-        (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
-        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
-            body = LerianErrorBody),
-        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
-        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        StepErrors,
     ))]
 async fn setup(
     State(state): State<AppState>,
@@ -582,12 +607,7 @@ struct Enabled {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The passcode is right.", body = Verified),
-        (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
-        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
-            body = LerianErrorBody),
-        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
-        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        StepErrors,
     ))]
 async fn verify(
     State(state): State<AppState>,
@@ -634,12 +654,7 @@ struct EnableRequest {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "MFA is on.", body = Enabled),
-        (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
-        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
-            body = LerianErrorBody),
-        (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
-        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        StepErrors,
     ))]
 async fn enable(
     State(state): State<AppState>,
