@@ -261,8 +261,11 @@ fn codes(surface: Surface, status: u16) -> Vec<&'static str> {
     }
 }
 
-/// Error answers say which codes they can carry: every code of the catalogue with
-/// that status.
+/// How an error answer's description introduces its codes.
+const CODES_WITH_STATUS: &str = "Codes with this status:";
+
+/// Error answers list the codes of the surface's catalogue that have their status: a
+/// given operation answers some of them.
 fn describe_errors(surface: Surface, operation: &mut Operation) {
     for (status, response) in operation.responses.responses.iter_mut() {
         let (Ok(status), RefOr::T(response)) = (status.parse::<u16>(), response) else { continue };
@@ -270,9 +273,9 @@ fn describe_errors(surface: Surface, operation: &mut Operation) {
             continue;
         }
         let codes: Vec<String> = codes(surface, status).iter().map(|code| format!("`{code}`")).collect();
-        if !codes.is_empty() && !response.description.contains("Codes: ") {
+        if !codes.is_empty() && !response.description.contains(CODES_WITH_STATUS) {
             let sentence = response.description.trim_end_matches('.');
-            response.description = format!("{sentence}. Codes: {}.", codes.join(", "));
+            response.description = format!("{sentence}. {CODES_WITH_STATUS} {}.", codes.join(", "));
         }
     }
 }

@@ -189,7 +189,7 @@ function operationView(path, method, operation) {
   const details = el("details", { class: "operation", id: operation.operationId ? `${method}-${path}` : "" },
     el("summary", {}, el("span", { class: `method ${method}` }, method), el("span", { class: "path" }, path),
       el("span", { class: "summary" }, prose(summaryText)),
-      secured.length ? el("span", { class: "lock" }, `🔒 ${[...new Set(secured)].join(" or ")}`) : null));
+      secured.length ? el("span", { class: "auth" }, `auth: ${[...new Set(secured)].join(" or ")}`) : null));
   const body = el("div", { class: "body" });
   if (operation.description) body.append(el("p", {}, prose(operation.description)));
   if ((operation.parameters || []).length) body.append(el("h4", {}, "Parameters"), parametersTable(operation.parameters));
