@@ -210,4 +210,16 @@ async fn hostile_headers_paths_and_queries_get_a_4xx(app: TestApp) {
     }
     let page = app.client.get(app.url("/magic-link?token=%FF%FE")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::GONE, "an undecodable token is just an invalid link");
+
+    let long_path = format!("/v1/users/{}", "u".repeat(16 * 1024));
+    let reply = app.send(app.client.get(app.url(&long_path)).header("x-api-key", &key)).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "user_not_found"));
+    for path in ["/v1/auth/login", "/v2/login", "/api/auth/login", "/v1/login/oauth/access_token"] {
+        for method in ["BREW", "PROPFIND", "QUERY"] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let reply = app.send(app.client.request(method.clone(), app.url(path))).await;
+            assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(in_surface_format(path, &reply.body), "{method} {path}: {}", reply.body);
+        }
+    }
 }
