@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi as oas;
 use utoipa::{PartialSchema, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorCode};
@@ -28,13 +28,20 @@ use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(status, disable))
-        .routes(routes!(setup))
-        .routes(routes!(verify))
-        .routes(routes!(enable))
-        .routes(routes!(access_token))
-        .routes(routes!(challenge))
-        .routes(routes!(mfa_verify))
+        .routes(own_405(routes!(status, disable)))
+        .routes(own_405(routes!(setup)))
+        .routes(own_405(routes!(verify)))
+        .routes(own_405(routes!(enable)))
+        .routes(own_405(routes!(access_token)))
+        .routes(own_405(routes!(challenge)))
+        .routes(own_405(routes!(mfa_verify)))
+}
+
+/// Lerian's paths sit beside the native ones, under no prefix of their own, so each
+/// route answers a method it does not serve itself, in Lerian's format (IDE-0060).
+fn own_405(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let (schemas, paths, methods) = route;
+    (schemas, paths, methods.fallback(|| async { LerianError::from(Code::MethodNotAllowed) }))
 }
 
 /// Every error this surface answers with.
@@ -63,6 +70,7 @@ pub enum Code {
     PhoneNumberNotAllowed,
     CountryCodeMismatch,
     RequestTooLarge,
+    MethodNotAllowed,
     Unauthorized,
     Forbidden,
     InvalidCredentials,
@@ -71,7 +79,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Self::MissingFields,
         Self::UnexpectedFields,
         Self::InternalError,
@@ -95,6 +103,7 @@ impl Code {
         Self::PhoneNumberNotAllowed,
         Self::CountryCodeMismatch,
         Self::RequestTooLarge,
+        Self::MethodNotAllowed,
         Self::Unauthorized,
         Self::Forbidden,
         Self::InvalidCredentials,
@@ -241,6 +250,12 @@ impl Code {
                 "Request Too Large",
                 "The request body is larger than 64 KiB.",
             ),
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "IDE-0060",
+                "Method Not Allowed",
+                "This endpoint does not accept this HTTP method.",
+            ),
             Self::Unauthorized => (
                 S::UNAUTHORIZED,
                 "AUT-0001",
@@ -295,6 +310,7 @@ impl From<ApiError> for LerianError {
             C::UnknownField => Code::UnexpectedFields,
             C::InvalidField if field == "mfaType" => Code::MfaInvalidType,
             C::PayloadTooLarge => Code::RequestTooLarge,
+            C::MethodNotAllowed => Code::MethodNotAllowed,
             C::InvalidCredentials => Code::InvalidCredentials,
             C::Unauthenticated | C::InvalidToken | C::InvalidApiKey | C::SecondFactorRequired => {
                 Code::Unauthorized
