@@ -2,15 +2,16 @@
 documents can only describe them, so that generated requests reach past the
 authentication checks, and they keep the run's own accounts alive.
 
-- Every request carries the run's credentials: `LK_AUTH` says which (`bearer`,
-  `key` or `both`).
+- Every request carries the run's credentials and no others: `LK_AUTH` says which
+  (`bearer`, `key` or `both`).
 - A body with a password gets, a third of the time, the real credentials of the
   run's user or of the user with TOTP, so that logins succeed on every surface.
 - A body field `mfa_token` / `mfaToken` gets, half of the time, a fresh MFA token
   from a password login of a user with TOTP.
 - A path parameter `id` gets, a third of the time each, the id of a user anyone may
   harm (the victim) or of the run's own user; a deletion aimed at the run's own
-  users, or any change to the user with TOTP, goes to the victim instead.
+  users (but for turning off the run user's own MFA), or any change to the user
+  with TOTP, goes to the victim instead.
 - Logout runs on a session of its own, so it cannot end the one the run uses.
 
 The credentials come from the environment that scripts/check-api sets up.
@@ -52,7 +53,10 @@ def login(email, field):
 
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
-    headers = dict(case.headers or {})
+    # The generator fills the security schemes' headers with values of its own; the
+    # run's credentials replace them, and a scheme this run does not use is left out.
+    credentials = {"authorization", "x-api-key"}
+    headers = {k: v for k, v in (case.headers or {}).items() if k.lower() not in credentials}
     if AUTH in ("bearer", "both"):
         headers["Authorization"] = "Bearer " + TOKEN
     if AUTH in ("key", "both"):
@@ -80,5 +84,9 @@ def before_call(ctx, case, kwargs):
         elif roll < 2 / 3:
             params["id"] = USER_ID
         method = case.method.upper()
-        if (method == "DELETE" and params["id"] in PROTECTED) or (method != "GET" and params["id"] == MFA_ID):
+        # Turning off the run user's own MFA ends no session, so that one may happen.
+        own_mfa = params["id"] == USER_ID and case.operation.path == "/v1/users/{id}/mfa"
+        if (method == "DELETE" and params["id"] in PROTECTED and not own_mfa) or (
+            method != "GET" and params["id"] == MFA_ID
+        ):
             params["id"] = VICTIM_ID
