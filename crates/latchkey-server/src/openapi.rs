@@ -8,6 +8,8 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use utoipa::PartialSchema;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
@@ -191,7 +193,8 @@ pub fn one_of(values: &[&str]) -> utoipa::openapi::schema::Object {
 
 /// Adds what every operation of `surface` shares to its document: the error answers
 /// of the body and authentication extractors, 500 (which a panic also becomes), the
-/// 408 of the request timeout, and the security schemes.
+/// 408 of the request timeout, the `Retry-After` header of every 429, and the
+/// security schemes.
 pub fn complete(surface: Surface, mut document: OpenApi) -> OpenApi {
     let components = document.components.get_or_insert_with(Default::default);
     for (name, scheme) in surface.security_schemes() {
@@ -215,6 +218,11 @@ pub fn complete(surface: Surface, mut document: OpenApi) -> OpenApi {
                     .entry(status.to_string())
                     .or_insert_with(|| RefOr::T(error_response(surface, status)));
             }
+            // Every 429 comes from `ApiError::retry_after` or `ApiError::rate_limited`,
+            // which always say how long to wait.
+            if let Some(RefOr::T(too_many)) = operation.responses.responses.get_mut("429") {
+                too_many.headers.entry("Retry-After".to_owned()).or_insert_with(retry_after);
+            }
             operation.responses.responses.entry("408".to_owned()).or_insert_with(|| {
                 RefOr::T(
                     ResponseBuilder::new().description("The request took longer than 30 seconds.").build(),
@@ -224,6 +232,10 @@ pub fn complete(surface: Surface, mut document: OpenApi) -> OpenApi {
         }
     }
     document
+}
+
+fn retry_after() -> RefOr<Header> {
+    RefOr::T(HeaderBuilder::new().schema(Some(i64::schema())).description(Some("Seconds to wait.")).build())
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {

@@ -13,8 +13,8 @@ use latchkey_core::session::Amr;
 use latchkey_store::{Factor, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa::openapi as oas;
-use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
@@ -534,10 +534,6 @@ impl utoipa::IntoResponses for StepErrors {
                 oas::ContentBuilder::new().schema(Some(oas::Ref::from_schema_name("LerianError"))).build(),
             )
         };
-        let seconds = oas::HeaderBuilder::new()
-            .schema(Some(i64::schema()))
-            .description(Some("Seconds to wait."))
-            .build();
         oas::ResponsesBuilder::new()
             .response("400", error("A bad body or a failed check."))
             .response(
@@ -545,7 +541,7 @@ impl utoipa::IntoResponses for StepErrors {
                 error("Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old."),
             )
             .response("404", error("No user has this id (IDE-1003)."))
-            .response("429", error("Too many attempts or codes sent.").header("Retry-After", seconds))
+            .response("429", error("Too many attempts or codes sent."))
             .build()
             .into()
     }
@@ -825,8 +821,7 @@ struct AccessTokenRequest {
         (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
         (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
         (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
-        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
     ))]
 async fn access_token(
     State(state): State<AppState>,
@@ -885,8 +880,7 @@ struct Initiated {
         (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
         (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
         (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
-        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
     ))]
 async fn challenge(
     State(state): State<AppState>,
@@ -928,8 +922,7 @@ struct MfaVerifyRequest {
         (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
         (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
         (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
-        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
     ))]
 async fn mfa_verify(
     State(state): State<AppState>,

@@ -267,8 +267,7 @@ struct Login {
         (status = 200, description = "Logged in.", body = TokenAnswer),
         (status = 401, description = "Wrong email, password or code (`UNAUTHORIZED`).", body = MudbaseErrorBody),
         (status = 403, description = "`TWO_FACTOR_REQUIRED`, or `TWO_FACTOR_LOCKED`.", body = MudbaseErrorBody),
-        (status = 429, description = "Too many attempts (`RATE_LIMITED`).", body = MudbaseErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts (`RATE_LIMITED`).", body = MudbaseErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -411,8 +410,7 @@ struct Message {
             body = MudbaseErrorBody),
         (status = 403, description = "An API key, or a locked second factor.", body = MudbaseErrorBody),
         (status = 409, description = "2FA is already enabled.", body = MudbaseErrorBody),
-        (status = 429, description = "Too many attempts.", body = MudbaseErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = MudbaseErrorBody),
     ))]
 async fn verify(
     State(state): State<AppState>,
@@ -457,8 +455,7 @@ struct Disable {
         (status = 401, description = "No valid token, or a wrong password.", body = MudbaseErrorBody),
         (status = 403, description = "An API key, or a locked second factor.", body = MudbaseErrorBody),
         (status = 404, description = "The user no longer exists.", body = MudbaseErrorBody),
-        (status = 429, description = "Too many attempts.", body = MudbaseErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = MudbaseErrorBody),
     ))]
 async fn disable(
     State(state): State<AppState>,

@@ -196,8 +196,7 @@ struct LoginAnswer {
     responses(
         (status = 200, description = "Logged in.", body = LoginAnswer),
         (status = 401, description = "Wrong email or password.", body = PrismeErrorBody),
-        (status = 429, description = "Too many attempts.", body = PrismeErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = PrismeErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -277,8 +276,7 @@ struct Success {
         (status = 401, description = "No valid token, or a wrong code (`Bad TOTP`).", body = PrismeErrorBody),
         (status = 403, description = "The second factor is locked.", body = PrismeErrorBody),
         (status = 404, description = "The user has no MFA configured.", body = PrismeErrorBody),
-        (status = 429, description = "Too many attempts.", body = PrismeErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = PrismeErrorBody),
     ))]
 async fn login_mfa(
     State(state): State<AppState>,
@@ -340,8 +338,7 @@ enum SetupAnswer {
         (status = 401, description = "No valid token, a wrong current password, or a session that has not passed MFA.",
             body = PrismeErrorBody),
         (status = 404, description = "The user no longer exists.", body = PrismeErrorBody),
-        (status = 429, description = "Too many attempts.", body = PrismeErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = PrismeErrorBody),
     ))]
 async fn setup_mfa(
     State(state): State<AppState>,

@@ -141,8 +141,7 @@ struct SidecarVerify {
         (status = 403, description = "The key lacks `users:write`, or the second factor is locked.", body = ErrorBody),
         (status = 404, description = "No user has this id.", body = ErrorBody),
         (status = 409, description = "The user has no active second factor.", body = ErrorBody),
-        (status = 429, description = "Too many attempts.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = ErrorBody),
     ))]
 async fn verify(
     State(state): State<AppState>,

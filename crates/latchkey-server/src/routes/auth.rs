@@ -85,8 +85,7 @@ impl From<IssuedTokens> for TokenResponse {
     responses(
         (status = 202, description = "Accepted.", body = Accepted),
         (status = 403, description = "Sign-up is disabled.", body = ErrorBody),
-        (status = 429, description = "Too many attempts.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = ErrorBody),
     ))]
 async fn signup(
     State(state): State<AppState>,
@@ -109,8 +108,7 @@ async fn signup(
     responses(
         (status = 200, description = "Tokens, or what the second factor needs.", body = LoginAnswer),
         (status = 401, description = "Wrong email or password.", body = ErrorBody),
-        (status = 429, description = "Too many attempts.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -198,8 +196,7 @@ struct ChallengeSent {
         (status = 401, description = "The `mfa_token` is invalid, expired or used.", body = ErrorBody),
         (status = 403, description = "The second factor is locked.", body = ErrorBody),
         (status = 404, description = "No factor of the user has this id.", body = ErrorBody),
-        (status = 429, description = "Too many codes sent to this destination.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many codes sent to this destination.", body = ErrorBody),
     ))]
 async fn mfa_challenge(
     State(state): State<AppState>,
@@ -243,8 +240,7 @@ struct MfaVerify {
         (status = 403, description = "The second factor is locked.", body = ErrorBody),
         (status = 404, description = "No factor of the user has this id.", body = ErrorBody),
         (status = 409, description = "The magic link is not confirmed yet.", body = ErrorBody),
-        (status = 429, description = "Too many attempts.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = ErrorBody),
     ))]
 async fn mfa_verify(
     State(state): State<AppState>,
@@ -286,8 +282,7 @@ struct MagicLinkRequest {
     responses(
         (status = 202, description = "Accepted.", body = Accepted),
         (status = 403, description = "Sign-in links are disabled.", body = ErrorBody),
-        (status = 429, description = "Too many links sent to this address.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many links sent to this address.", body = ErrorBody),
     ))]
 async fn magic_link(
     State(state): State<AppState>,

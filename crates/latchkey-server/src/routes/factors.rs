@@ -139,8 +139,7 @@ struct SentChallenge {
         (status = 201, description = "A pending factor.", body = CreatedFactor),
         (status = 403, description = "A recent login (with the second factor, when there is one) or `current_password` is needed.",
             body = ErrorBody),
-        (status = 429, description = "Too many codes sent to this destination.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many codes sent to this destination.", body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -230,8 +229,7 @@ struct RecoveryCodeList {
         (status = 403, description = "The second factor is locked.", body = ErrorBody),
         (status = 404, description = "No factor of yours has this id.", body = ErrorBody),
         (status = 409, description = "The factor is already active.", body = ErrorBody),
-        (status = 429, description = "Too many attempts.", body = ErrorBody,
-            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 429, description = "Too many attempts.", body = ErrorBody),
     ))]
 async fn verify(
     State(state): State<AppState>,

@@ -98,6 +98,12 @@ async fn the_documents_are_served_and_complete(app: TestApp) {
                     let description = response["description"].as_str().unwrap_or_default();
                     assert!(!description.is_empty(), "{at} {status}: description");
                 }
+                if let Some(too_many) = responses.get("429") {
+                    assert!(
+                        too_many["headers"]["Retry-After"].is_object(),
+                        "{at}: 429 says how long to wait"
+                    );
+                }
                 if operation.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty()) {
                     assert!(responses.contains_key("401"), "{at}: 401");
                 }
