@@ -202,7 +202,7 @@ async fn confirm(
             };
             let fragment = match sign_in_fragment(step) {
                 Ok(fragment) => fragment,
-                Err(error) => return ApiError::internal(error).into_response(),
+                Err(error) => return error.into_response(),
             };
             Redirect::to(&format!("{redirect_url}#{}", fragment.as_str())).into_response()
         }
@@ -217,9 +217,8 @@ async fn confirm(
 
 /// The sign-in outcome as a URL fragment: the fields of the login answer, with
 /// non-string values (numbers, `true`, the factor list) written as JSON.
-fn sign_in_fragment(step: LoginStep) -> Result<Zeroizing<String>, serde_urlencoded::ser::Error> {
-    let body = serde_json::to_value(super::auth::LoginAnswer::from(step))
-        .map_err(|error| serde_urlencoded::ser::Error::Custom(error.to_string().into()))?;
+fn sign_in_fragment(step: LoginStep) -> Result<Zeroizing<String>, ApiError> {
+    let body = serde_json::to_value(super::auth::LoginAnswer::from(step)).map_err(ApiError::internal)?;
     let pairs: Vec<(&String, String)> = body
         .as_object()
         .into_iter()
@@ -229,5 +228,5 @@ fn sign_in_fragment(step: LoginStep) -> Result<Zeroizing<String>, serde_urlencod
             other => (key, other.to_string()),
         })
         .collect();
-    serde_urlencoded::to_string(&pairs).map(Zeroizing::new)
+    serde_urlencoded::to_string(&pairs).map(Zeroizing::new).map_err(ApiError::internal)
 }
