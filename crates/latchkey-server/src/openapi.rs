@@ -64,7 +64,7 @@ impl Surface {
             Self::Native => {
                 "Latchkey's own API: accounts, login with a second factor, factors, recovery codes, \
                  remembered devices, administration with API keys, and operations. Errors are \
-                 `{\"error\": {\"code\", \"message\", \"details\"?}}`; each error answer lists the codes it can carry."
+                 `{\"error\": {\"code\", \"message\", \"details\"?}}`; each error answer lists the codes that come with its status."
             }
             Self::Prisme => {
                 "The MFA endpoints of Prisme.ai under `/v2`. Errors are `{\"error\": \"<Class>\", \"message\", \"details\"?}`."
