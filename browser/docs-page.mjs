@@ -50,6 +50,8 @@ try {
     assert.equal(await page.textContent("#intro h2 span"), `v${api.info.version}`);
     const title = await page.textContent("#intro h2");
     assert.ok(title.startsWith(api.info.title), `${surface}: the title is ${title}`);
+    // The surface's error body is described once, under "error format".
+    assert.ok(await page.$("#error-format + p + ul.schema li"), `${surface}: no error format`);
     // The first operation opens with its responses and a "Try it" form.
     await page.click("details.operation >> nth=0 >> summary");
     assert.ok(await page.isVisible("details.operation[open] .try button"), `${surface}: no Try it form`);
