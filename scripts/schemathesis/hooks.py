@@ -13,6 +13,9 @@ authentication checks, and they keep the run's own accounts alive.
   users (but for turning off the run user's own MFA), or any change to the user
   with TOTP, goes to the victim instead.
 - Logout runs on a session of its own, so it cannot end the one the run uses.
+- Every answer's status is appended to `LK_STATUS_LOG` (one JSON line each), so
+  scripts/check-api can tell from the statuses themselves which operations never
+  got past authentication.
 
 The credentials come from the environment that scripts/check-api sets up.
 """
@@ -34,6 +37,7 @@ MFA_EMAIL = os.environ["LK_MFA_EMAIL"]
 MFA_ID = os.environ["LK_MFA_ID"]
 PASSWORD = os.environ["LK_PASSWORD"]
 VICTIM_ID = os.environ["LK_VICTIM_ID"]
+STATUS_LOG = os.environ["LK_STATUS_LOG"]
 
 PROTECTED = {USER_ID, MFA_ID}
 
@@ -90,3 +94,10 @@ def before_call(ctx, case, kwargs):
             method != "GET" and params["id"] == MFA_ID
         ):
             params["id"] = VICTIM_ID
+
+
+@schemathesis.hook
+def after_call(ctx, case, response):
+    with open(STATUS_LOG, "a", encoding="utf-8") as log:
+        line = {"method": case.method.upper(), "path": case.operation.path, "status": response.status_code}
+        log.write(json.dumps(line) + "\n")

@@ -55,6 +55,8 @@ pub struct DatabaseConfig {
     #[serde(serialize_with = "redact_url")]
     pub url: Option<String>,
     pub max_connections: u32,
+    /// How long a request waits for a connection before it answers 503.
+    pub acquire_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -121,7 +123,7 @@ impl Default for Config {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, max_connections: 10 }
+        Self { url: None, max_connections: 10, acquire_timeout_secs: 3 }
     }
 }
 
@@ -423,6 +425,9 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections must be at least 1");
+        }
+        if !(1..=60).contains(&self.database.acquire_timeout_secs) {
+            return invalid("database.acquire_timeout_secs must be between 1 and 60");
         }
         if !(60..=86_400).contains(&self.tokens.access_ttl_secs) {
             return invalid("tokens.access_ttl_secs must be between 60 and 86400");

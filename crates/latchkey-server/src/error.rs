@@ -299,6 +299,9 @@ pub struct ApiError {
     source: Option<anyhow::Error>,
 }
 
+/// How long a client is asked to wait when the database is out of reach.
+pub const DATABASE_RETRY_AFTER_SECS: i64 = 5;
+
 impl ApiError {
     pub fn new(code: ErrorCode) -> Self {
         Self {
@@ -323,6 +326,15 @@ impl ApiError {
     /// An internal failure: the cause goes to the log, the client gets a generic body.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self { source: Some(cause.into()), ..Self::new(ErrorCode::InternalError) }
+    }
+
+    /// `database_unavailable` (503, retry after a few seconds): the cause goes to the log.
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            source: Some(cause.into()),
+            retry_after: Some(DATABASE_RETRY_AFTER_SECS),
+            ..Self::new(ErrorCode::DatabaseUnavailable)
+        }
     }
 
     /// `too_many_attempts`, to be retried after `seconds`.
@@ -355,6 +367,7 @@ impl From<latchkey_store::StoreError> for ApiError {
     fn from(error: latchkey_store::StoreError) -> Self {
         match error {
             latchkey_store::StoreError::EmailTaken => Self::new(ErrorCode::EmailTaken),
+            latchkey_store::StoreError::Unavailable(cause) => Self::unavailable(cause),
             other => Self::internal(other),
         }
     }

@@ -49,7 +49,10 @@ impl AppState {
         }
         let store = SqlStore::connect(
             &url,
-            &ConnectOptions { max_connections: config.database.max_connections, ..ConnectOptions::default() },
+            &ConnectOptions {
+                max_connections: config.database.max_connections,
+                acquire_timeout: std::time::Duration::from_secs(config.database.acquire_timeout_secs),
+            },
         )
         .await
         .with_context(|| format!("opening the database {}", crate::config::redacted_url(&url)))?;

@@ -71,6 +71,7 @@ pub enum Code {
     CountryCodeMismatch,
     RequestTooLarge,
     MethodNotAllowed,
+    ServiceUnavailable,
     Unauthorized,
     Forbidden,
     InvalidCredentials,
@@ -79,7 +80,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 30] = [
         Self::MissingFields,
         Self::UnexpectedFields,
         Self::InternalError,
@@ -104,6 +105,7 @@ impl Code {
         Self::CountryCodeMismatch,
         Self::RequestTooLarge,
         Self::MethodNotAllowed,
+        Self::ServiceUnavailable,
         Self::Unauthorized,
         Self::Forbidden,
         Self::InvalidCredentials,
@@ -256,6 +258,12 @@ impl Code {
                 "Method Not Allowed",
                 "This endpoint does not accept this HTTP method.",
             ),
+            Self::ServiceUnavailable => (
+                S::SERVICE_UNAVAILABLE,
+                "IDE-0061",
+                "Service Unavailable",
+                "The service cannot reach its database. Retry after the time in the Retry-After header.",
+            ),
             Self::Unauthorized => (
                 S::UNAUTHORIZED,
                 "AUT-0001",
@@ -328,9 +336,13 @@ impl From<ApiError> for LerianError {
             C::FactorNotFound | C::MfaNotEnabled => Code::MfaNotEnabled,
             C::PhoneNotAllowed => Code::PhoneNumberNotAllowed,
             C::ChallengeNotApplicable => Code::ChallengeNotApplicable,
-            C::InternalError | C::DatabaseUnavailable => {
+            C::InternalError => {
                 error.log_cause();
                 Code::InternalError
+            }
+            C::DatabaseUnavailable => {
+                error.log_cause();
+                Code::ServiceUnavailable
             }
             _ => Code::BadRequest,
         };
@@ -366,7 +378,7 @@ type Result<T> = std::result::Result<T, LerianError>;
 /// lapsed or vanished meanwhile means setup must start again (IDE-0043).
 fn mfa_operation(error: ApiError) -> LerianError {
     match error.code {
-        ErrorCode::InternalError | ErrorCode::DatabaseUnavailable => {
+        ErrorCode::InternalError => {
             error.log_cause();
             Code::MfaOperationFailed.into()
         }

@@ -113,7 +113,11 @@ impl From<ApiError> for MudbaseError {
                 Self::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", &error.message)
             }
             C::DatabaseUnavailable => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", &error.message)
+                error.log_cause();
+                Self {
+                    retry_after: error.retry_after,
+                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", &error.message)
+                }
             }
             C::InternalError => {
                 error.log_cause();

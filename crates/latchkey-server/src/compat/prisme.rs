@@ -96,7 +96,11 @@ impl From<ApiError> for PrismeError {
                 Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError", &error.message)
             }
             C::DatabaseUnavailable => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", &error.message)
+                error.log_cause();
+                Self {
+                    retry_after: error.retry_after,
+                    ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", &error.message)
+                }
             }
             C::InternalError => {
                 error.log_cause();

@@ -207,7 +207,8 @@ async fn confirm(
             Redirect::to(&format!("{redirect_url}#{}", fragment.as_str())).into_response()
         }
     };
-    let expired = format!("{CSRF_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    let secure = secure_cookie_attribute(&state.config.public_url);
+    let expired = format!("{CSRF_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}");
     if let Ok(value) = HeaderValue::from_str(&expired) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

@@ -162,11 +162,11 @@ async fn serve_starts_and_stops_on_sigterm(app: TestApp) {
     let factor = post("/v1/me/factors", Some(&access), json!({ "type": "totp" })).await.1;
     let factor_id = factor["id"].as_str().unwrap().to_owned();
     let secret = factor["totp"]["secret"].as_str().unwrap().to_owned();
-    let key = latchkey_core::base32::decode(&secret).unwrap();
-    let params = latchkey_core::totp::Params::default();
-    let step = params.step_at(app.now());
-    let code = latchkey_core::totp::code_at_step(&key, params, step).to_string();
-    let next = latchkey_core::totp::code_at_step(&key, params, step + 1).to_string();
+    // The binary runs on the system clock: its codes come from that clock, read once,
+    // so `next` stays one step ahead of `code` whenever the 30-second boundary falls.
+    let now = latchkey_server::clock::Clock::now(&latchkey_server::clock::SystemClock);
+    let code = crate::helpers::oathtool(&secret, now);
+    let next = crate::helpers::oathtool(&secret, now + 30);
     let confirmed =
         post(&format!("/v1/me/factors/{factor_id}/verify"), Some(&access), json!({ "code": code })).await;
     assert_eq!(confirmed.0, StatusCode::OK, "{}", confirmed.1);

@@ -5,14 +5,22 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use latchkey_core::crypto::HashPurpose;
+use latchkey_server::service::challenges;
+use latchkey_store::ChallengePurpose;
+
 use crate::helpers::{TestApp, access};
 use crate::mail::{self, SmtpSink};
 
 on_both_backends!(
-    code_rules_expiry_single_use_attempts_and_resend,
     sends_are_throttled_per_destination,
     phone_numbers_are_validated,
     notifications_tell_the_user_what_changed,
+);
+with_each_backend!(
+    email_factor_enrolment_and_login_through_smtp,
+    phone_countries_can_be_restricted,
+    code_rules_expiry_single_use_attempts_and_resend,
 );
 
 /// Codes and notices to `to` in `dir`, oldest first.
@@ -43,53 +51,48 @@ async fn add_email_factor(app: &TestApp, token: &str, body: Value) -> Value {
     reply.body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn email_factor_enrolment_and_login_through_smtp() {
-    for backend in [latchkey_store::Backend::Sqlite, latchkey_store::Backend::Postgres] {
-        let sink = SmtpSink::start(false, None);
-        let url = sink.url(None);
-        let Some(app) = TestApp::spawn_with(backend, |c| c.email.smtp_url = Some(url)).await else {
-            continue;
-        };
-        let tokens = app.user("erin@example.com").await;
-        let created = add_email_factor(&app, &access(&tokens), json!({ "type": "email" })).await;
-        assert_eq!(created["status"], "pending");
-        assert_eq!(created["restricted"], true);
-        assert_eq!(created["destination"], "e***@example.com");
-        assert_eq!(created["challenge"]["sent_to"], "e***@example.com");
-        assert_eq!(created["challenge"]["expires_in"], 600);
-        let factor_id = created["id"].as_str().unwrap();
-        let code = nth_code(sink.path(), "erin@example.com", 1).await;
-        let confirmed = app.confirm(&access(&tokens), factor_id, &code).await;
-        assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
-        assert_eq!(confirmed.body["factor"]["status"], "active");
-        assert_eq!(confirmed.body["recovery_codes"].as_array().unwrap().len(), 10);
+async fn email_factor_enrolment_and_login_through_smtp(backend: latchkey_store::Backend) {
+    let sink = SmtpSink::start(false, None);
+    let url = sink.url(None);
+    let app = TestApp::spawn_with(backend, |c| c.email.smtp_url = Some(url)).await;
+    let tokens = app.user("erin@example.com").await;
+    let created = add_email_factor(&app, &access(&tokens), json!({ "type": "email" })).await;
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["restricted"], true);
+    assert_eq!(created["destination"], "e***@example.com");
+    assert_eq!(created["challenge"]["sent_to"], "e***@example.com");
+    assert_eq!(created["challenge"]["expires_in"], 600);
+    let factor_id = created["id"].as_str().unwrap();
+    let code = nth_code(sink.path(), "erin@example.com", 1).await;
+    let confirmed = app.confirm(&access(&tokens), factor_id, &code).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(confirmed.body["factor"]["status"], "active");
+    assert_eq!(confirmed.body["recovery_codes"].as_array().unwrap().len(), 10);
 
-        let login = app.login("erin@example.com").await;
-        assert_eq!(login["mfa_required"], true);
-        assert_eq!(login["factors"][0]["type"], "email");
-        let mfa_token = login["mfa_token"].as_str().unwrap();
-        app.advance(61); // one send per address per minute
-        let sent = app
-            .post("/v1/auth/mfa/challenge", json!({ "mfa_token": mfa_token, "factor_id": factor_id }))
-            .await;
-        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-        assert_eq!(sent.body["type"], "email");
-        let code = nth_code(sink.path(), "erin@example.com", 2).await;
-        let done =
-            app.mfa_verify(json!({ "mfa_token": mfa_token, "factor_id": factor_id, "code": code })).await;
-        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-        assert_eq!(done.body["aal"], "aal2");
-        let me = app.get_bearer("/v1/me", &access(&done.body)).await;
-        assert_eq!(me.status, StatusCode::OK);
-        let messages = mail::messages(sink.path());
-        assert!(messages.iter().all(|m| m.header("X-Sink-TLS") == Some("no")));
-        assert!(messages.iter().all(|m| m.text.contains("Content-Type: text/html")), "text and HTML parts");
-    }
+    let login = app.login("erin@example.com").await;
+    assert_eq!(login["mfa_required"], true);
+    assert_eq!(login["factors"][0]["type"], "email");
+    let mfa_token = login["mfa_token"].as_str().unwrap();
+    app.advance(61); // one send per address per minute
+    let sent =
+        app.post("/v1/auth/mfa/challenge", json!({ "mfa_token": mfa_token, "factor_id": factor_id })).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert_eq!(sent.body["type"], "email");
+    let code = nth_code(sink.path(), "erin@example.com", 2).await;
+    let done = app.mfa_verify(json!({ "mfa_token": mfa_token, "factor_id": factor_id, "code": code })).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["aal"], "aal2");
+    let me = app.get_bearer("/v1/me", &access(&done.body)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let messages = mail::messages(sink.path());
+    assert!(messages.iter().all(|m| m.header("X-Sink-TLS") == Some("no")));
+    assert!(messages.iter().all(|m| m.text.contains("Content-Type: text/html")), "text and HTML parts");
 }
 
-async fn code_rules_expiry_single_use_attempts_and_resend(app: TestApp) {
+async fn code_rules_expiry_single_use_attempts_and_resend(backend: latchkey_store::Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.mfa.mfa_token_ttl_secs = 3600).await;
     let tokens = app.user("cody@example.com").await;
+    let user_id = tokens_user(&app, "cody@example.com").await;
     let outbox = app.outbox();
     let created = add_email_factor(&app, &access(&tokens), json!({ "type": "email" })).await;
     let factor_id = created["id"].as_str().unwrap().to_owned();
@@ -146,18 +149,46 @@ async fn code_rules_expiry_single_use_attempts_and_resend(app: TestApp) {
     }
     let ok = app.mfa_verify(json!({ "mfa_token": mfa_token, "factor_id": factor_id, "code": second })).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    let again = app.mfa_token("cody@example.com").await;
-    let reuse = app.mfa_verify(json!({ "mfa_token": again, "factor_id": factor_id, "code": second })).await;
-    assert_eq!(reuse.code(), "invalid_code", "a code works once");
 
+    // Single use: the same code for the same login, twice. Success through the API
+    // spends the mfa_token as well, so the first use goes through the service's code
+    // check, the one every surface calls; the login stays open and only the code is
+    // spent, which the API then refuses.
+    let login = app.mfa_token("cody@example.com").await;
     app.advance(61);
-    assert_eq!(challenge(again.clone()).await.status, StatusCode::OK);
-    let late = nth_code(&outbox, "cody@example.com", 5).await;
-    app.advance(240); // the mfa_token lives 5 minutes; the code 10
-    let fresh = app.mfa_token("cody@example.com").await;
-    app.advance(601);
-    let expired = app.mfa_verify(json!({ "mfa_token": fresh, "factor_id": factor_id, "code": late })).await;
-    assert!(matches!(expired.code(), "invalid_code" | "invalid_mfa_token"), "{}", expired.body);
+    assert_eq!(challenge(login.clone()).await.status, StatusCode::OK);
+    let code = nth_code(&outbox, "cody@example.com", 5).await;
+    let factor = app.state.store.factor(&user_id, &factor_id, app.now()).await.unwrap().unwrap();
+    let login_hash = app.state.keys.hashing.hash(HashPurpose::MfaToken, login.as_bytes());
+    let check =
+        || challenges::check_code(&app.state, &factor, ChallengePurpose::Login, Some(&login_hash), &code);
+    assert!(check().await.unwrap(), "the right code, once");
+    assert!(!check().await.unwrap(), "the same code for the same login, a second time");
+    let reuse = app.mfa_verify(json!({ "mfa_token": login, "factor_id": factor_id, "code": code })).await;
+    assert_eq!(reuse.code(), "invalid_code", "a spent code is refused: {}", reuse.body);
+
+    // Expiry: the mfa_token here lives an hour, so after ten minutes only the code has
+    // expired; a fresh code for the same login still works.
+    app.advance(61);
+    assert_eq!(challenge(login.clone()).await.status, StatusCode::OK);
+    let code = nth_code(&outbox, "cody@example.com", 6).await;
+    app.advance(599);
+    let factor = app.state.store.factor(&user_id, &factor_id, app.now()).await.unwrap().unwrap();
+    let query = latchkey_store::CodeChallengeQuery {
+        user_id: &user_id,
+        factor_id: &factor.id,
+        purpose: ChallengePurpose::Login,
+        mfa_token_hash: Some(&login_hash),
+    };
+    let open = app.state.store.attempt_code_challenge(&query, 5, app.now());
+    assert!(open.await.unwrap().is_some(), "at 599 seconds the code is still open");
+    app.advance(2);
+    let expired = app.mfa_verify(json!({ "mfa_token": login, "factor_id": factor_id, "code": code })).await;
+    assert_eq!(expired.code(), "invalid_code", "a code expires after ten minutes: {}", expired.body);
+    assert_eq!(challenge(login.clone()).await.status, StatusCode::OK);
+    let fresh = nth_code(&outbox, "cody@example.com", 7).await;
+    let done = app.mfa_verify(json!({ "mfa_token": login, "factor_id": factor_id, "code": fresh })).await;
+    assert_eq!(done.status, StatusCode::OK, "the login itself was still open: {}", done.body);
 
     // TOTP factors need no challenge.
     let mfa_token = app.mfa_token("cody@example.com").await;
@@ -251,15 +282,11 @@ pub async fn wait_for_text(outbox: &std::path::Path, to: &str) -> String {
     panic!("no text to {to}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn phone_countries_can_be_restricted() {
-    let Some(app) = TestApp::spawn_with(latchkey_store::Backend::Sqlite, |c| {
+async fn phone_countries_can_be_restricted(backend: latchkey_store::Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
         c.sms.allowed_country_codes = vec!["1".into(), "44".into()];
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let tokens = app.user("fr@example.com").await;
     let refused = app
         .post_bearer("/v1/me/factors", &access(&tokens), json!({ "type": "sms", "phone": "+33612345678" }))

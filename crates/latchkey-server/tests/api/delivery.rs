@@ -52,23 +52,26 @@ async fn first_request(log: &Arc<Mutex<Vec<Received>>>) -> Received {
     panic!("the provider received nothing");
 }
 
+with_each_backend!(
+    smtp_with_starttls_and_authentication,
+    refused_smtp_credentials_abandon_the_message_and_are_audited,
+    sms_webhook_requests_are_signed,
+    sms_through_a_twilio_compatible_api,
+);
+
 pub fn digits_after(text: &str, marker: &str) -> String {
     let start = text.find(marker).map(|i| i + marker.len()).unwrap_or(0);
     text[start..].chars().filter(char::is_ascii_digit).take(6).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_with_starttls_and_authentication() {
+async fn smtp_with_starttls_and_authentication(backend: latchkey_store::Backend) {
     let sink = SmtpSink::start(true, Some("mailer:s3cret pass"));
     let (url, ca) = (sink.url(Some("mailer:s3cret%20pass")), sink.ca.clone());
-    let Some(app) = TestApp::spawn_with(latchkey_store::Backend::Sqlite, |c| {
+    let app = TestApp::spawn_with(backend, |c| {
         c.email.smtp_url = Some(url);
         c.email.smtp_ca_file = ca;
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let tokens = app.user("tls@example.com").await;
     let reply = app.post_bearer("/v1/me/factors", &access(&tokens), json!({ "type": "email" })).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -80,20 +83,16 @@ async fn smtp_with_starttls_and_authentication() {
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_smtp_credentials_abandon_the_message_and_are_audited() {
+async fn refused_smtp_credentials_abandon_the_message_and_are_audited(backend: latchkey_store::Backend) {
     let sink = SmtpSink::start(true, Some("mailer:right"));
     let (url, ca) = (sink.url(Some("mailer:wrong")), sink.ca.clone());
-    let Some(app) = TestApp::spawn_with(latchkey_store::Backend::Sqlite, |c| {
+    let app = TestApp::spawn_with(backend, |c| {
         c.email.smtp_url = Some(url);
         c.email.smtp_ca_file = ca;
         c.delivery.max_attempts = 2;
         c.delivery.retry_base_secs = 1;
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let tokens = app.user("fail@example.com").await;
     let reply = app.post_bearer("/v1/me/factors", &access(&tokens), json!({ "type": "email" })).await;
     assert_eq!(reply.status, StatusCode::CREATED, "the request does not wait for SMTP");
@@ -118,19 +117,15 @@ async fn refused_smtp_credentials_abandon_the_message_and_are_audited() {
     assert_eq!(app.state.delivery.counts().failed, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sms_webhook_requests_are_signed() {
+async fn sms_webhook_requests_are_signed(backend: latchkey_store::Backend) {
     let (base, log) = receiver().await;
     let url = format!("{base}/hooks/sms");
-    let Some(app) = TestApp::spawn_with(latchkey_store::Backend::Sqlite, |c| {
+    let app = TestApp::spawn_with(backend, |c| {
         c.sms.provider = latchkey_server::config::SmsProvider::Webhook;
         c.sms.webhook_url = Some(url);
         c.sms.webhook_secret = Some("whsec-test".to_owned().into());
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let tokens = app.user("sam@example.com").await;
     let reply = app
         .post_bearer("/v1/me/factors", &access(&tokens), json!({ "type": "sms", "phone": "+14155550123" }))
@@ -155,20 +150,16 @@ async fn sms_webhook_requests_are_signed() {
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sms_through_a_twilio_compatible_api() {
+async fn sms_through_a_twilio_compatible_api(backend: latchkey_store::Backend) {
     let (base, log) = receiver().await;
-    let Some(app) = TestApp::spawn_with(latchkey_store::Backend::Sqlite, |c| {
+    let app = TestApp::spawn_with(backend, |c| {
         c.sms.provider = latchkey_server::config::SmsProvider::Twilio;
         c.sms.twilio_base_url = base;
         c.sms.twilio_account_sid = Some("AC123".into());
         c.sms.twilio_auth_token = Some("tw-token".to_owned().into());
         c.sms.twilio_from = Some("+15005550006".into());
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let tokens = app.user("tina@example.com").await;
     let reply = app
         .post_bearer("/v1/me/factors", &access(&tokens), json!({ "type": "sms", "phone": "+447700900123" }))

@@ -21,15 +21,11 @@ macro_rules! on_both_backends {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(app) = $crate::helpers::TestApp::spawn(latchkey_store::Backend::Sqlite).await {
-                    super::$name(app).await
-                }
+                super::$name($crate::helpers::TestApp::spawn(latchkey_store::Backend::Sqlite).await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = $crate::helpers::TestApp::spawn(latchkey_store::Backend::Postgres).await {
-                    super::$name(app).await
-                }
+                super::$name($crate::helpers::TestApp::spawn(latchkey_store::Backend::Postgres).await).await
             }
         }
     )*};
@@ -42,15 +38,28 @@ macro_rules! on_both_backends_raw {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(db) = latchkey_store::testing::TestDatabase::create(latchkey_store::Backend::Sqlite).await {
-                    super::$name(db).await
-                }
+                super::$name(latchkey_store::testing::TestDatabase::create(latchkey_store::Backend::Sqlite).await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(db) = latchkey_store::testing::TestDatabase::create(latchkey_store::Backend::Postgres).await {
-                    super::$name(db).await
-                }
+                super::$name(latchkey_store::testing::TestDatabase::create(latchkey_store::Backend::Postgres).await).await
+            }
+        }
+    )*};
+}
+
+/// Runs each named `async fn(Backend)` on SQLite and on PostgreSQL; for tests that
+/// configure real delivery counterparts before the server starts.
+macro_rules! with_each_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(latchkey_store::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(latchkey_store::Backend::Postgres).await
             }
         }
     )*};
@@ -96,13 +105,13 @@ pub fn test_config(db: &TestDatabase, data_dir: &std::path::Path) -> Config {
 }
 
 impl TestApp {
-    /// Starts a server; `None` only when PostgreSQL tests are switched off.
-    pub async fn spawn(backend: Backend) -> Option<Self> {
+    /// Starts a server over a fresh database.
+    pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, |_| {}).await
     }
 
-    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
-        let db = TestDatabase::create(backend).await?;
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDatabase::create(backend).await;
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = test_config(&db, data_dir.path());
         adjust(&mut config);
@@ -118,7 +127,7 @@ impl TestApp {
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         startup::install_crypto_provider();
-        Some(Self { base, client, clock, state, db, data_dir, stop: Some(stop), server: Some(server) })
+        Self { base, client, clock, state, db, data_dir, stop: Some(stop), server: Some(server) }
     }
 
     /// Stops the server gracefully and waits for it.
@@ -178,6 +187,13 @@ impl TestApp {
         reply.body
     }
 
+    /// Trades a refresh token for new tokens.
+    pub async fn refresh_tokens(&self, refresh_token: &str) -> Value {
+        let reply = self.post("/v1/auth/refresh", json!({ "refresh_token": refresh_token })).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    }
+
     /// Signs up and logs in; returns the token response.
     pub async fn user(&self, email: &str) -> Value {
         self.signup(email).await;
@@ -197,6 +213,27 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Runs a real counterpart (an authenticator, a QR decoder) and returns its output.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| {
+        panic!("{program} is needed for this test (scripts/ensure-tools installs it): {e}")
+    });
+    assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// The code oathtool computes from a base32 `secret` at Unix time `at`. Tests pass the
+/// server's clock (`app.now()`), never the wall clock, so a 30-second boundary passing
+/// mid-test cannot turn a code into a replay.
+pub fn oathtool(secret: &str, at: i64) -> String {
+    tool("oathtool", &["--totp", "-b", secret, "--now", &format!("@{at}")])
+}
+
+/// The code pyotp computes from a whole `otpauth://` URI at Unix time `at`.
+pub fn pyotp(uri: &str, at: i64) -> String {
+    tool("python3", &["-c", &format!("import pyotp; print(pyotp.parse_uri({uri:?}).at({at}))")])
 }
 
 /// The `access_token` of a token response.
@@ -295,6 +332,17 @@ impl TestApp {
 
     pub async fn post_bearer(&self, path: &str, token: &str, body: Value) -> Reply {
         self.send(self.client.post(self.url(path)).bearer_auth(token).json(&body)).await
+    }
+
+    /// The single integer `sql` returns, read straight from the test's database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.db.url).await.unwrap();
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&pool).await.unwrap();
+        let value = row.try_get::<i64, _>(0).unwrap();
+        pool.close().await;
+        value
     }
 
     /// Advances the test clock.

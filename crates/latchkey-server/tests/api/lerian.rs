@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::delivery::{digits_after, receiver};
-use crate::helpers::{PASSWORD, Reply, TestApp};
+use crate::helpers::{PASSWORD, Reply, TestApp, oathtool};
 use crate::mail::{self, SmtpSink};
 use crate::schema::{assert_matches, contract};
 
@@ -18,23 +18,6 @@ on_both_backends!(
     only_the_user_or_an_api_key_may_manage_mfa,
     internal_failures_answer_ide_0006_and_ide_0045_without_internals,
 );
-
-/// Runs each named `async fn(Backend)` on SQLite and on PostgreSQL; for tests that
-/// configure real delivery counterparts before the server starts.
-macro_rules! with_each_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(latchkey_store::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(latchkey_store::Backend::Postgres).await
-            }
-        }
-    )*};
-}
 
 with_each_backend!(
     the_email_lifecycle_works_with_a_real_smtp_server,
@@ -103,15 +86,6 @@ fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     if let Some(documented) = contract("lerian", "errorExamples").get(code) {
         assert_eq!(json!([reply.body["title"], reply.body["message"]]), *documented);
     }
-}
-
-/// The code oathtool computes at Unix time `at` from the secret setup returned.
-fn oathtool(secret: &str, at: i64) -> String {
-    let output = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", secret, "--now", &format!("@{at}")])
-        .output()
-        .expect("oathtool");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn codes(setup: &Reply) -> Vec<String> {
@@ -564,7 +538,7 @@ async fn latest_code(dir: &std::path::Path, to: &str, count: usize) -> String {
 async fn the_email_lifecycle_works_with_a_real_smtp_server(backend: latchkey_store::Backend) {
     let sink = SmtpSink::start(false, None);
     let url = sink.url(None);
-    let Some(app) = TestApp::spawn_with(backend, |c| c.email.smtp_url = Some(url)).await else { return };
+    let app = TestApp::spawn_with(backend, |c| c.email.smtp_url = Some(url)).await;
     app.signup("mel@example.com").await;
     let (access, id) = app.lerian_session("mel@example.com").await;
 
@@ -616,15 +590,12 @@ async fn the_email_lifecycle_works_with_a_real_smtp_server(backend: latchkey_sto
 
 async fn the_sms_lifecycle_works_with_a_webhook_provider(backend: latchkey_store::Backend) {
     let (base, log) = receiver().await;
-    let Some(app) = TestApp::spawn_with(backend, |c| {
+    let app = TestApp::spawn_with(backend, |c| {
         c.sms.provider = latchkey_server::config::SmsProvider::Webhook;
         c.sms.webhook_url = Some(format!("{base}/sms"));
         c.sms.webhook_secret = Some("whsec-lerian".to_owned().into());
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let key = app.api_key(&[]).await;
     let user = json!({ "email": "sid@example.com", "password": PASSWORD, "phone": "+14155550123" });
     let created = app.admin(Method::POST, "/v1/users", &key, Some(user)).await;

@@ -10,6 +10,7 @@ use crate::helpers::{PASSWORD, TestApp, access};
 use crate::mail;
 
 on_both_backends!(magic_link_second_factor, magic_link_sign_in);
+with_each_backend!(magic_link_sign_in_with_a_redirect, cookies_are_secure_when_the_public_url_is_https);
 
 /// The page a link opens: status, body, and the CSRF cookie and form field it set.
 struct Page {
@@ -30,11 +31,19 @@ async fn open(app: &TestApp, link: &str) -> Page {
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
     let cookie = response.headers().get(SET_COOKIE).map(|c| c.to_str().unwrap().to_owned());
-    if let Some(cookie) = &cookie {
+    // The confirm form always comes with its CSRF cookie; a page for a spent or
+    // unknown link has no form and sets none.
+    let csrf = if status == StatusCode::OK {
+        let cookie = cookie.unwrap_or_else(|| panic!("the confirm page sets its CSRF cookie: {link}"));
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    }
+        let https = app.state.config.public_url.starts_with("https://");
+        assert_eq!(cookie.contains("; Secure"), https, "Secure exactly when served over https: {cookie}");
+        Some(cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned())
+    } else {
+        assert!(cookie.is_none(), "{status}: {cookie:?}");
+        None
+    };
     let html = response.text().await.unwrap();
-    let csrf = cookie.map(|c| c.split(';').next().unwrap().split_once('=').unwrap().1.to_owned());
     Page { status, html, csrf }
 }
 
@@ -143,49 +152,63 @@ async fn magic_link_sign_in(app: TestApp) {
     assert_eq!(off.code(), "magic_link_disabled");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn magic_link_sign_in_with_a_redirect() {
-    for backend in [latchkey_store::Backend::Sqlite, latchkey_store::Backend::Postgres] {
-        let Some(app) = TestApp::spawn_with(backend, |c| {
-            c.magic_link.redirect_url = Some("https://app.example/signed-in".into());
-        })
-        .await
-        else {
-            continue;
-        };
-        app.signup("lena@example.com").await;
-        let known = app.post("/v1/auth/magic-link", json!({ "email": "lena@example.com" })).await;
-        let unknown = app.post("/v1/auth/magic-link", json!({ "email": "nobody@example.com" })).await;
-        assert_eq!(known.status, StatusCode::ACCEPTED);
-        assert_eq!((known.status, &known.body), (unknown.status, &unknown.body), "no account is revealed");
-        let throttled = app.post("/v1/auth/magic-link", json!({ "email": "nobody@example.com" })).await;
-        assert_eq!(throttled.code(), "rate_limited", "unknown addresses are throttled alike");
+async fn magic_link_sign_in_with_a_redirect(backend: latchkey_store::Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.magic_link.redirect_url = Some("https://app.example/signed-in".into());
+    })
+    .await;
+    app.signup("lena@example.com").await;
+    let known = app.post("/v1/auth/magic-link", json!({ "email": "lena@example.com" })).await;
+    let unknown = app.post("/v1/auth/magic-link", json!({ "email": "nobody@example.com" })).await;
+    assert_eq!(known.status, StatusCode::ACCEPTED);
+    assert_eq!((known.status, &known.body), (unknown.status, &unknown.body), "no account is revealed");
+    let throttled = app.post("/v1/auth/magic-link", json!({ "email": "nobody@example.com" })).await;
+    assert_eq!(throttled.code(), "rate_limited", "unknown addresses are throttled alike");
 
-        let link = mail::nth(&app.outbox(), "lena@example.com", 1).await.link();
-        let page = open(&app, &link).await;
-        assert!(page.html.contains("Sign in"));
-        let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
-        let fragment = location.strip_prefix("https://app.example/signed-in#").unwrap();
-        let fields: Vec<(String, String)> = serde_urlencoded::from_str(fragment).unwrap();
-        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        assert_eq!(field("aal").as_deref(), Some("aal1"));
-        let me = app.get_bearer("/v1/me", &field("access_token").unwrap()).await;
-        assert_eq!(me.status, StatusCode::OK);
-        assert_eq!(me.body["email"], "lena@example.com");
+    let link = mail::nth(&app.outbox(), "lena@example.com", 1).await.link();
+    let page = open(&app, &link).await;
+    assert!(page.html.contains("Sign in"));
+    let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let fragment = location.strip_prefix("https://app.example/signed-in#").unwrap();
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(fragment).unwrap();
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(field("aal").as_deref(), Some("aal1"));
+    let me = app.get_bearer("/v1/me", &field("access_token").unwrap()).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["email"], "lena@example.com");
 
-        // With a second factor, the link only yields an mfa_token.
-        let tokens = app.login("lena@example.com").await;
-        app.enroll_confirmed(&access(&tokens)).await;
-        app.advance(61);
-        app.post("/v1/auth/magic-link", json!({ "email": "lena@example.com" })).await;
-        let link = latest_link(&app.outbox(), "lena@example.com", 3).await;
-        let page = open(&app, &link).await;
-        let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
-        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
-        assert!(location.contains("mfa_required=true") && location.contains("mfa_token=lkm_"), "{location}");
-        assert!(!location.contains("access_token"), "{location}");
-        let _ = PASSWORD;
-    }
+    // With a second factor, the link only yields an mfa_token.
+    let tokens = app.login("lena@example.com").await;
+    app.enroll_confirmed(&access(&tokens)).await;
+    app.advance(61);
+    app.post("/v1/auth/magic-link", json!({ "email": "lena@example.com" })).await;
+    let link = latest_link(&app.outbox(), "lena@example.com", 3).await;
+    let page = open(&app, &link).await;
+    let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.contains("mfa_required=true") && location.contains("mfa_token=lkm_"), "{location}");
+    assert!(!location.contains("access_token"), "{location}");
+    let _ = PASSWORD;
+}
+
+/// DESIGN rule 14: behind an https public URL every cookie a page sets, and the one
+/// that clears it, carries `Secure`.
+async fn cookies_are_secure_when_the_public_url_is_https(backend: latchkey_store::Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.public_url = "https://login.example.com".into();
+        c.magic_link.redirect_url = Some("https://app.example/signed-in".into());
+    })
+    .await;
+    app.signup("sid@example.com").await;
+    app.post("/v1/auth/magic-link", json!({ "email": "sid@example.com" })).await;
+    let link = mail::nth(&app.outbox(), "sid@example.com", 1).await.link();
+    assert!(link.starts_with("https://login.example.com/magic-link?token="), "{link}");
+    let page = open(&app, &link).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cleared = response.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0") && cleared.contains("; Secure"), "{cleared}");
 }

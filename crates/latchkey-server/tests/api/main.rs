@@ -7,6 +7,7 @@
 mod helpers;
 
 mod admin;
+mod at_rest;
 mod auth;
 mod cli;
 mod contact;
@@ -14,6 +15,7 @@ mod delivery;
 mod factors;
 mod input;
 mod lerian;
+mod logs;
 mod magic_link;
 mod mail;
 mod mfa;
@@ -22,5 +24,6 @@ mod openapi;
 mod ops;
 mod prisme;
 mod schema;
+mod timing;
 mod tokens;
 mod totp;

@@ -14,6 +14,7 @@ on_both_backends!(
     instances_sharing_a_database_share_replay_and_lockout_state,
     failures_are_delayed_then_locked_until_an_admin_reset,
 );
+with_each_backend!(wrong_recovery_codes_count_toward_the_same_guard_and_lock);
 
 async fn enrolled_user(app: &TestApp, email: &str) -> (Value, crate::helpers::Enrolled) {
     let tokens = app.user(email).await;
@@ -137,7 +138,7 @@ async fn concurrent_uses_of_one_code_have_one_success(app: TestApp) {
     drop(app);
     // The guard would throttle most of the 20 attempts; relax it so that only replay
     // protection decides.
-    let Some(app) = TestApp::spawn_with(backend, |c| c.lockout.free_failures = 1000).await else { return };
+    let app = TestApp::spawn_with(backend, |c| c.lockout.free_failures = 1000).await;
     let (_, enrolled) = enrolled_user(&app, "dave@example.com").await;
     let user_id = user_id(&app, "dave@example.com").await;
     let key = app.api_key(&[]).await;
@@ -300,4 +301,50 @@ async fn instances_sharing_a_database_share_replay_and_lockout_state(app: TestAp
             (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
         );
     }
+}
+
+/// DESIGN rule 4 for recovery codes: a wrong one is a failure like a wrong TOTP code,
+/// counted by the same guard, delayed and locked alike.
+async fn wrong_recovery_codes_count_toward_the_same_guard_and_lock(backend: latchkey_store::Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.lockout.lock_after = 8).await;
+    let (_, enrolled) = enrolled_user(&app, "rory@example.com").await;
+    let user_id = user_id(&app, "rory@example.com").await;
+    let wrong_recovery = "ZZZZ-ZZZZ-ZZZZ-ZZZZ";
+    assert!(!enrolled.recovery_codes.iter().any(|c| c == wrong_recovery));
+    let token = app.mfa_token("rory@example.com").await;
+    let wrong_totp = json!({ "mfa_token": token, "factor_id": enrolled.factor_id, "code": "000000" });
+    for _ in 0..3 {
+        assert_eq!(app.mfa_verify(wrong_totp.clone()).await.code(), "invalid_code");
+    }
+    for _ in 0..2 {
+        let reply = app.mfa_verify(json!({ "mfa_token": token, "recovery_code": wrong_recovery })).await;
+        assert_eq!(reply.code(), "invalid_code");
+    }
+    let guard = app.state.store.second_factor_guard(&user_id).await.unwrap().unwrap();
+    assert_eq!(guard.failures, 5, "wrong recovery codes count with wrong TOTP codes");
+    // The sixth attempt waits, even with a right recovery code.
+    let right = json!({ "mfa_token": token, "recovery_code": enrolled.recovery_codes[0] });
+    let delayed = app.mfa_verify(right.clone()).await;
+    assert_eq!((delayed.status, delayed.code()), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"));
+    assert_eq!(delayed.headers["retry-after"], "30");
+
+    // Three more wrong recovery codes, each after its delay, reach the lock at 8.
+    for failure in 6..=8 {
+        app.advance(900);
+        let token = app.mfa_token("rory@example.com").await;
+        let reply = app.mfa_verify(json!({ "mfa_token": token, "recovery_code": wrong_recovery })).await;
+        assert_eq!(reply.code(), "invalid_code", "failure {failure}");
+    }
+    app.advance(86_400);
+    let token = app.mfa_token("rory@example.com").await;
+    let locked =
+        app.mfa_verify(json!({ "mfa_token": token, "recovery_code": enrolled.recovery_codes[0] })).await;
+    assert_eq!((locked.status, locked.code()), (StatusCode::FORBIDDEN, "second_factor_locked"));
+    let totp =
+        json!({ "mfa_token": token, "factor_id": enrolled.factor_id, "code": app.code(&enrolled.key, 0) });
+    assert_eq!(app.mfa_verify(totp).await.code(), "second_factor_locked", "the lock holds for every factor");
+    let key = app.api_key(&[]).await;
+    let events =
+        app.admin(Method::GET, &format!("/v1/audit?user_id={user_id}&type=mfa.locked"), &key, None).await;
+    assert_eq!(events.body["events"].as_array().map(Vec::len), Some(1));
 }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Reply, TestApp, key_of};
+use crate::helpers::{PASSWORD, Reply, TestApp, key_of, oathtool};
 use crate::schema::assert_matches;
 
 on_both_backends!(
@@ -65,9 +65,7 @@ async fn the_2fa_lifecycle_works_for_a_mudbase_client(app: TestApp) {
 
     let wrong = app.api("/api/users/2fa/verify", Some(&token), json!({ "token": "000000" })).await;
     assert_error(&wrong, StatusCode::BAD_REQUEST, "INVALID_2FA_TOKEN", "/api/users/2fa/verify");
-    let output =
-        std::process::Command::new("oathtool").args(["--totp", "-b", &secret]).output().expect("oathtool");
-    let code = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let code = oathtool(&secret, app.now());
     let verified = app.api("/api/users/2fa/verify", Some(&token), json!({ "token": code })).await;
     assert_eq!(verified.body, json!({ "message": "2FA enabled successfully" }));
     assert_matches("mudbase", "message200", &verified.body);

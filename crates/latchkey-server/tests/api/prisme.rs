@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Reply, TestApp, access};
+use crate::helpers::{PASSWORD, Reply, TestApp, access, oathtool};
 use crate::schema::assert_matches;
 
 on_both_backends!(
@@ -27,12 +27,6 @@ impl TestApp {
         assert_matches("prisme", "login200", &reply.body);
         reply.body
     }
-}
-
-fn oathtool(secret: &str) -> String {
-    let output =
-        std::process::Command::new("oathtool").args(["--totp", "-b", secret]).output().expect("oathtool");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn assert_error(reply: &Reply, status: StatusCode, class: &str, message: &str) {
@@ -79,7 +73,7 @@ async fn the_mfa_lifecycle_works_for_a_prisme_client(app: TestApp) {
 
     let wrong = app.v2("/v2/login/mfa", Some(&pending_token), json!({ "totp": "000000" })).await;
     assert_error(&wrong, StatusCode::UNAUTHORIZED, "AuthenticationError", "Bad TOTP");
-    let code = oathtool(&secret);
+    let code = oathtool(&secret, app.now());
     let passed = app.v2("/v2/login/mfa", Some(&pending_token), json!({ "totp": code })).await;
     assert_eq!(passed.status, StatusCode::OK, "{}", passed.body);
     assert_matches("prisme", "loginMfa200", &passed.body);

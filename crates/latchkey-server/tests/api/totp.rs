@@ -1,29 +1,18 @@
 //! TOTP enrolment: the secret, the otpauth URI and the QR codes, checked with real
 //! authenticator implementations (oathtool, pyotp) and a real QR decoder (zbarimg).
 
-use std::process::Command;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, access, key_of};
+use crate::helpers::{TestApp, access, key_of, oathtool, pyotp, tool};
 
 on_both_backends!(
     real_authenticators_read_the_uri_and_the_qr_code,
     secrets_are_sealed_at_rest_and_never_shown_again,
     pending_factors_expire_and_are_replaced,
 );
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is needed for this test (.ci/run installs it): {e}"));
-    assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 async fn real_authenticators_read_the_uri_and_the_qr_code(app: TestApp) {
     let tokens = app.user("alice@example.com").await;
@@ -44,7 +33,7 @@ async fn real_authenticators_read_the_uri_and_the_qr_code(app: TestApp) {
     assert!(body["totp"]["qr_svg"].as_str().unwrap().contains("<svg"));
 
     // oathtool computes the code from the secret in the URI; the server accepts it.
-    let code = tool("oathtool", &["--totp", "-b", &secret]);
+    let code = oathtool(&secret, app.now());
     let confirmed = app.confirm(&access(&tokens), body["id"].as_str().unwrap(), &code).await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert_eq!(confirmed.body["factor"]["status"], "active");
@@ -59,8 +48,7 @@ async fn real_authenticators_read_the_uri_and_the_qr_code(app: TestApp) {
         access(&app.post("/v1/auth/refresh", json!({ "refresh_token": tokens["refresh_token"] })).await.body);
     let second = app.enroll(&access).await;
     let second_uri = second["totp"]["otpauth_uri"].as_str().unwrap();
-    let script = format!("import pyotp; print(pyotp.parse_uri({second_uri:?}).now())");
-    let code = tool("python3", &["-c", &script]);
+    let code = pyotp(second_uri, app.now());
     let confirmed = app.confirm(&access, second["id"].as_str().unwrap(), &code).await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert!(confirmed.body.get("recovery_codes").is_none(), "codes come only with the first factor");

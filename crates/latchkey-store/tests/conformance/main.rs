@@ -28,9 +28,7 @@ where
     F: FnOnce(SqlStore) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let Some(db) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     test(store).await;
 }
