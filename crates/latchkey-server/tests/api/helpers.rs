@@ -336,13 +336,24 @@ impl TestApp {
 
     /// The single integer `sql` returns, read straight from the test's database.
     pub async fn count(&self, sql: &str) -> i64 {
+        self.column(sql).await[0].parse().unwrap()
+    }
+
+    /// The first column of every row `sql` returns, as text, read straight from the
+    /// test's database (write the query to return text: `CAST(x AS TEXT)`).
+    pub async fn column(&self, sql: &str) -> Vec<String> {
         use sqlx::Row;
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&self.db.url).await.unwrap();
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&pool).await.unwrap();
-        let value = row.try_get::<i64, _>(0).unwrap();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&pool).await.unwrap();
         pool.close().await;
-        value
+        rows.iter()
+            .map(|row| {
+                row.try_get::<String, _>(0)
+                    .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+                    .unwrap()
+            })
+            .collect()
     }
 
     /// Advances the test clock.

@@ -159,15 +159,17 @@ impl DeliveryStore for SqlStore {
     }
 
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
-        let count = |sql: &'static str| async move {
-            let row = sqlx::query(sql).fetch_one(&self.pool).await?;
-            StoreResult::Ok(row.try_get::<i64, _>(0)?)
-        };
-        Ok(OutboxCounts {
-            queued: count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").await?,
-            sent: count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await?,
-            failed: count("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").await?,
-        })
+        // One statement, so the three counts are of one moment: separate queries
+        // could count a message that fails between them as both queued and failed.
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), 0),
+                    COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0),
+                    COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0)
+             FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxCounts { queued: row.try_get(0)?, sent: row.try_get(1)?, failed: row.try_get(2)? })
     }
 
     async fn purge_delivery(&self, messages_before: UnixTime, throttle_before: UnixTime) -> StoreResult<u64> {
