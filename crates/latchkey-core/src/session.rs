@@ -64,6 +64,17 @@ impl Amr {
     }
 }
 
+/// The methods of a session that has just proven `second`: `amr` (the names a session
+/// stores) with `second` added once, in the order they were used. Unknown names are
+/// dropped.
+pub fn after_second_factor(amr: &[String], second: Amr) -> Vec<Amr> {
+    let mut methods: Vec<Amr> = amr.iter().filter_map(|m| Amr::parse(m)).collect();
+    if !methods.contains(&second) {
+        methods.push(second);
+    }
+    methods
+}
+
 /// How long sessions live. The idle timeout restarts whenever the session's refresh
 /// token is used; the absolute timeout never moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,5 +138,14 @@ mod tests {
         }
         assert_eq!(Aal::parse("aal3"), None);
         assert_eq!(Amr::parse("face"), None);
+    }
+
+    #[test]
+    fn a_second_factor_is_added_once_in_order() {
+        let amr = vec!["pwd".to_owned()];
+        assert_eq!(after_second_factor(&amr, Amr::Otp), vec![Amr::Pwd, Amr::Otp]);
+        let twice = vec!["pwd".to_owned(), "otp".to_owned()];
+        assert_eq!(after_second_factor(&twice, Amr::Otp), vec![Amr::Pwd, Amr::Otp]);
+        assert_eq!(after_second_factor(&["mail".to_owned()], Amr::Sms), vec![Amr::Mail, Amr::Sms]);
     }
 }

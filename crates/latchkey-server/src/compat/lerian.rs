@@ -470,25 +470,19 @@ impl FromRequestParts<AppState> for Target {
 }
 
 impl Caller {
-    /// A user changing their own MFA needs a recent login; an API key does not.
-    async fn require_recent_login(&self, state: &AppState) -> Result<()> {
-        if let Self::User(user) = self {
-            reauth::require_recent_authentication(state, user, None).await?;
-        }
-        Ok(())
+    /// Leave to change `user_id`'s MFA: a user changing their own needs a recent
+    /// login (the shared rule); an API key is an administrator's authority.
+    async fn authorize(&self, state: &AppState, user_id: &str) -> Result<reauth::Authorized> {
+        Ok(match self {
+            Self::User(user) => reauth::require_recent_authentication(state, &user.session, None).await?,
+            Self::Admin(key) => reauth::operator(user_id, key.actor()),
+        })
     }
 
     fn session(&self) -> Option<&AuthUser> {
         match self {
             Self::User(user) => Some(user.as_ref()),
             Self::Admin(_) => None,
-        }
-    }
-
-    fn actor(&self) -> Option<String> {
-        match self {
-            Self::User(_) => None,
-            Self::Admin(key) => Some(key.actor()),
         }
     }
 }
@@ -581,9 +575,10 @@ async fn setup(
     if factors::has_active(&state, &account.id, Some(factor_type)).await? {
         return Err(Code::MfaAlreadyEnabled.into());
     }
-    caller.require_recent_login(&state).await?;
+    let by = caller.authorize(&state, &account.id).await?;
     let (secret, url) = if factor_type == "totp" {
-        let enrollment = factors::enroll_totp(&state, &account, None, &meta).await.map_err(mfa_operation)?;
+        let enrollment =
+            factors::enroll_totp(&state, &by, &account, None, &meta).await.map_err(mfa_operation)?;
         (enrollment.secret.to_string(), enrollment.otpauth_uri.to_string())
     } else {
         let phone = match factor_type {
@@ -591,13 +586,13 @@ async fn setup(
             _ => None,
         };
         let destination = factors::contact_destination(&state, &account, factor_type, None, phone)?;
-        factors::enroll_contact(&state, &account, factor_type, destination, None, &meta)
+        factors::enroll_contact(&state, &by, &account, factor_type, destination, None, &meta)
             .await
             .map_err(mfa_operation)?;
         (String::new(), String::new())
     };
     let recovery_codes =
-        factors::issue_recovery_codes_at_setup(&state, &account.id, &meta).await.map_err(mfa_operation)?;
+        factors::issue_recovery_codes_at_setup(&state, &by, &meta).await.map_err(mfa_operation)?;
     Ok(Json(SetupAnswer { secret, url, recovery_codes, mfa_type: body.mfa_type, enabled: false }))
 }
 
@@ -760,8 +755,8 @@ async fn disable(
     if !factors::has_active(&state, &account.id, None).await? {
         return Err(Code::MfaNotEnabled.into());
     }
-    caller.require_recent_login(&state).await?;
-    factors::reset_all(&state, &account.id, &meta, caller.actor()).await.map_err(mfa_operation)?;
+    let by = caller.authorize(&state, &account.id).await?;
+    factors::reset_all(&state, &by, &meta).await.map_err(mfa_operation)?;
     Ok(Json(Enabled { enabled: false }))
 }
 

@@ -8,7 +8,6 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::session::{Aal, Amr};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -22,7 +21,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
 use crate::service::factors::{self, RecoveryCodes};
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, reauth, second_factor};
+use crate::service::{accounts, login, reauth, second_factor};
 use crate::state::AppState;
 
 /// Mounted at `/api`.
@@ -283,30 +282,21 @@ async fn login(
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password).await?;
-    let two_factor = factors::has_active(&state, &user.id, None).await?;
-    let (aal, amr) = if two_factor {
-        let code = body.totp_token.ok_or_else(|| {
-            MudbaseError::new(
+    let proof = body.totp_token.as_ref().map(|code| totp_or_recovery(code.expose_secret()));
+    let (tokens, two_factor) =
+        login::in_one_step(&state, &user.id, proof, &meta).await.map_err(|error| match error.code {
+            ErrorCode::SecondFactorRequired => MudbaseError::new(
                 StatusCode::FORBIDDEN,
                 "TWO_FACTOR_REQUIRED",
                 "Two-factor authentication required",
-            )
+            ),
+            ErrorCode::InvalidCode => MudbaseError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "Invalid two-factor authentication code",
+            ),
+            _ => error.into(),
         })?;
-        second_factor::verify(&state, &user.id, totp_or_recovery(code.expose_secret()), &meta, None)
-            .await
-            .map_err(|error| match error.code {
-                ErrorCode::InvalidCode => MudbaseError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHORIZED",
-                    "Invalid two-factor authentication code",
-                ),
-                _ => error.into(),
-            })?;
-        (Aal::Aal2, vec![Amr::Pwd, Amr::Otp])
-    } else {
-        (Aal::Aal1, vec![Amr::Pwd])
-    };
-    let tokens = sessions::start(&state, &user.id, aal, &amr, state.now(), false, &meta).await?;
     let user =
         MudbaseUser { id: user.id, email: user.email, email_verified: false, two_factor_enabled: two_factor };
     Ok(Json(TokenAnswer { user: Some(user), ..TokenAnswer::new(tokens, "Login successful") }))
@@ -374,10 +364,10 @@ async fn setup(
     if factors::has_active(&state, &user_id, None).await? {
         return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
     }
-    reauth::require_recent_authentication(&state, &auth, None).await?;
+    let by = reauth::require_recent_authentication(&state, &auth.session, None).await?;
     let account = accounts::session_user(&state, &user_id).await?;
-    let enrollment = factors::enroll_totp(&state, &account, None, &meta).await?;
-    let backup_codes = factors::issue_recovery_codes(&state, &user_id, state.now()).await?;
+    let enrollment = factors::enroll_totp(&state, &by, &account, None, &meta).await?;
+    let backup_codes = factors::issue_recovery_codes_at_setup(&state, &by, &meta).await?;
     let manual_entry_key: Vec<String> = enrollment
         .secret
         .as_bytes()
@@ -485,7 +475,8 @@ async fn disable(
             "2FA is not enabled",
         ));
     }
-    second_factor::verify(&state, &user_id, totp_or_recovery(code.expose_secret()), &meta, None).await?;
-    factors::reset_all(&state, &user_id, &meta, None).await?;
+    let proof = totp_or_recovery(code.expose_secret());
+    let verified = second_factor::verify(&state, &user_id, proof, &meta, None).await?;
+    factors::reset_all(&state, &reauth::by_second_factor(&auth.session, &verified)?, &meta).await?;
     Ok(Json(Message { message: "2FA disabled successfully" }))
 }

@@ -17,7 +17,7 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
 use crate::service::second_factor::{self, Proof};
-use crate::service::{accounts, factors, sessions};
+use crate::service::{accounts, factors, reauth, sessions};
 use crate::state::AppState;
 
 /// Mounted at `/v2`.
@@ -74,7 +74,7 @@ impl From<ApiError> for PrismeError {
             C::InvalidCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, "AuthenticationError", "Incorrect email or password.")
             }
-            C::SecondFactorRequired => Self::missing_mfa(),
+            C::SecondFactorRequired | C::ReauthenticationRequired => Self::missing_mfa(),
             C::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, "AuthenticationError", "Bad TOTP"),
             C::TooManyAttempts => {
                 let seconds = error.retry_after.unwrap_or(1);
@@ -110,8 +110,7 @@ impl From<ApiError> for PrismeError {
             | C::InvalidToken
             | C::InvalidRefreshToken
             | C::InvalidApiKey
-            | C::InvalidMfaToken
-            | C::ReauthenticationRequired => {
+            | C::InvalidMfaToken => {
                 Self::new(StatusCode::UNAUTHORIZED, "AuthenticationError", "Unauthenticated")
             }
             _ => Self::new(StatusCode::BAD_REQUEST, "BadParameters", &error.message),
@@ -297,15 +296,7 @@ async fn login_mfa(
     }
     let code = required(body.totp, "totp")?;
     second_factor::verify(&state, user_id, Proof::AnyTotp { code: &code }, &meta, None).await?;
-    let mut amr = auth.session.amr.clone();
-    if !amr.iter().any(|m| m == Amr::Otp.as_str()) {
-        amr.push(Amr::Otp.as_str().to_owned());
-    }
-    state
-        .store
-        .elevate_session(&auth.session.id, Aal::Aal2.as_str(), &amr, state.now())
-        .await
-        .map_err(ApiError::from)?;
+    sessions::raise(&state, &auth.session, Amr::Otp).await?;
     Ok(Json(Success { success: true }))
 }
 
@@ -361,15 +352,15 @@ async fn setup_mfa(
         .ok_or_else(|| PrismeError::validation("method", "method must be one of totp, none, *"))?
         .to_owned();
     let user = accounts::session_user(&state, &auth.session.user_id).await?;
-    accounts::authenticate_password(&state, &user.email, password.into()).await?;
-    if auth.session.mfa_pending {
-        return Err(PrismeError::missing_mfa());
-    }
+    accounts::authenticate_password(&state, &user.email, password.clone().into()).await?;
+    // Prisme.ai asks for the password; the rule every surface applies asks, for a user
+    // with MFA, a second factor proven recently in this session (MissingMFA if not).
+    let by = reauth::require_recent_authentication(&state, &auth.session, Some(password.into())).await?;
     if method == "none" {
-        factors::reset_all(&state, &user.id, &meta, None).await?;
+        factors::reset_all(&state, &by, &meta).await?;
         return Ok(Json(SetupAnswer::Off { method: "none" }));
     }
-    let enrollment = factors::replace_totp_unconfirmed(&state, &user, &auth.session.id, &meta).await?;
+    let enrollment = factors::replace_totp_unconfirmed(&state, &by, &user, &auth.session.id, &meta).await?;
     Ok(Json(SetupAnswer::Totp {
         secret: enrollment.secret.as_str().to_owned(),
         qr_image: enrollment.qr_png.as_str().to_owned(),

@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{AdminKey, ClientMeta, JsonBody, Path};
 use crate::routes::factors::FactorView;
-use crate::service::factors;
 use crate::service::second_factor::{self, Proof};
+use crate::service::{factors, reauth};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -91,7 +91,7 @@ async fn reset(
 ) -> Result<StatusCode, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
-    factors::reset_all(&state, &id, &meta, Some(admin.actor())).await?;
+    factors::reset_all(&state, &reauth::operator(&id, admin.actor()), &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -115,7 +115,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
-    factors::remove(&state, &id, &fid, &meta, Some(admin.actor())).await?;
+    factors::remove(&state, &reauth::operator(&id, admin.actor()), &fid, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

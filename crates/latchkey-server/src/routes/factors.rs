@@ -178,17 +178,24 @@ async fn create(
             body.email.as_deref(),
             body.phone.as_deref(),
         )?;
-        reauth::require_recent_authentication(&state, &user, body.current_password).await?;
-        let (factor, sent) =
-            factors::enroll_contact(&state, &account, factor_type, destination, body.friendly_name, &meta)
-                .await?;
+        let by = reauth::require_recent_authentication(&state, &user.session, body.current_password).await?;
+        let (factor, sent) = factors::enroll_contact(
+            &state,
+            &by,
+            &account,
+            factor_type,
+            destination,
+            body.friendly_name,
+            &meta,
+        )
+        .await?;
         let challenge =
             SentChallenge { id: sent.challenge_id, sent_to: sent.sent_to, expires_in: sent.expires_in };
         let created = CreatedFactor { factor: factor.into(), totp: None, challenge: Some(challenge) };
         return Ok((StatusCode::CREATED, Json(created)));
     }
-    reauth::require_recent_authentication(&state, &user, body.current_password).await?;
-    let enrollment = factors::enroll_totp(&state, &account, body.friendly_name, &meta).await?;
+    let by = reauth::require_recent_authentication(&state, &user.session, body.current_password).await?;
+    let enrollment = factors::enroll_totp(&state, &by, &account, body.friendly_name, &meta).await?;
     let totp = TotpSetup {
         secret: enrollment.secret.to_string(),
         otpauth_uri: enrollment.otpauth_uri.to_string(),
@@ -307,8 +314,13 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let user_id = user.session.user_id.clone();
     state.store.factor(&user_id, &id, state.now()).await?.ok_or(ErrorCode::FactorNotFound)?;
-    reauth::require_recent_authentication(&state, &user, body.unwrap_or_default().current_password).await?;
-    factors::remove(&state, &user_id, &id, &meta, None).await?;
+    let by = reauth::require_recent_authentication(
+        &state,
+        &user.session,
+        body.unwrap_or_default().current_password,
+    )
+    .await?;
+    factors::remove(&state, &by, &id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -327,7 +339,12 @@ async fn regenerate_recovery_codes(
     meta: ClientMeta,
     OptionalJsonBody(body): OptionalJsonBody<Reauth>,
 ) -> Result<Json<RecoveryCodeList>, ApiError> {
-    reauth::require_recent_authentication(&state, &user, body.unwrap_or_default().current_password).await?;
-    let recovery_codes = factors::regenerate_recovery_codes(&state, &user.session.user_id, &meta).await?;
+    let by = reauth::require_recent_authentication(
+        &state,
+        &user.session,
+        body.unwrap_or_default().current_password,
+    )
+    .await?;
+    let recovery_codes = factors::regenerate_recovery_codes(&state, &by, &meta).await?;
     Ok(Json(RecoveryCodeList { recovery_codes }))
 }

@@ -6,7 +6,6 @@ use latchkey_core::crypto::HashPurpose;
 use latchkey_core::email::Email;
 use latchkey_core::phone;
 use latchkey_core::recovery::{self, CODE_BYTES, CODES_PER_SET};
-use latchkey_core::session::Aal;
 use latchkey_core::totp::{self, SECRET_BYTES};
 use latchkey_core::{UnixTime, base32};
 use latchkey_store::{ChallengePurpose, Factor, NewFactor, TotpSettings, User};
@@ -18,7 +17,9 @@ use crate::extract::{AuthUser, ClientMeta};
 use crate::service::audit::{self, Event};
 use crate::service::challenges::{self, Sent};
 use crate::service::notify::{self, Notice};
+use crate::service::reauth::Authorized;
 use crate::service::second_factor::{self, Attempt, Method, factor_params, open_totp_secret, secret_context};
+use crate::service::sessions;
 use crate::state::AppState;
 use crate::{keys, qr, random};
 
@@ -79,14 +80,26 @@ pub fn check_friendly_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// Refuses a leave given for another user than the one being changed (a programming
+/// error, never a client's).
+fn authorized_for(by: &Authorized, user: &User) -> Result<(), ApiError> {
+    if by.user_id() == user.id {
+        Ok(())
+    } else {
+        Err(ApiError::internal(anyhow::anyhow!("a factor change authorised for another user")))
+    }
+}
+
 /// Creates a pending TOTP factor (replacing any pending one) with a fresh 160-bit
 /// secret, sealed at rest.
 pub async fn enroll_totp(
     state: &AppState,
+    by: &Authorized,
     user: &User,
     friendly_name: Option<String>,
     meta: &ClientMeta,
 ) -> Result<TotpEnrollment, ApiError> {
+    authorized_for(by, user)?;
     let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
     let now = state.now();
     let id = Uuid::now_v7().to_string();
@@ -158,12 +171,14 @@ pub fn contact_destination(
 /// destination.
 pub async fn enroll_contact(
     state: &AppState,
+    by: &Authorized,
     user: &User,
     factor_type: &str,
     destination: String,
     friendly_name: Option<String>,
     meta: &ClientMeta,
 ) -> Result<(Factor, Sent), ApiError> {
+    authorized_for(by, user)?;
     let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
     // The throttle is checked first, so a refused send leaves no factor behind.
     challenges::claim_send(state, &destination).await?;
@@ -379,12 +394,7 @@ async fn raise_session(
     method: Method,
     now: UnixTime,
 ) -> Result<(), ApiError> {
-    let mut amr = user.session.amr.clone();
-    let proven = method.amr().as_str();
-    if !amr.iter().any(|m| m == proven) {
-        amr.push(proven.to_owned());
-    }
-    state.store.elevate_session(&user.session.id, Aal::Aal2.as_str(), &amr, now).await?;
+    sessions::raise(state, &user.session, method.amr()).await?;
     let ended = state.store.revoke_other_sessions(&user.session.user_id, Some(&user.session.id), now).await?;
     if ended > 0 {
         tracing::info!(user_id = %user.session.user_id, ended, "ended sessions that predate the first second factor");
@@ -414,22 +424,23 @@ pub async fn issue_recovery_codes(
 /// gets a regenerated set, audited and notified like any regeneration.
 pub async fn issue_recovery_codes_at_setup(
     state: &AppState,
-    user_id: &str,
+    by: &Authorized,
     meta: &ClientMeta,
 ) -> Result<Vec<String>, ApiError> {
-    if has_active(state, user_id, None).await? {
-        regenerate_recovery_codes(state, user_id, meta).await
+    if has_active(state, by.user_id(), None).await? {
+        regenerate_recovery_codes(state, by, meta).await
     } else {
-        issue_recovery_codes(state, user_id, state.now()).await
+        issue_recovery_codes(state, by.user_id(), state.now()).await
     }
 }
 
 /// Regenerates recovery codes for a user who has an active factor.
 pub async fn regenerate_recovery_codes(
     state: &AppState,
-    user_id: &str,
+    by: &Authorized,
     meta: &ClientMeta,
 ) -> Result<Vec<String>, ApiError> {
+    let user_id = by.user_id();
     let now = state.now();
     if !has_active(state, user_id, None).await? {
         return Err(ErrorCode::MfaNotEnabled.into());
@@ -444,11 +455,11 @@ pub async fn regenerate_recovery_codes(
 /// with it).
 pub async fn remove(
     state: &AppState,
-    user_id: &str,
+    by: &Authorized,
     factor_id: &str,
     meta: &ClientMeta,
-    actor: Option<String>,
 ) -> Result<(), ApiError> {
+    let (user_id, actor) = (by.user_id(), by.actor());
     let factor =
         state.store.factor(user_id, factor_id, state.now()).await?.ok_or(ErrorCode::FactorNotFound)?;
     let removal = state.store.delete_factor(user_id, factor_id).await?;
@@ -466,12 +477,8 @@ pub async fn remove(
 
 /// Removes every factor and recovery code and clears the lockout: an administrator's
 /// reset (`actor` set), or the user turning MFA off after re-authenticating.
-pub async fn reset_all(
-    state: &AppState,
-    user_id: &str,
-    meta: &ClientMeta,
-    actor: Option<String>,
-) -> Result<u64, ApiError> {
+pub async fn reset_all(state: &AppState, by: &Authorized, meta: &ClientMeta) -> Result<u64, ApiError> {
+    let (user_id, actor) = (by.user_id(), by.actor());
     let removed = state.store.delete_all_factors(user_id).await?;
     let event_type = if actor.is_some() { "factors.reset" } else { "mfa.disabled" };
     audit::record(state, Event::new(event_type, user_id, meta).actor(actor)).await;
@@ -486,15 +493,17 @@ pub async fn reset_all(
 /// factor, other than `keep_session`, end.
 pub async fn replace_totp_unconfirmed(
     state: &AppState,
+    by: &Authorized,
     user: &User,
     keep_session: &str,
     meta: &ClientMeta,
 ) -> Result<TotpEnrollment, ApiError> {
+    authorized_for(by, user)?;
     let now = state.now();
     for factor in active_factors(state, &user.id).await?.into_iter().filter(|f| f.factor_type == "totp") {
         state.store.delete_factor(&user.id, &factor.id).await?;
     }
-    let enrollment = enroll_totp(state, user, None, meta).await?;
+    let enrollment = enroll_totp(state, by, user, None, meta).await?;
     if !state.store.activate_factor(&user.id, &enrollment.factor.id, None, now).await? {
         return Err(ApiError::internal(anyhow::anyhow!("a new TOTP factor could not be activated")));
     }

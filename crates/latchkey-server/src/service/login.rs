@@ -4,7 +4,7 @@
 
 use latchkey_core::crypto::HashPurpose;
 use latchkey_core::login::{AfterFirstFactor, after_first_factor};
-use latchkey_core::session::{Aal, Amr};
+use latchkey_core::session::{Aal, Amr, after_second_factor};
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
 use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken};
 
@@ -185,10 +185,32 @@ pub async fn complete(
     if !state.store.consume_mfa_token(&hash, state.now()).await? {
         return Err(ErrorCode::InvalidMfaToken.into());
     }
-    let mut amr: Vec<Amr> = token.amr.iter().filter_map(|m| Amr::parse(m)).collect();
-    let method = verified.method.amr();
-    if !amr.contains(&method) {
-        amr.push(method);
-    }
+    let amr = after_second_factor(&token.amr, verified.method.amr());
     sessions::start(state, &token.user_id, Aal::Aal2, &amr, state.now(), false, meta).await
+}
+
+/// A login whose client sends the second factor with the first in one request
+/// (Mudbase's `totpToken`): a user without an active factor gets an `aal1` session
+/// and `proof` is ignored; a user with one needs `proof` (else `second_factor_required`),
+/// checked by the same path as every second factor. Returns the tokens and whether the
+/// user has MFA.
+pub async fn in_one_step(
+    state: &AppState,
+    user_id: &str,
+    proof: Option<Proof<'_>>,
+    meta: &ClientMeta,
+) -> Result<(IssuedTokens, bool), ApiError> {
+    let now = state.now();
+    let factors = factors::active_factors(state, user_id).await?;
+    match after_first_factor(factors.len()) {
+        AfterFirstFactor::Session => {
+            Ok((sessions::start(state, user_id, Aal::Aal1, &[Amr::Pwd], now, false, meta).await?, false))
+        }
+        AfterFirstFactor::SecondFactorRequired => {
+            let proof = proof.ok_or(ErrorCode::SecondFactorRequired)?;
+            let verified = second_factor::verify(state, user_id, proof, meta, None).await?;
+            let amr = after_second_factor(&[Amr::Pwd.as_str().to_owned()], verified.method.amr());
+            Ok((sessions::start(state, user_id, Aal::Aal2, &amr, state.now(), false, meta).await?, true))
+        }
+    }
 }

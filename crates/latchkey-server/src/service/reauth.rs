@@ -1,44 +1,96 @@
 //! Re-authentication for sensitive changes (adding or removing a factor, regenerating
-//! recovery codes, disabling MFA). A user with an active factor needs a session at
-//! `aal2` whose last authentication is recent; a user without one needs a recent
+//! recovery codes, turning MFA off). A user with an active factor needs a session at
+//! `aal2` whose second factor was proven recently; a user without one needs a recent
 //! login or their current password.
+//!
+//! The rule holds by construction: the service functions that make those changes take
+//! an [`Authorized`], and only this module makes one — [`require_recent_authentication`]
+//! for the user, [`by_second_factor`] for a user who proved their second factor in the
+//! same request, [`operator`] for an administrator's key or the operator's tools. A
+//! surface cannot reach a sensitive change without going through the rule.
 
+use latchkey_store::Session;
 use secrecy::SecretString;
 use serde_json::json;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::AuthUser;
+use crate::service::second_factor::Verified;
 use crate::service::{accounts, factors};
 use crate::state::AppState;
+
+/// Why re-authentication was refused (the `reason` in the error's details).
+pub const RECENT_MFA_LOGIN_NEEDED: &str = "recent_mfa_login_needed";
+
+/// Leave to change one user's factors.
+#[derive(Debug)]
+pub struct Authorized {
+    user_id: String,
+    actor: Option<String>,
+}
+
+impl Authorized {
+    /// The user whose factors may change.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Who acts for the user: `None` for the user themselves, else the administrator's
+    /// key (as audit events record it).
+    pub fn actor(&self) -> Option<String> {
+        self.actor.clone()
+    }
+}
+
+/// An administrator (`actor`: their API key, or the operator's tool) acting on
+/// `user_id`: their authority is the key itself, not a recent login.
+pub fn operator(user_id: &str, actor: String) -> Authorized {
+    Authorized { user_id: user_id.to_owned(), actor: Some(actor) }
+}
+
+/// The user of `session` proved their second factor in this very request
+/// (the [`Verified`] only `second_factor::verify` makes), with their password: as
+/// recent as re-authentication gets, for surfaces that take both in one call.
+pub fn by_second_factor(session: &Session, proof: &Verified) -> Result<Authorized, ApiError> {
+    if proof.user_id() != session.user_id {
+        return Err(ApiError::internal(anyhow::anyhow!("a second factor proven for another user")));
+    }
+    Ok(Authorized { user_id: session.user_id.clone(), actor: None })
+}
 
 fn required(reason: &str) -> ApiError {
     ApiError::new(ErrorCode::ReauthenticationRequired).with_details(json!({ "reason": reason }))
 }
 
+/// The rule itself, for the user of `session` changing their own factors. A session
+/// still waiting for its second factor (Prisme.ai's login) never qualifies.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
 pub async fn require_recent_authentication(
     state: &AppState,
-    user: &AuthUser,
+    session: &Session,
     current_password: Option<SecretString>,
-) -> Result<(), ApiError> {
-    let session = &user.session;
+) -> Result<Authorized, ApiError> {
+    if session.mfa_pending {
+        return Err(required(RECENT_MFA_LOGIN_NEEDED));
+    }
+    let authorized = || Authorized { user_id: session.user_id.clone(), actor: None };
     let recent = state.now() - session.auth_time < state.config.mfa.reauth_window_secs;
     if factors::has_active(state, &session.user_id, None).await? {
         // An `aal2` session lists its second factor in `amr`; one opened by a
         // remembered device lists only the first, and does not count.
         let second_factor_proven = session.aal == "aal2" && session.amr.len() >= 2;
         return if second_factor_proven && recent {
-            Ok(())
+            Ok(authorized())
         } else {
-            Err(required("recent_mfa_login_needed"))
+            Err(required(RECENT_MFA_LOGIN_NEEDED))
         };
     }
     if recent {
-        return Ok(());
+        return Ok(authorized());
     }
     let Some(password) = current_password else { return Err(required("current_password_needed")) };
     let account = accounts::session_user(state, &session.user_id).await?;
     match accounts::authenticate_password(state, &account.email, password).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(authorized()),
         Err(error) if error.code == ErrorCode::InvalidCredentials => Err(required("wrong_password")),
         Err(error) => Err(error),
     }

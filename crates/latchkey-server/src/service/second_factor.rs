@@ -78,6 +78,16 @@ impl Method {
 pub struct Verified {
     pub factor_id: Option<String>,
     pub method: Method,
+    /// Whose factor passed. Private, so only [`verify`] and [`verify_link`] make one:
+    /// holding it proves the check passed.
+    user_id: String,
+}
+
+impl Verified {
+    /// The user whose second factor passed.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
 }
 
 /// The associated data binding a sealed TOTP secret to its owner and factor.
@@ -228,14 +238,14 @@ pub async fn verify(
                     .actor(actor),
             )
             .await;
-            Ok(Verified { factor_id: Some(factor.id), method })
+            Ok(Verified { factor_id: Some(factor.id), method, user_id: user_id.to_owned() })
         }
         Some(None) => {
             succeeded(state, user_id).await?;
             audit::record(state, Event::new("recovery_code.used", user_id, meta).actor(actor)).await;
             let remaining = state.store.recovery_codes_remaining(user_id).await?;
             notify::send(state, user_id, Notice::RecoveryCodeUsed { remaining }, meta).await;
-            Ok(Verified { factor_id: None, method: Method::RecoveryCode })
+            Ok(Verified { factor_id: None, method: Method::RecoveryCode, user_id: user_id.to_owned() })
         }
         None => {
             let event = Event::new("mfa.failed", user_id, meta).actor(actor);
@@ -258,7 +268,7 @@ pub async fn verify_link(
     succeeded(state, user_id).await?;
     let factor_id = challenge.factor_id.unwrap_or_default();
     audit::record(state, Event::new("mfa.verified", user_id, meta).factor(&factor_id, "magic_link")).await;
-    Ok(Verified { factor_id: Some(factor_id), method: Method::MagicLink })
+    Ok(Verified { factor_id: Some(factor_id), method: Method::MagicLink, user_id: user_id.to_owned() })
 }
 
 /// Whether `code` is right for `factor` now and its step could be recorded (so no one

@@ -3,7 +3,7 @@
 
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::HashPurpose;
-use latchkey_core::session::{Aal, Amr};
+use latchkey_core::session::{Aal, Amr, after_second_factor};
 use latchkey_core::token::TokenKind;
 use latchkey_store::{NewSession, RefreshOutcome, RefreshRotation, Session};
 use uuid::Uuid;
@@ -112,6 +112,19 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, 
 }
 
 /// Ends a session at once: its access tokens stop working and its refresh token dies.
+/// Raises a live session to `aal2` after it proved a second factor just now (`method`):
+/// the one place a session's level and methods change after login, for every surface.
+/// Its `auth_time` becomes now, which re-authentication for sensitive changes reads.
+#[tracing::instrument(skip_all, fields(session_id = %session.id, user_id = %session.user_id))]
+pub async fn raise(state: &AppState, session: &Session, method: Amr) -> Result<(), ApiError> {
+    let amr: Vec<String> =
+        after_second_factor(&session.amr, method).iter().map(|m| m.as_str().to_owned()).collect();
+    if !state.store.elevate_session(&session.id, Aal::Aal2.as_str(), &amr, state.now()).await? {
+        return Err(ErrorCode::InvalidToken.into());
+    }
+    Ok(())
+}
+
 pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> {
     if state.store.revoke_session(session_id, state.now()).await? {
         tracing::info!(%session_id, "session ended by logout");

@@ -69,19 +69,20 @@ impl Server {
             text
         });
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let database = db.url.clone();
+        let server = Self {
+            child: Some(child),
+            log: Some(log),
+            base,
+            client,
+            data_dir,
+            database,
+            secrets: Vec::new(),
+        };
         for _ in 0..200 {
-            if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-                let database = db.url.clone();
-                let log = Some(log);
-                return Self {
-                    child: Some(child),
-                    log,
-                    base,
-                    client,
-                    data_dir,
-                    database,
-                    secrets: Vec::new(),
-                };
+            let ready = server.client.get(format!("{}/readyz", server.base)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

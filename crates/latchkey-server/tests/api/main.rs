@@ -23,6 +23,7 @@ mod mudbase;
 mod openapi;
 mod ops;
 mod prisme;
+mod reauth;
 mod schema;
 mod timing;
 mod tokens;
