@@ -63,9 +63,20 @@ pub fn mask_destination(factor_type: &str, destination: &str) -> String {
 /// an empty list allows every country. Calling codes are prefix-free, so a prefix
 /// match is exact.
 pub fn phone_country_allowed(number: &str, country_codes: &[String]) -> bool {
-    let digits = number.trim_start_matches('+');
-    country_codes.is_empty()
-        || country_codes.iter().any(|code| digits.starts_with(code.trim_start_matches('+')))
+    country_codes.is_empty() || country_codes.iter().any(|code| in_country(number, code))
+}
+
+/// A calling code as a client gives it (`44`, `+44`, spaces around): its digits, or
+/// `None` unless it is one to three digits.
+pub fn parse_calling_code(input: &str) -> Option<&str> {
+    let digits = input.trim().trim_start_matches('+');
+    (!digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
+/// Whether `number` (E.164) belongs to the calling code `code` (with or without `+`).
+/// Calling codes are prefix-free, so a prefix match is exact.
+pub fn in_country(number: &str, code: &str) -> bool {
+    number.trim_start_matches('+').starts_with(code.trim_start_matches('+'))
 }
 
 #[cfg(test)]
@@ -104,6 +115,17 @@ mod tests {
         assert!(phone_country_allowed("+447700900123", &allowed));
         assert!(!phone_country_allowed("+33612345678", &allowed));
         assert!(phone_country_allowed("+33612345678", &[]));
+    }
+
+    #[test]
+    fn calling_codes_are_read_and_matched() {
+        assert_eq!(parse_calling_code(" +44 "), Some("44"));
+        assert_eq!(parse_calling_code("1"), Some("1"));
+        for bad in ["", "+", "4444", "4a", "+-1"] {
+            assert_eq!(parse_calling_code(bad), None, "{bad:?}");
+        }
+        assert!(in_country("+447700900123", "44") && in_country("+447700900123", "+44"));
+        assert!(!in_country("+14155550123", "44"));
     }
 
     #[test]

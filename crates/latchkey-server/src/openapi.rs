@@ -15,8 +15,6 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::compat::lerian;
-use crate::error::ErrorCode;
 use crate::state::AppState;
 
 /// The surfaces Latchkey serves, each with its own document and error format.
@@ -194,8 +192,10 @@ pub fn one_of(values: &[&str]) -> utoipa::openapi::schema::Object {
 /// Adds what every operation of `surface` shares to its document: the error answers
 /// of the body and authentication extractors, 500 (which a panic also becomes), the
 /// 408 of the request timeout, the `Retry-After` header of every 429, and the
-/// security schemes.
-pub fn complete(surface: Surface, mut document: OpenApi) -> OpenApi {
+/// security schemes. `catalogue` is the surface's error codes with their statuses
+/// (empty for a surface without codes): each error answer lists those of its status.
+/// The surfaces hand it in, so this module depends on none of them.
+pub fn complete(surface: Surface, catalogue: &[(u16, &'static str)], mut document: OpenApi) -> OpenApi {
     let components = document.components.get_or_insert_with(Default::default);
     for (name, scheme) in surface.security_schemes() {
         components.add_security_scheme(name, scheme);
@@ -228,7 +228,7 @@ pub fn complete(surface: Surface, mut document: OpenApi) -> OpenApi {
                     ResponseBuilder::new().description("The request took longer than 30 seconds.").build(),
                 )
             });
-            describe_errors(surface, operation);
+            describe_errors(catalogue, operation);
         }
     }
     document
@@ -255,36 +255,22 @@ fn error_response(surface: Surface, status: u16) -> Response {
         .build()
 }
 
-/// The codes of `surface`'s catalogue (native and Lerian have one) with `status`.
-fn codes(surface: Surface, status: u16) -> Vec<&'static str> {
-    match surface {
-        Surface::Native => ErrorCode::ALL
-            .iter()
-            .filter(|code| code.status().as_u16() == status)
-            .map(|code| code.as_str())
-            .collect(),
-        Surface::Lerian => lerian::Code::ALL
-            .iter()
-            .map(|code| code.parts())
-            .filter(|(code_status, ..)| code_status.as_u16() == status)
-            .map(|(_, code, ..)| code)
-            .collect(),
-        Surface::Prisme | Surface::Mudbase => Vec::new(),
-    }
-}
-
 /// How an error answer's description introduces its codes.
 const CODES_WITH_STATUS: &str = "Codes with this status:";
 
 /// Error answers list the codes of the surface's catalogue that have their status: a
 /// given operation answers some of them.
-fn describe_errors(surface: Surface, operation: &mut Operation) {
+fn describe_errors(catalogue: &[(u16, &'static str)], operation: &mut Operation) {
     for (status, response) in operation.responses.responses.iter_mut() {
         let (Ok(status), RefOr::T(response)) = (status.parse::<u16>(), response) else { continue };
         if status < 400 || status == 408 {
             continue;
         }
-        let codes: Vec<String> = codes(surface, status).iter().map(|code| format!("`{code}`")).collect();
+        let codes: Vec<String> = catalogue
+            .iter()
+            .filter(|(with, _)| *with == status)
+            .map(|(_, code)| format!("`{code}`"))
+            .collect();
         if !codes.is_empty() && !response.description.contains(CODES_WITH_STATUS) {
             let sentence = response.description.trim_end_matches('.');
             response.description = format!("{sentence}. {CODES_WITH_STATUS} {}.", codes.join(", "));

@@ -9,6 +9,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use latchkey_core::challenge;
 use latchkey_core::session::Amr;
 use latchkey_store::{Factor, User};
 use secrecy::{ExposeSecret, SecretString};
@@ -295,6 +296,11 @@ impl Code {
     }
 }
 
+/// Every code of the catalogue with its status, for the OpenAPI document.
+pub fn catalogue() -> Vec<(u16, &'static str)> {
+    Code::ALL.iter().map(|code| code.parts()).map(|(status, code, ..)| (status.as_u16(), code)).collect()
+}
+
 /// An error in Lerian's format.
 #[derive(Debug)]
 pub struct LerianError {
@@ -464,7 +470,7 @@ impl FromRequestParts<AppState> for Target {
             }
             Caller::User(Box::new(user))
         };
-        let user = state.store.user_by_id(&id).await.map_err(ApiError::from)?.ok_or(Code::UserNotFound)?;
+        let user = accounts::by_id(state, &id).await?;
         Ok(Self { caller, user })
     }
 }
@@ -496,11 +502,7 @@ async fn pending_factor(
     factor_type: &str,
     secret: Option<&SecretString>,
 ) -> Result<Factor> {
-    if factors::has_active(state, user_id, Some(factor_type)).await? {
-        return Err(Code::MfaAlreadyEnabled.into());
-    }
-    let pending =
-        factors::pending_of_type(state, user_id, factor_type).await?.ok_or(Code::MfaSetupNotInitiated)?;
+    let pending = factors::pending_setup(state, user_id, factor_type).await.map_err(mfa_operation)?;
     if let Some(secret) = secret
         && !factors::pending_secret_matches(state, &pending, secret.expose_secret()).map_err(mfa_operation)?
     {
@@ -572,9 +574,7 @@ async fn setup(
 ) -> Result<Json<SetupAnswer>> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
-    if factors::has_active(&state, &account.id, Some(factor_type)).await? {
-        return Err(Code::MfaAlreadyEnabled.into());
-    }
+    factors::ensure_not_enabled(&state, &account.id, Some(factor_type)).await?;
     let by = caller.authorize(&state, &account.id).await?;
     let (secret, url) = if factor_type == "totp" {
         let enrollment =
@@ -639,12 +639,9 @@ async fn verify(
     let passcode = present(body.passcode.expose_secret())?;
     let pending = pending_factor(&state, &account.id, factor_type, body.secret.as_ref()).await?;
     if let Some(country_code) = &body.country_code {
-        let digits = country_code.trim().trim_start_matches('+');
-        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Code::BadRequest.into());
-        }
+        let code = challenge::parse_calling_code(country_code).ok_or(Code::BadRequest)?;
         let number = pending.destination.as_deref().unwrap_or_default();
-        if factor_type == "sms" && !number.starts_with(&format!("+{digits}")) {
+        if factor_type == "sms" && !challenge::in_country(number, code) {
             return Err(Code::CountryCodeMismatch.into());
         }
     }

@@ -361,9 +361,7 @@ async fn setup(
 ) -> Result<Json<SetupAnswer>> {
     let auth = user(&headers, auth)?;
     let user_id = auth.session.user_id.clone();
-    if factors::has_active(&state, &user_id, None).await? {
-        return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
-    }
+    factors::ensure_not_enabled(&state, &user_id, None).await?;
     let by = reauth::require_recent_authentication(&state, &auth.session, None).await?;
     let account = accounts::session_user(&state, &user_id).await?;
     let enrollment = factors::enroll_totp(&state, &by, &account, None, &meta).await?;
@@ -418,12 +416,7 @@ async fn verify(
     let JsonBody(body) = body?;
     let code = required(body.token, "token")?;
     let user_id = auth.session.user_id.clone();
-    if factors::has_active(&state, &user_id, Some("totp")).await? {
-        return Err(ApiError::new(ErrorCode::FactorAlreadyActive).into());
-    }
-    let pending = factors::pending_of_type(&state, &user_id, "totp")
-        .await?
-        .ok_or_else(|| MudbaseError::from(ApiError::new(ErrorCode::FactorNotFound)))?;
+    let pending = factors::pending_setup(&state, &user_id, "totp").await?;
     factors::confirm(&state, &auth, &pending.id, code.expose_secret(), RecoveryCodes::IssuedAtSetup, &meta)
         .await?;
     Ok(Json(Message { message: "2FA enabled successfully" }))

@@ -1,28 +1,21 @@
-//! Outgoing email and SMS. Services put messages on a database-backed queue
-//! ([`enqueue`]); the worker ([`worker`]) sends them through the configured
-//! [`email::Mailer`] and [`sms::SmsSender`], retrying with backoff. A request never waits
-//! on a mail server, and a restart loses nothing. Message contents are sealed in the
-//! queue, since they hold codes and links.
+//! Outgoing email and SMS: the message shapes, the configured senders
+//! ([`email::Mailer`], [`sms::SmsSender`], the file [`Outbox`]), the templates, and the
+//! queue's wake-up signal. The queue itself — sealing messages into the database and the
+//! worker that sends them with retries — is `service::outgoing`, which uses these; this
+//! module depends on the configuration alone.
 
 pub mod email;
 mod outbox;
 pub mod sms;
 pub mod templates;
-pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use latchkey_store::{Channel, NewMessage, QueuedMessage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::keys;
-use crate::state::AppState;
 
 pub use outbox::Outbox;
 
@@ -90,51 +83,19 @@ impl Delivery {
         }
     }
 
-    fn count(&self, outcome: &Result<(), SendError>) {
+    /// Wakes the worker: a message was queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits until [`wake`](Self::wake) is called.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Counts one send's outcome.
+    pub fn count(&self, outcome: &Result<(), SendError>) {
         let counter = if outcome.is_ok() { &self.sent } else { &self.failed };
         counter.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// The associated data binding a sealed message to its queue row.
-fn payload_context(id: &str) -> Vec<u8> {
-    format!("outbox:{id}").into_bytes()
-}
-
-/// Seals `message` into the queue and wakes the worker. `kind` names the message for
-/// logs and the audit trail (`email_code`, `notification`, ...).
-pub async fn enqueue(
-    state: &AppState,
-    channel: Channel,
-    kind: &str,
-    user_id: Option<&str>,
-    message: &OutgoingMessage,
-) -> Result<(), ApiError> {
-    let id = Uuid::now_v7().to_string();
-    let payload = Zeroizing::new(serde_json::to_vec(message).map_err(ApiError::internal)?);
-    let payload =
-        keys::seal_secret(&state.keys, &payload, &payload_context(&id)).map_err(ApiError::internal)?;
-    let now = state.now();
-    state
-        .store
-        .enqueue_message(
-            &NewMessage {
-                id,
-                channel,
-                kind: kind.to_owned(),
-                user_id: user_id.map(str::to_owned),
-                payload,
-                created_at: now,
-            },
-            now,
-        )
-        .await?;
-    state.delivery.wake.notify_one();
-    Ok(())
-}
-
-/// Opens a queued message's sealed content.
-fn open(state: &AppState, message: &QueuedMessage) -> anyhow::Result<OutgoingMessage> {
-    let plain = keys::open_secret(&state.keys, &message.payload, &payload_context(&message.id))?;
-    Ok(serde_json::from_slice(&plain)?)
 }

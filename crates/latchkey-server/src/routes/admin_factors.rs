@@ -14,7 +14,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{AdminKey, ClientMeta, JsonBody, Path};
 use crate::routes::factors::FactorView;
 use crate::service::second_factor::{self, Proof};
-use crate::service::{factors, reauth};
+use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -42,11 +42,11 @@ struct Verdict {
 }
 
 async fn existing_user(state: &AppState, id: &str) -> Result<(), ApiError> {
-    state.store.user_by_id(id).await?.map(|_| ()).ok_or_else(|| ErrorCode::UserNotFound.into())
+    accounts::by_id(state, id).await.map(|_| ())
 }
 
 /// A user's factors and lockout state (scope `users:read`).
-#[utoipa::path(get, path = "/v1/users/{id}/factors", tag = "users",
+#[utoipa::path(get, path = "/v1/users/{id}/factors", operation_id = "list_user_factors", tag = "users",
     params(("id" = String, Path, description = "The user's id.")),
     security(("api_key" = [])),
     responses(
@@ -96,7 +96,7 @@ async fn reset(
 }
 
 /// Removes one factor (scope `users:write`).
-#[utoipa::path(delete, path = "/v1/users/{id}/factors/{fid}", tag = "users",
+#[utoipa::path(delete, path = "/v1/users/{id}/factors/{fid}", operation_id = "reset_user_factor", tag = "users",
     params(
         ("id" = String, Path, description = "The user's id."),
         ("fid" = String, Path, description = "The factor's id."),
@@ -132,7 +132,7 @@ struct SidecarVerify {
 /// For apps that check passwords themselves: is this second factor right? A wrong
 /// code answers `valid: false` (with the same counting, replay and lockout rules as
 /// login); throttling and lockout answer with their errors.
-#[utoipa::path(post, path = "/v1/users/{id}/verify", tag = "users",
+#[utoipa::path(post, path = "/v1/users/{id}/verify", operation_id = "verify_for_user", tag = "users",
     params(("id" = String, Path, description = "The user's id.")),
     request_body = SidecarVerify,
     security(("api_key" = [])),

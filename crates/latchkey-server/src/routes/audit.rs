@@ -89,7 +89,7 @@ impl From<AuditEvent> for EventView {
 }
 
 /// The audit log, newest first (scope `audit:read`).
-#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit_events", tag = "audit",
     params(AuditQuery),
     security(("api_key" = [])),
     responses(

@@ -57,7 +57,7 @@ impl From<RememberedDevice> for DeviceView {
 }
 
 /// The devices that skip the second factor at login.
-#[utoipa::path(get, path = "/v1/me/devices", tag = "me", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/devices", operation_id = "list_devices", tag = "me", security(("bearer" = [])),
     responses((status = 200, description = "The devices.", body = DeviceList)))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<DeviceList>, ApiError> {
     let devices: Vec<DeviceView> =

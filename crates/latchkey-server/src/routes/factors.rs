@@ -71,7 +71,7 @@ struct FactorList {
 }
 
 /// The user's factors, pending and active.
-#[utoipa::path(get, path = "/v1/me/factors", tag = "factors", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/factors", operation_id = "list_factors", tag = "factors", security(("bearer" = [])),
     responses((status = 200, description = "The factors.", body = FactorList)))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<FactorList>, ApiError> {
     let factors = state

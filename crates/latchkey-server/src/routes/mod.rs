@@ -69,7 +69,14 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
         };
         let (routes, document) = routes.split_for_parts();
         router = router.merge(routes);
-        documents.push((surface, openapi::complete(surface, document)));
+        let catalogue: Vec<(u16, &'static str)> = match surface {
+            Surface::Native => {
+                ErrorCode::ALL.iter().map(|code| (code.status().as_u16(), code.as_str())).collect()
+            }
+            Surface::Lerian => compat::lerian::catalogue(),
+            Surface::Prisme | Surface::Mudbase => Vec::new(),
+        };
+        documents.push((surface, openapi::complete(surface, &catalogue, document)));
     }
     (router, Documents::new(documents))
 }

@@ -147,7 +147,7 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     admin.require("users:read")?;
-    let user = state.store.user_by_id(&id).await?.ok_or(ErrorCode::UserNotFound)?;
+    let user = accounts::by_id(&state, &id).await?;
     Ok(Json(user.into()))
 }
 

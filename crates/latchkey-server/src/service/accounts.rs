@@ -90,6 +90,12 @@ pub async fn session_user(state: &AppState, user_id: &str) -> Result<User, ApiEr
     state.store.user_by_id(user_id).await?.ok_or_else(|| ErrorCode::InvalidToken.into())
 }
 
+/// The user with `id`, for an administrator or a surface that names users by id;
+/// `user_not_found` when there is none.
+pub async fn by_id(state: &AppState, id: &str) -> Result<User, ApiError> {
+    state.store.user_by_id(id).await?.ok_or_else(|| ErrorCode::UserNotFound.into())
+}
+
 /// What an operator gives to create a user.
 pub struct NewAccount {
     pub email: String,

@@ -14,11 +14,12 @@ use latchkey_store::{
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::delivery::{self, templates};
+use crate::delivery::templates;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::ClientMeta;
 use crate::random;
 use crate::service::audit::{self, Event};
+use crate::service::outgoing;
 use crate::state::AppState;
 
 const LIMITS: SendLimits =
@@ -104,7 +105,7 @@ pub async fn send_code(
         }
     };
     let message = message.map_err(ApiError::internal)?;
-    delivery::enqueue(state, channel(factor), kind, Some(&factor.user_id), &message).await?;
+    outgoing::enqueue(state, channel(factor), kind, Some(&factor.user_id), &message).await?;
     audit::record(
         state,
         Event::new("challenge.sent", &factor.user_id, meta).factor(&factor.id, &factor.factor_type),
@@ -187,7 +188,7 @@ pub async fn send_link(
     };
     let message = templates::link_email(&context(state, meta), to, &url, reason, LINK_TTL_SECS / 60)
         .map_err(ApiError::internal)?;
-    delivery::enqueue(state, Channel::Email, "magic_link", Some(user_id), &message).await?;
+    outgoing::enqueue(state, Channel::Email, "magic_link", Some(user_id), &message).await?;
     let event = Event::new("challenge.sent", user_id, meta);
     audit::record(
         state,

@@ -71,6 +71,27 @@ pub async fn pending_of_type(
         .find(|f| f.status == "pending" && f.factor_type == factor_type))
 }
 
+/// Before a setup, on surfaces that allow one factor of a kind: `factor_already_active`
+/// when the user has an active factor of `factor_type` (of any type when `None`).
+pub async fn ensure_not_enabled(
+    state: &AppState,
+    user_id: &str,
+    factor_type: Option<&str>,
+) -> Result<(), ApiError> {
+    if has_active(state, user_id, factor_type).await? {
+        return Err(ErrorCode::FactorAlreadyActive.into());
+    }
+    Ok(())
+}
+
+/// The pending factor a two-step setup continues: `factor_already_active` when a factor
+/// of `factor_type` is on already, `factor_not_found` when no setup was started (or it
+/// lapsed).
+pub async fn pending_setup(state: &AppState, user_id: &str, factor_type: &str) -> Result<Factor, ApiError> {
+    ensure_not_enabled(state, user_id, Some(factor_type)).await?;
+    pending_of_type(state, user_id, factor_type).await?.ok_or_else(|| ErrorCode::FactorNotFound.into())
+}
+
 /// Checks a friendly name: 1–100 characters, no control characters.
 pub fn check_friendly_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();

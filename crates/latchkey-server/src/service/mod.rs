@@ -10,6 +10,7 @@ pub mod factors;
 pub mod login;
 pub mod magic_link;
 pub mod notify;
+pub mod outgoing;
 pub mod reauth;
 pub mod second_factor;
 pub mod sessions;

@@ -4,9 +4,9 @@
 
 use latchkey_store::Channel;
 
-use crate::delivery::{self, templates};
+use crate::delivery::templates;
 use crate::extract::ClientMeta;
-use crate::service::challenges;
+use crate::service::{challenges, outgoing};
 use crate::state::AppState;
 
 /// What happened.
@@ -98,5 +98,5 @@ async fn try_send(
     let message =
         templates::notification_email(&challenges::context(state, meta), &user.email, &title, &body)
             .map_err(crate::error::ApiError::internal)?;
-    delivery::enqueue(state, Channel::Email, notice.kind(), Some(user_id), &message).await
+    outgoing::enqueue(state, Channel::Email, notice.kind(), Some(user_id), &message).await
 }

@@ -83,10 +83,15 @@ async fn the_documents_are_served_and_complete(app: TestApp) {
     for name in DOCUMENTS {
         let document = document(&app, name).await;
         assert_eq!(document["openapi"], "3.1.0", "{name}");
+        // OpenAPI requires operation ids to be unique within a document.
+        let mut ids = std::collections::BTreeMap::new();
         for (path, item) in document["paths"].as_object().expect("paths") {
             for (method, operation) in item.as_object().expect("path item") {
                 let at = format!("{name} {method} {path}");
                 assert!(operation["operationId"].is_string(), "{at}: operationId");
+                if let Some(other) = ids.insert(operation["operationId"].to_string(), at.clone()) {
+                    panic!("{at} has the operationId of {other}: {}", operation["operationId"]);
+                }
                 assert!(!operation["tags"].as_array().is_none_or(Vec::is_empty), "{at}: tags");
                 let responses = operation["responses"].as_object().expect("responses");
                 assert!(

@@ -1,16 +1,66 @@
-//! The background task "delivery": leases due messages from the queue and sends them,
-//! retrying failures with doubling delays until `delivery.max_attempts`. Every instance
-//! runs one; leases keep them from sending a message twice at once.
+//! The outgoing message queue: [`enqueue`] seals a message into the database and wakes
+//! the background task "delivery" ([`run`]), which leases due messages and sends them
+//! through `crate::delivery`'s senders, retrying failures with doubling delays until
+//! `delivery.max_attempts`. Every instance runs one; leases keep them from sending a
+//! message twice at once. A request never waits on a mail server, and a restart loses
+//! nothing. Message contents are sealed in the queue, since they hold codes and links.
 
 use std::time::Duration;
 
-use latchkey_store::{Channel, QueuedMessage, StoreError};
+use latchkey_store::{Channel, NewMessage, QueuedMessage, StoreError};
 use tokio::sync::watch;
+use uuid::Uuid;
+use zeroize::Zeroizing;
 
-use super::{SendError, open};
+use crate::delivery::{OutgoingMessage, SendError};
+use crate::error::ApiError;
 use crate::extract::ClientMeta;
+use crate::keys;
 use crate::service::audit::{self, Event};
 use crate::state::AppState;
+
+/// The associated data binding a sealed message to its queue row.
+fn payload_context(id: &str) -> Vec<u8> {
+    format!("outbox:{id}").into_bytes()
+}
+
+/// Seals `message` into the queue and wakes the worker. `kind` names the message for
+/// logs and the audit trail (`email_code`, `notification`, ...).
+pub async fn enqueue(
+    state: &AppState,
+    channel: Channel,
+    kind: &str,
+    user_id: Option<&str>,
+    message: &OutgoingMessage,
+) -> Result<(), ApiError> {
+    let id = Uuid::now_v7().to_string();
+    let payload = Zeroizing::new(serde_json::to_vec(message).map_err(ApiError::internal)?);
+    let payload =
+        keys::seal_secret(&state.keys, &payload, &payload_context(&id)).map_err(ApiError::internal)?;
+    let now = state.now();
+    state
+        .store
+        .enqueue_message(
+            &NewMessage {
+                id,
+                channel,
+                kind: kind.to_owned(),
+                user_id: user_id.map(str::to_owned),
+                payload,
+                created_at: now,
+            },
+            now,
+        )
+        .await?;
+    state.delivery.wake();
+    Ok(())
+}
+
+/// Opens a queued message's sealed content.
+fn open(state: &AppState, message: &QueuedMessage) -> anyhow::Result<OutgoingMessage> {
+    let plain = keys::open_secret(&state.keys, &message.payload, &payload_context(&message.id))?;
+    Ok(serde_json::from_slice(&plain)?)
+}
 
 /// Runs until `stop` changes. A message being sent when the signal comes is finished.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
@@ -27,7 +77,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         }
         tokio::select! {
-            () = state.delivery.wake.notified() => {}
+            () = state.delivery.woken() => {}
             () = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
         }
