@@ -1,7 +1,32 @@
-//! Brute-force protection for second factors: every attempt counts as a failure until
-//! it succeeds; after a few consecutive failures each further attempt must wait an
-//! increasing delay, and after many the second factor locks until an administrator
-//! resets it. The counting itself is done atomically by the store.
+//! Brute-force protection for second factors (DESIGN rule 4): every attempt counts as
+//! a failure until it succeeds; after a few consecutive failures each further attempt
+//! must wait an increasing delay, and after many the second factor locks until an
+//! administrator resets it.
+//!
+//! ```text
+//!                 attempt (counted first)              success
+//!   ┌──────┐ ───────────────────────────▶ ┌───────────┐ ─────────▶ count = 0
+//!   │ Free │   failures < free_failures   │ Counting  │
+//!   └──────┘ ◀─────────────────────────── └───────────┘
+//!                                             │ failures ≥ free_failures
+//!                                             ▼
+//!                                       ┌───────────┐  attempt before the deadline:
+//!                                       │ Delayed   │  refused (429, Retry-After),
+//!                                       │ until t+d │  not counted; d doubles per
+//!                                       └───────────┘  failure, capped at max_delay
+//!                                             │ failures ≥ lock_after
+//!                                             ▼
+//!                                       ┌───────────┐  every attempt refused (403)
+//!                                       │ Locked    │  until an admin reset deletes
+//!                                       └───────────┘  the factors and the count
+//! ```
+//!
+//! This module is the policy: how long to wait after `n` failures. The decision is
+//! made in the store, in one transaction per attempt
+//! (`latchkey-store` `claim_second_factor_attempt`: count the attempt only if not
+//! delayed or locked, then set the deadline from [`LockoutPolicy::delay_after`]), so
+//! it holds across requests and instances; a success resets the count
+//! (`reset_second_factor_failures`).
 
 /// The limits, with the defaults of DESIGN rule 4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,22 +58,7 @@ impl LockoutPolicy {
         self.base_delay_secs.saturating_mul(1i64 << doublings).min(self.max_delay_secs)
     }
 
-    /// Delays after failure counts `free_failures ..= free_failures + n`, the last one
-    /// also applying to every count above; lets the store compute the next deadline in
-    /// the same statement that counts the failure.
-    pub fn delay_table(&self) -> Vec<(u32, i64)> {
-        let mut table = Vec::new();
-        let mut failures = self.free_failures;
-        loop {
-            let delay = self.delay_after(failures);
-            table.push((failures, delay));
-            if delay >= self.max_delay_secs || failures >= self.lock_after {
-                return table;
-            }
-            failures += 1;
-        }
-    }
-
+    /// Whether `failures` consecutive failures lock the second factor.
     pub fn is_locked(&self, failures: u32) -> bool {
         failures >= self.lock_after
     }
@@ -66,14 +76,5 @@ mod tests {
         assert_eq!(policy.delay_after(99), 900);
         assert!(!policy.is_locked(99));
         assert!(policy.is_locked(100));
-    }
-
-    #[test]
-    fn delay_table_covers_every_count_up_to_the_cap() {
-        let policy = LockoutPolicy::default();
-        assert_eq!(policy.delay_table(), vec![(5, 30), (6, 60), (7, 120), (8, 240), (9, 480), (10, 900)]);
-        let tiny =
-            LockoutPolicy { free_failures: 1, base_delay_secs: 1, max_delay_secs: 1_000_000, lock_after: 3 };
-        assert_eq!(tiny.delay_table(), vec![(1, 1), (2, 2), (3, 4)]);
     }
 }

@@ -238,9 +238,8 @@ struct MeAnswer {
 #[utoipa::path(get, path = "/me", tag = "prisme",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The signed-in user.", body = MeAnswer),
-        (status = 401, description = "No valid token, or the session has not passed MFA (`MissingMFA`).",
-            body = PrismeErrorBody),
+        (status = 200, description = "The signed-in user, also from a session still waiting for its second factor (`mfa` says which method it waits for).", body = MeAnswer),
+        (status = 401, description = "No valid token.", body = PrismeErrorBody),
         (status = 404, description = "The user no longer exists.", body = PrismeErrorBody),
     ))]
 async fn me(
