@@ -27,6 +27,7 @@ fn check_password(password: &SecretString, email: &Email) -> Result<(), ApiError
 /// Self-service sign-up. The outcome is the same whether or not the address already
 /// has an account (the password is hashed either way), so sign-up cannot be used to
 /// find out who is registered.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn signup(state: &AppState, email: &str, password: SecretString) -> Result<(), ApiError> {
     if !state.config.signup_enabled {
         return Err(ErrorCode::SignupDisabled.into());
@@ -57,6 +58,7 @@ pub async fn signup(state: &AppState, email: &str, password: SecretString) -> Re
 
 /// Checks an email and password. Every failure is `invalid_credentials`, after a real
 /// password-hash check, whatever the reason.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn authenticate_password(
     state: &AppState,
     email: &str,
@@ -86,12 +88,14 @@ pub async fn authenticate_password(
 
 /// The account behind an authenticated session; a session whose user is gone is an
 /// invalid token.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn session_user(state: &AppState, user_id: &str) -> Result<User, ApiError> {
     state.store.user_by_id(user_id).await?.ok_or_else(|| ErrorCode::InvalidToken.into())
 }
 
 /// The user with `id`, for an administrator or a surface that names users by id;
 /// `user_not_found` when there is none.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn by_id(state: &AppState, id: &str) -> Result<User, ApiError> {
     state.store.user_by_id(id).await?.ok_or_else(|| ErrorCode::UserNotFound.into())
 }
@@ -105,6 +109,7 @@ pub struct NewAccount {
 
 /// Creates a user on an operator's behalf; unlike sign-up, a taken address is an
 /// explicit `email_taken` conflict.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_user(state: &AppState, account: NewAccount) -> Result<User, ApiError> {
     let email = parse_email(&account.email)?;
     let phone = account

@@ -27,6 +27,7 @@ pub struct CreatedApiKey {
 }
 
 /// Creates a key named `name` with `scopes` (`admin` when empty).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create(state: &AppState, name: &str, scopes: &[String]) -> Result<CreatedApiKey, ApiKeyError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {

@@ -39,6 +39,7 @@ impl<'a> Event<'a> {
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn record(state: &AppState, event: Event<'_>) {
     let record = AuditEvent {
         id: Uuid::now_v7().to_string(),

@@ -36,6 +36,7 @@ pub struct Sent {
 
 /// Counts a send to `destination` (an email address or phone number), or answers
 /// `rate_limited` with the wait.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn claim_send(state: &AppState, destination: &str) -> Result<(), ApiError> {
     let key = state.keys.hashing.hash(HashPurpose::Destination, destination.to_lowercase().as_bytes());
     match state.store.claim_send(&key, &LIMITS, state.now()).await? {
@@ -64,6 +65,7 @@ pub fn destination(factor: &Factor) -> Result<&str, ApiError> {
 /// replacing any code still open for the same purpose. A login code is bound to the
 /// MFA token of that login. The caller counts the send first with [`claim_send`], so a
 /// refused send leaves nothing behind.
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor.id, factor_type = %factor.factor_type))]
 pub async fn send_code(
     state: &AppState,
     factor: &Factor,
@@ -120,6 +122,7 @@ pub async fn send_code(
 
 /// Whether `code` is right for the factor's open challenge for `purpose`; a right code
 /// is spent. Every call counts against the challenge's attempts.
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor.id, factor_type = %factor.factor_type))]
 pub async fn check_code(
     state: &AppState,
     factor: &Factor,
@@ -155,6 +158,7 @@ pub fn context<'a>(state: &'a AppState, meta: &'a ClientMeta) -> templates::Cont
 /// Emails a magic link to `to` for the user, as their second factor (`factor` set,
 /// `Login`, bound to the MFA token) or their first (`SignIn`). The link's base is the
 /// configured public URL, never the request's Host.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn send_link(
     state: &AppState,
     user_id: &str,
@@ -210,6 +214,7 @@ fn link_hash(state: &AppState, token: &str) -> Option<[u8; 32]> {
 }
 
 /// The open link challenge a presented token belongs to (nothing changes).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn open_link(state: &AppState, token: &str) -> Result<Option<Challenge>, ApiError> {
     let Some(hash) = link_hash(state, token) else {
         return Ok(None);
@@ -218,6 +223,7 @@ pub async fn open_link(state: &AppState, token: &str) -> Result<Option<Challenge
 }
 
 /// Confirms the link with this token; `Some` for exactly one caller.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn confirm_link(state: &AppState, token: &str) -> Result<Option<Challenge>, ApiError> {
     let Some(hash) = link_hash(state, token) else {
         return Ok(None);
@@ -227,6 +233,7 @@ pub async fn confirm_link(state: &AppState, token: &str) -> Result<Option<Challe
 
 /// Spends a confirmed login link for the login holding `mfa_token_hash`: the waiting
 /// client's side of a magic-link second factor.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, challenge_id = %challenge_id))]
 pub async fn spend_confirmed_link(
     state: &AppState,
     user_id: &str,

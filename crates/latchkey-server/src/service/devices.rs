@@ -24,6 +24,7 @@ pub struct Remembered {
 }
 
 /// Remembers the device `meta` describes for `user_id`.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn remember(state: &AppState, user_id: &str, meta: &ClientMeta) -> Result<Remembered, ApiError> {
     let now = state.now();
     let max_age_secs = state.config.mfa.remember_device_days * 86_400;
@@ -44,6 +45,7 @@ pub async fn remember(state: &AppState, user_id: &str, meta: &ClientMeta) -> Res
 }
 
 /// Whether `presented` is a live device token of `user_id`'s; a match records its use.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn recognise(
     state: &AppState,
     user_id: &str,
@@ -63,12 +65,14 @@ pub async fn recognise(
 }
 
 /// The user's live remembered devices, oldest first.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn list(state: &AppState, user_id: &str) -> Result<Vec<RememberedDevice>, ApiError> {
     Ok(state.store.remembered_devices(user_id, state.now()).await?)
 }
 
 /// Forgets one of the user's devices (`Some(id)`; a device that is not theirs is
 /// `not_found`) or all of them; returns how many.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn forget(
     state: &AppState,
     user_id: &str,

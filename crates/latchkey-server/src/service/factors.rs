@@ -37,6 +37,7 @@ pub struct TotpEnrollment {
 }
 
 /// The user's confirmed factors, oldest first.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn active_factors(state: &AppState, user_id: &str) -> Result<Vec<Factor>, ApiError> {
     Ok(state
         .store
@@ -48,6 +49,7 @@ pub async fn active_factors(state: &AppState, user_id: &str) -> Result<Vec<Facto
 }
 
 /// Whether the user has a confirmed factor of `factor_type` (any type when `None`).
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn has_active(
     state: &AppState,
     user_id: &str,
@@ -57,6 +59,7 @@ pub async fn has_active(
 }
 
 /// The user's newest pending, unexpired factor of `factor_type`.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn pending_of_type(
     state: &AppState,
     user_id: &str,
@@ -73,6 +76,7 @@ pub async fn pending_of_type(
 
 /// Before a setup, on surfaces that allow one factor of a kind: `factor_already_active`
 /// when the user has an active factor of `factor_type` (of any type when `None`).
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn ensure_not_enabled(
     state: &AppState,
     user_id: &str,
@@ -87,6 +91,7 @@ pub async fn ensure_not_enabled(
 /// The pending factor a two-step setup continues: `factor_already_active` when a factor
 /// of `factor_type` is on already, `factor_not_found` when no setup was started (or it
 /// lapsed).
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn pending_setup(state: &AppState, user_id: &str, factor_type: &str) -> Result<Factor, ApiError> {
     ensure_not_enabled(state, user_id, Some(factor_type)).await?;
     pending_of_type(state, user_id, factor_type).await?.ok_or_else(|| ErrorCode::FactorNotFound.into())
@@ -113,6 +118,7 @@ fn authorized_for(by: &Authorized, user: &User) -> Result<(), ApiError> {
 
 /// Creates a pending TOTP factor (replacing any pending one) with a fresh 160-bit
 /// secret, sealed at rest.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
 pub async fn enroll_totp(
     state: &AppState,
     by: &Authorized,
@@ -190,6 +196,7 @@ pub fn contact_destination(
 /// Creates a pending email, SMS or magic-link factor (replacing a pending one of the
 /// type) and sends it a code; the code confirms the factor. Sends are throttled per
 /// destination.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
 pub async fn enroll_contact(
     state: &AppState,
     by: &Authorized,
@@ -270,6 +277,7 @@ async fn pending_factor(state: &AppState, user_id: &str, factor_id: &str) -> Res
 /// recorded, so it cannot be used again. When this is the user's first active factor,
 /// recovery codes are issued (per `codes`), the confirming session is raised to
 /// `aal2`, and the user's other sessions end.
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
 pub async fn confirm(
     state: &AppState,
     user: &AuthUser,
@@ -305,6 +313,7 @@ pub async fn confirm(
 /// The first step of a two-step confirmation (the Lerian surface): checks a code from
 /// the pending factor and marks it verified, recording a TOTP code's step so it
 /// cannot be used again. [`enable_verified`] then activates it.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
 pub async fn verify_pending(
     state: &AppState,
     user_id: &str,
@@ -332,6 +341,7 @@ pub async fn verify_pending(
 /// their recovery codes (issued at setup), which is spent. `session` is the caller's
 /// own session, raised to `aal2` when this is the user's first factor; an
 /// administrator's call (`None`) ends all the user's sessions instead.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
 pub async fn enable_verified(
     state: &AppState,
     user_id: &str,
@@ -424,6 +434,7 @@ async fn raise_session(
 }
 
 /// Makes a new set of recovery codes (the old set dies) and returns them, once.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn issue_recovery_codes(
     state: &AppState,
     user_id: &str,
@@ -443,6 +454,7 @@ pub async fn issue_recovery_codes(
 /// Recovery codes handed out with a new factor's setup, before it is confirmed (for
 /// surfaces that show them with the secret). A user who already has an active factor
 /// gets a regenerated set, audited and notified like any regeneration.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn issue_recovery_codes_at_setup(
     state: &AppState,
     by: &Authorized,
@@ -456,6 +468,7 @@ pub async fn issue_recovery_codes_at_setup(
 }
 
 /// Regenerates recovery codes for a user who has an active factor.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn regenerate_recovery_codes(
     state: &AppState,
     by: &Authorized,
@@ -474,6 +487,7 @@ pub async fn regenerate_recovery_codes(
 
 /// Removes one of the user's factors (the last active one takes the recovery codes
 /// with it).
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
 pub async fn remove(
     state: &AppState,
     by: &Authorized,
@@ -498,6 +512,7 @@ pub async fn remove(
 
 /// Removes every factor and recovery code and clears the lockout: an administrator's
 /// reset (`actor` set), or the user turning MFA off after re-authenticating.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn reset_all(state: &AppState, by: &Authorized, meta: &ClientMeta) -> Result<u64, ApiError> {
     let (user_id, actor) = (by.user_id(), by.actor());
     let removed = state.store.delete_all_factors(user_id).await?;
@@ -512,6 +527,7 @@ pub async fn reset_all(state: &AppState, by: &Authorized, meta: &ClientMeta) -> 
 /// Replaces the user's TOTP factors with a new one that is active at once, for
 /// surfaces with no confirmation step (Prisme.ai). Sessions that never passed a second
 /// factor, other than `keep_session`, end.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
 pub async fn replace_totp_unconfirmed(
     state: &AppState,
     by: &Authorized,

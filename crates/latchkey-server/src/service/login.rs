@@ -34,6 +34,7 @@ pub enum LoginStep {
 /// asked to be remembered: that login gets an `aal2` session whose `amr` lists only
 /// the first factor, so re-authentication for sensitive changes still needs a second
 /// factor proven in the session.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn after_first(
     state: &AppState,
     user_id: &str,
@@ -126,6 +127,7 @@ async fn mfa_token(state: &AppState, mfa_token: &str) -> Result<(MfaToken, [u8; 
 
 /// Sends the code (email, SMS) or link (magic link) for one of the user's factors,
 /// bound to this login. Asking again sends a new one and voids the old.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn challenge(
     state: &AppState,
     mfa_token_value: &str,
@@ -150,6 +152,7 @@ pub async fn challenge(
 }
 
 /// Completes a login with its second factor; the `mfa_token` is spent on success.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn complete(
     state: &AppState,
     mfa_token_value: &str,
@@ -194,6 +197,7 @@ pub async fn complete(
 /// and `proof` is ignored; a user with one needs `proof` (else `second_factor_required`),
 /// checked by the same path as every second factor. Returns the tokens and whether the
 /// user has MFA.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn in_one_step(
     state: &AppState,
     user_id: &str,

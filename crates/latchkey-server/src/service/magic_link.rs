@@ -24,6 +24,7 @@ pub enum Confirmed {
 /// is the same either way, and comes before the look-up, so neither its content nor
 /// its timing tells whether the account exists. Sends count against the address's
 /// throttle whether or not it has an account.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn request(state: &AppState, email: &str, meta: &ClientMeta) -> Result<(), ApiError> {
     if state.config.magic_link.redirect_url.is_none() {
         return Err(ErrorCode::MagicLinkDisabled.into());
@@ -52,6 +53,7 @@ async fn send_sign_in_link(state: &AppState, email: &Email, meta: &ClientMeta) -
 }
 
 /// Confirms the link with `token`: `None` when it is unknown, expired or used.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn confirm(
     state: &AppState,
     token: &str,

@@ -78,6 +78,7 @@ impl Notice<'_> {
 }
 
 /// Queues the notice for the user's account email.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn send(state: &AppState, user_id: &str, notice: Notice<'_>, meta: &ClientMeta) {
     if let Err(error) = try_send(state, user_id, notice, meta).await {
         tracing::warn!(%user_id, kind = notice.kind(), code = error.code.as_str(), "a notification could not be queued");

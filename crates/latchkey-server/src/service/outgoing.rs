@@ -26,6 +26,7 @@ fn payload_context(id: &str) -> Vec<u8> {
 
 /// Seals `message` into the queue and wakes the worker. `kind` names the message for
 /// logs and the audit trail (`email_code`, `notification`, ...).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn enqueue(
     state: &AppState,
     channel: Channel,
@@ -63,6 +64,7 @@ fn open(state: &AppState, message: &QueuedMessage) -> anyhow::Result<OutgoingMes
 }
 
 /// Runs until `stop` changes. A message being sent when the signal comes is finished.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(state.config.delivery.poll_interval_ms);
     loop {
@@ -85,6 +87,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 /// Leases and sends the next due message; false when none is due.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn deliver_next(state: &AppState) -> Result<bool, StoreError> {
     let config = &state.config.delivery;
     let Some(message) = state.store.lease_message(state.now(), config.lease_secs).await? else {

@@ -122,6 +122,7 @@ pub fn factor_params(factor: &Factor) -> Result<totp::Params, ApiError> {
 
 /// Asks the guard whether `user_id` may try a second factor now; the attempt counts
 /// as a failure until [`succeeded`] resets the count.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn claim_attempt(state: &AppState, user_id: &str, meta: &ClientMeta) -> Result<i64, ApiError> {
     let now = state.now();
     match state.store.claim_second_factor_attempt(user_id, now, &state.lockout).await? {
@@ -135,6 +136,7 @@ pub async fn claim_attempt(state: &AppState, user_id: &str, meta: &ClientMeta) -
 }
 
 /// Resets the failure count after a success.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn succeeded(state: &AppState, user_id: &str) -> Result<(), ApiError> {
     Ok(state.store.reset_second_factor_failures(user_id).await?)
 }
@@ -152,6 +154,7 @@ pub enum Attempt {
 /// Records a failed attempt and answers `invalid_code`; when this failure reaches the
 /// lock threshold, a lockout event is recorded too. The first failure after a first
 /// factor (not every one, so a guesser cannot flood the inbox) is emailed to the user.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn failed(
     state: &AppState,
     user_id: &str,
@@ -174,6 +177,7 @@ pub async fn failed(
 /// Checks `proof` for `user_id` under the guard. On success the code is spent (its
 /// TOTP step recorded, the sent code or recovery code consumed) and the failure count
 /// reset.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn verify(
     state: &AppState,
     user_id: &str,
@@ -257,6 +261,7 @@ pub async fn verify(
 /// Claims a confirmed magic link for the login (MFA token hash `login`) that asked for
 /// it. A confirmed link is not a guess, so this passes by the guard, and a success
 /// resets its count like any other.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, challenge_id = %challenge_id))]
 pub async fn verify_link(
     state: &AppState,
     user_id: &str,

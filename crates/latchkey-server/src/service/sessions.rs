@@ -27,6 +27,7 @@ pub struct IssuedTokens {
 /// Starts a session for `user_id` at assurance level `aal` after the methods in `amr`.
 /// With `mfa_pending`, the session waits for a second factor before it opens anything
 /// but the MFA step of the surface that asked for it.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn start(
     state: &AppState,
     user_id: &str,
@@ -87,6 +88,7 @@ fn issue(
 
 /// Spends a refresh token and returns fresh tokens for the same session. A token
 /// presented a second time ends its session.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, ApiError> {
     let presented = presented.trim();
     if !TokenKind::Refresh.is_well_formed(presented) {
@@ -125,6 +127,7 @@ pub async fn raise(state: &AppState, session: &Session, method: Amr) -> Result<(
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(session_id = %session_id))]
 pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> {
     if state.store.revoke_session(session_id, state.now()).await? {
         tracing::info!(%session_id, "session ended by logout");
@@ -134,6 +137,7 @@ pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> 
 
 /// Deletes what is over: sessions, unconfirmed factors past their time, and spent or
 /// expired MFA tokens. Run periodically by the `purge-expired` task.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
     let now = state.now();
     // Finished messages are kept a week for inspection; throttle records outlive

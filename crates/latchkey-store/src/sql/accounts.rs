@@ -86,11 +86,13 @@ fn signing_key_from_row(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
 
 #[async_trait]
 impl AccountStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
         let row = sqlx::query(concat!(
             "INSERT INTO users (id, email, email_normalized, phone, password_hash, created_at, updated_at)
@@ -109,6 +111,7 @@ impl AccountStore for SqlStore {
         user_from_row(&row)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
             .bind(id)
@@ -119,6 +122,7 @@ impl AccountStore for SqlStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>> {
         sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE email_normalized = $1"))
             .bind(email_normalized)
@@ -129,6 +133,7 @@ impl AccountStore for SqlStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
         sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2"))
             .bind(after.unwrap_or_default())
@@ -140,11 +145,13 @@ impl AccountStore for SqlStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
         let result = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -175,6 +182,7 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn active_session(&self, id: &str, now: UnixTime) -> StoreResult<Option<Session>> {
         sqlx::query(concat!(
             "SELECT ",
@@ -191,6 +199,7 @@ impl AccountStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome> {
         let now = rotation.now;
         let mut tx = self.pool.begin().await?;
@@ -246,6 +255,7 @@ impl AccountStore for SqlStore {
         Ok(RefreshOutcome::Rotated(session_from_row(&extended)?))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
         let result = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
@@ -255,6 +265,7 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn elevate_session(
         &self,
         id: &str,
@@ -274,6 +285,7 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn revoke_other_sessions(
         &self,
         user_id: &str,
@@ -293,6 +305,7 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn purge_sessions(&self, before: UnixTime) -> StoreResult<u64> {
         let result = sqlx::query(
             "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 OR revoked_at < $1",
@@ -303,6 +316,7 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -317,6 +331,7 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
         sqlx::query(concat!(
             "SELECT ",
@@ -331,6 +346,7 @@ impl AccountStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         sqlx::query(concat!("SELECT ", api_key_columns!(), " FROM api_keys ORDER BY created_at, id"))
             .fetch_all(&self.pool)
@@ -340,6 +356,7 @@ impl AccountStore for SqlStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn revoke_api_key(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
         let result = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
@@ -349,6 +366,7 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
         let result = sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot, created_at)
@@ -366,6 +384,7 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         sqlx::query(concat!(
             "SELECT ",

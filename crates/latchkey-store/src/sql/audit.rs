@@ -24,6 +24,7 @@ fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
 
 #[async_trait]
 impl AuditStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO audit_events
@@ -45,6 +46,7 @@ impl AuditStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         sqlx::query(
             "SELECT id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent

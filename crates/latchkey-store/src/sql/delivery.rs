@@ -31,6 +31,7 @@ fn message_from_row(row: &AnyRow) -> StoreResult<QueuedMessage> {
 
 #[async_trait]
 impl DeliveryStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn claim_send(
         &self,
         destination_hash: &[u8],
@@ -82,6 +83,7 @@ impl DeliveryStore for SqlStore {
         Ok(claim)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn enqueue_message(&self, message: &NewMessage, now: UnixTime) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO outbox (id, channel, kind, user_id, payload_sealed, payload_nonce, payload_key_id,
@@ -102,6 +104,7 @@ impl DeliveryStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn lease_message(&self, now: UnixTime, lease_secs: i64) -> StoreResult<Option<QueuedMessage>> {
         // The outer conditions are checked again on the row, so when two workers pick
         // the same message only one lease is taken.
@@ -124,6 +127,7 @@ impl DeliveryStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn message_sent(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         sqlx::query("UPDATE outbox SET sent_at = $2, lease_until = 0, last_error = NULL WHERE id = $1")
             .bind(id)
@@ -133,6 +137,7 @@ impl DeliveryStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn message_failed(
         &self,
         id: &str,
@@ -158,6 +163,7 @@ impl DeliveryStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
         // One statement, so the three counts are of one moment: separate queries
         // could count a message that fails between them as both queued and failed.
@@ -172,6 +178,7 @@ impl DeliveryStore for SqlStore {
         Ok(OutboxCounts { queued: row.try_get(0)?, sent: row.try_get(1)?, failed: row.try_get(2)? })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn purge_delivery(&self, messages_before: UnixTime, throttle_before: UnixTime) -> StoreResult<u64> {
         let messages = sqlx::query(
             "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at <= $1)

@@ -56,6 +56,7 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
 impl SqlStore {
     /// Runs `activation`, an `UPDATE` that activates one of `user_id`'s factors, and
     /// when it did, forgets the user's remembered devices in the same transaction.
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn activate(
         &self,
         user_id: &str,
@@ -73,6 +74,7 @@ impl SqlStore {
 
 #[async_trait]
 impl FactorStore for SqlStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_pending_factor(&self, factor: &NewFactor) -> StoreResult<Factor> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM factors WHERE user_id = $1 AND factor_type = $2 AND status = 'pending'")
@@ -107,6 +109,7 @@ impl FactorStore for SqlStore {
         factor_from_row(&row)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn factor(&self, user_id: &str, factor_id: &str, now: UnixTime) -> StoreResult<Option<Factor>> {
         sqlx::query(concat!(
             "SELECT ",
@@ -123,6 +126,7 @@ impl FactorStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn factors(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<Factor>> {
         sqlx::query(concat!(
             "SELECT ",
@@ -138,6 +142,7 @@ impl FactorStore for SqlStore {
         .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn activate_factor(
         &self,
         user_id: &str,
@@ -158,6 +163,7 @@ impl FactorStore for SqlStore {
         self.activate(user_id, query).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn verify_pending_factor(
         &self,
         user_id: &str,
@@ -179,6 +185,7 @@ impl FactorStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn activate_verified_factor(
         &self,
         user_id: &str,
@@ -196,6 +203,7 @@ impl FactorStore for SqlStore {
         self.activate(user_id, query).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
     async fn record_totp_step(&self, factor_id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
         let result = sqlx::query(
             "UPDATE factors SET last_step = $1, last_used_at = $2
@@ -209,6 +217,7 @@ impl FactorStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn rename_factor(&self, user_id: &str, factor_id: &str, friendly_name: &str) -> StoreResult<bool> {
         let result = sqlx::query("UPDATE factors SET friendly_name = $1 WHERE id = $2 AND user_id = $3")
             .bind(friendly_name)
@@ -219,6 +228,7 @@ impl FactorStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn delete_factor(&self, user_id: &str, factor_id: &str) -> StoreResult<FactorRemoval> {
         let mut tx = self.pool.begin().await?;
         let removed = sqlx::query("DELETE FROM factors WHERE id = $1 AND user_id = $2")
@@ -247,6 +257,7 @@ impl FactorStore for SqlStore {
         Ok(FactorRemoval { removed, active_remaining })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn delete_all_factors(&self, user_id: &str) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         let removed = sqlx::query("DELETE FROM factors WHERE user_id = $1")
@@ -261,6 +272,7 @@ impl FactorStore for SqlStore {
         Ok(removed)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn replace_recovery_codes(
         &self,
         user_id: &str,
@@ -281,6 +293,7 @@ impl FactorStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn consume_recovery_code(
         &self,
         user_id: &str,
@@ -298,6 +311,7 @@ impl FactorStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn recovery_codes_remaining(&self, user_id: &str) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
             .bind(user_id)
@@ -306,6 +320,7 @@ impl FactorStore for SqlStore {
             .try_get(0)?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn claim_second_factor_attempt(
         &self,
         user_id: &str,
@@ -357,6 +372,7 @@ impl FactorStore for SqlStore {
         Ok(claim)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn reset_second_factor_failures(&self, user_id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE mfa_guards SET failures = 0, blocked_until = 0 WHERE user_id = $1")
             .bind(user_id)
@@ -365,6 +381,7 @@ impl FactorStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn second_factor_guard(&self, user_id: &str) -> StoreResult<Option<GuardState>> {
         let row = sqlx::query("SELECT failures, blocked_until FROM mfa_guards WHERE user_id = $1")
             .bind(user_id)
@@ -379,6 +396,7 @@ impl FactorStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_mfa_token(&self, token: &NewMfaToken) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO mfa_tokens (token_hash, user_id, amr, auth_time, created_at, expires_at)
@@ -395,6 +413,7 @@ impl FactorStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn mfa_token(&self, token_hash: &[u8], now: UnixTime) -> StoreResult<Option<MfaToken>> {
         let row = sqlx::query(
             "SELECT user_id, amr, auth_time, expires_at FROM mfa_tokens
@@ -415,6 +434,7 @@ impl FactorStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn consume_mfa_token(&self, token_hash: &[u8], now: UnixTime) -> StoreResult<bool> {
         let result = sqlx::query(
             "UPDATE mfa_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
@@ -426,10 +446,12 @@ impl FactorStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_challenge(&self, challenge: &NewChallenge) -> StoreResult<()> {
         challenges::create(&self.pool, challenge).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn attempt_code_challenge(
         &self,
         query: &CodeChallengeQuery<'_>,
@@ -439,10 +461,12 @@ impl FactorStore for SqlStore {
         challenges::attempt_code(&self.pool, query, max_attempts, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn spend_challenge(&self, id: &str, confirmed: bool, now: UnixTime) -> StoreResult<bool> {
         challenges::spend(&self.pool, id, confirmed, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn confirm_link_challenge(
         &self,
         secret_hash: &[u8],
@@ -451,14 +475,17 @@ impl FactorStore for SqlStore {
         challenges::confirm_link(&self.pool, secret_hash, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn link_challenge(&self, secret_hash: &[u8], now: UnixTime) -> StoreResult<Option<Challenge>> {
         challenges::open_link(&self.pool, secret_hash, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, id = %id))]
     async fn challenge(&self, user_id: &str, id: &str) -> StoreResult<Option<Challenge>> {
         challenges::by_id(&self.pool, user_id, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64> {
         let factors = sqlx::query("DELETE FROM factors WHERE status = 'pending' AND expires_at <= $1")
             .bind(now)
@@ -475,10 +502,12 @@ impl FactorStore for SqlStore {
         Ok(factors + tokens + challenges + devices)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn remember_device(&self, device: &RememberedDevice, token_hash: &[u8]) -> StoreResult<()> {
         devices::remember(&self.pool, device, token_hash).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn use_remembered_device(
         &self,
         user_id: &str,
@@ -488,10 +517,12 @@ impl FactorStore for SqlStore {
         devices::use_token(&self.pool, user_id, token_hash, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn remembered_devices(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<RememberedDevice>> {
         devices::list(&self.pool, user_id, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn forget_devices(&self, user_id: &str, device_id: Option<&str>) -> StoreResult<u64> {
         devices::forget(&self.pool, user_id, device_id).await
     }
