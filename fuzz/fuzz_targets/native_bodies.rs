@@ -11,7 +11,7 @@ use latchkey_server::clock::SystemClock;
 use latchkey_server::config::Config;
 use latchkey_server::service::api_keys;
 use latchkey_server::state::AppState;
-use latchkey_server::{routes, startup};
+use latchkey_server::{http, startup};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -55,7 +55,7 @@ fn target() -> &'static Target {
         let (router, operations, token, key) = runtime.block_on(async {
             let state = AppState::build(config, Arc::new(SystemClock)).await.expect("the application state");
             let key = api_keys::create(&state, "fuzz", &[]).await.expect("an API key").secret;
-            let router = routes::router(state);
+            let router = http::router(state);
             let credentials = r#"{"email":"fuzz@example.com","password":"correct horse battery staple"}"#;
             call(&router, json(Method::POST, "/v1/auth/signup", credentials)).await;
             let (_, tokens) = call(&router, json(Method::POST, "/v1/auth/login", credentials)).await;

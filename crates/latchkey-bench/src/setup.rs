@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use latchkey_core::{base32, totp};
 use latchkey_server::Config;
 use latchkey_server::clock::SystemClock;
-use latchkey_server::extract::ClientMeta;
+use latchkey_server::http::extract::ClientMeta;
 use latchkey_server::service::{factors, reauth};
 use latchkey_server::state::AppState;
 use serde_json::{Value, json};

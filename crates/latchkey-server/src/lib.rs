@@ -5,17 +5,18 @@
 
 pub mod cli;
 pub mod clock;
-pub mod compat;
 pub mod config;
 pub mod delivery;
-pub mod error;
-pub mod extract;
+pub mod http;
 pub mod keys;
-pub mod openapi;
+pub mod lerian;
+pub mod mudbase;
+pub mod native;
+pub mod pages;
 pub mod passwords;
+pub mod prisme;
 pub mod qr;
 pub mod random;
-pub mod routes;
 pub mod service;
 pub mod startup;
 pub mod state;

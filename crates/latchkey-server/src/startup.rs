@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::routes;
+use crate::http;
 use crate::service::{self, sessions};
 use crate::state::AppState;
 
@@ -51,7 +51,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let purge = tokio::spawn(purge_expired_periodically(self.state.clone(), stop_rx.clone()));
         let delivery = tokio::spawn(service::outgoing::run(self.state.clone(), stop_rx));
-        let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(address = %self.listener.local_addr()?, "latchkey is listening");
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {

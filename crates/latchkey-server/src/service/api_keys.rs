@@ -6,7 +6,7 @@ use latchkey_core::token::{TOKEN_BYTES, TokenKind};
 use latchkey_store::NewApiKey;
 use uuid::Uuid;
 
-use crate::extract::SCOPES;
+use crate::http::extract::SCOPES;
 use crate::random;
 use crate::state::AppState;
 

@@ -4,7 +4,7 @@
 use latchkey_store::AuditEvent;
 use uuid::Uuid;
 
-use crate::extract::ClientMeta;
+use crate::http::extract::ClientMeta;
 use crate::state::AppState;
 
 /// An event about to be recorded.

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::delivery::templates;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::ClientMeta;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
 use crate::random;
 use crate::service::audit::{self, Event};
 use crate::service::outgoing;

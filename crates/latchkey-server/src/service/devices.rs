@@ -8,8 +8,8 @@ use latchkey_core::token::{TOKEN_BYTES, TokenKind};
 use latchkey_store::RememberedDevice;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::ClientMeta;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
 use crate::random;
 use crate::service::audit::{self, Event};
 use crate::state::AppState;

@@ -12,8 +12,8 @@ use latchkey_store::{ChallengePurpose, Factor, NewFactor, TotpSettings, User};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{AuthUser, ClientMeta};
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::{AuthUser, ClientMeta};
 use crate::service::audit::{self, Event};
 use crate::service::challenges::{self, Sent};
 use crate::service::notify::{self, Notice};

@@ -8,8 +8,8 @@ use latchkey_core::session::{Aal, Amr, after_second_factor};
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
 use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken};
 
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::ClientMeta;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
 use crate::random;
 use crate::service::challenges::{self, Sent};
 use crate::service::second_factor::{self, Proof};

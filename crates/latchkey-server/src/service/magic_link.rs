@@ -5,8 +5,8 @@ use latchkey_core::email::Email;
 use latchkey_core::session::Amr;
 use latchkey_store::ChallengePurpose;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::ClientMeta;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
 use crate::service::audit::{self, Event};
 use crate::service::challenges;
 use crate::service::login::{self, LoginStep};

@@ -5,7 +5,7 @@
 use latchkey_store::Channel;
 
 use crate::delivery::templates;
-use crate::extract::ClientMeta;
+use crate::http::extract::ClientMeta;
 use crate::service::{challenges, outgoing};
 use crate::state::AppState;
 
@@ -91,13 +91,13 @@ async fn try_send(
     user_id: &str,
     notice: Notice<'_>,
     meta: &ClientMeta,
-) -> Result<(), crate::error::ApiError> {
+) -> Result<(), crate::http::error::ApiError> {
     let Some(user) = state.store.user_by_id(user_id).await? else {
         return Ok(());
     };
     let (title, body) = notice.title_and_body();
     let message =
         templates::notification_email(&challenges::context(state, meta), &user.email, &title, &body)
-            .map_err(crate::error::ApiError::internal)?;
+            .map_err(crate::http::error::ApiError::internal)?;
     outgoing::enqueue(state, Channel::Email, notice.kind(), Some(user_id), &message).await
 }

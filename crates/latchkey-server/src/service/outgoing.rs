@@ -13,8 +13,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::delivery::{OutgoingMessage, SendError};
-use crate::error::ApiError;
-use crate::extract::ClientMeta;
+use crate::http::error::ApiError;
+use crate::http::extract::ClientMeta;
 use crate::keys;
 use crate::service::audit::{self, Event};
 use crate::state::AppState;

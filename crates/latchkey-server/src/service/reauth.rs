@@ -13,7 +13,7 @@ use latchkey_store::Session;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::service::second_factor::Verified;
 use crate::service::{accounts, factors};
 use crate::state::AppState;

@@ -8,8 +8,8 @@ use latchkey_core::{recovery, totp};
 use latchkey_store::{AttemptClaim, ChallengePurpose, Factor};
 use zeroize::Zeroizing;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::ClientMeta;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
 use crate::keys;
 use crate::service::audit::{self, Event};
 use crate::service::notify::{self, Notice};
@@ -31,6 +31,14 @@ pub enum Proof<'a> {
         code: &'a str,
     },
     RecoveryCode(&'a str),
+}
+
+impl<'a> Proof<'a> {
+    /// A code typed where either a TOTP code or a recovery code may appear (surfaces
+    /// with one field for both): recovery codes have their own unmistakable shape.
+    pub fn typed(code: &'a str) -> Self {
+        if recovery::normalize(code).is_some() { Self::RecoveryCode(code) } else { Self::AnyTotp { code } }
+    }
 }
 
 /// How the second factor was proven.

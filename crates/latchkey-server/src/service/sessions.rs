@@ -8,8 +8,8 @@ use latchkey_core::token::TokenKind;
 use latchkey_store::{NewSession, RefreshOutcome, RefreshRotation, Session};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::ClientMeta;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
 use crate::state::AppState;
 use crate::tokens::new_refresh_token;
 

@@ -14,8 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
 use crate::service::second_factor::{self, Proof};
 use crate::service::{accounts, factors, reauth, sessions};
 use crate::state::AppState;
@@ -27,7 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login_mfa))
         .routes(routes!(me))
         .routes(routes!(setup_mfa));
-    super::with_own_fallbacks(routes, PrismeError::from)
+    crate::http::with_own_fallbacks(routes, PrismeError::from)
 }
 
 /// An error in Prisme.ai's format.

@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn every_code_is_documented() {
-        let doc = include_str!("../../../docs/API.md");
+        let doc = include_str!("../../../../docs/API.md");
         for code in ErrorCode::ALL {
             assert!(doc.contains(&format!("`{}`", code.as_str())), "docs/API.md lacks {}", code.as_str());
         }

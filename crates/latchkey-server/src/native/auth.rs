@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{AuthUser, ClientMeta, JsonBody};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::{AuthUser, ClientMeta, JsonBody};
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, magic_link};

@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{AdminKey, Query};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::{AdminKey, Query};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -12,7 +12,7 @@ use latchkey_core::token::TokenKind;
 use latchkey_store::{ApiKey, Session};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::tokens::AccessClaims;
 

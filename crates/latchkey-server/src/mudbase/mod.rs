@@ -16,10 +16,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::compat::totp_or_recovery;
-use crate::error::{ApiError, ErrorCode};
-use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
 use crate::service::factors::{self, RecoveryCodes};
+use crate::service::second_factor::Proof;
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, login, reauth, second_factor};
 use crate::state::AppState;
@@ -32,7 +32,7 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(setup))
         .routes(routes!(verify))
         .routes(routes!(disable));
-    super::with_own_fallbacks(routes, MudbaseError::from)
+    crate::http::with_own_fallbacks(routes, MudbaseError::from)
         .layer(middleware::from_fn_with_state(state, envelope))
 }
 
@@ -282,7 +282,7 @@ async fn login(
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password).await?;
-    let proof = body.totp_token.as_ref().map(|code| totp_or_recovery(code.expose_secret()));
+    let proof = body.totp_token.as_ref().map(|code| Proof::typed(code.expose_secret()));
     let (tokens, two_factor) =
         login::in_one_step(&state, &user.id, proof, &meta).await.map_err(|error| match error.code {
             ErrorCode::SecondFactorRequired => MudbaseError::new(
@@ -468,7 +468,7 @@ async fn disable(
             "2FA is not enabled",
         ));
     }
-    let proof = totp_or_recovery(code.expose_secret());
+    let proof = Proof::typed(code.expose_secret());
     let verified = second_factor::verify(&state, &user_id, proof, &meta, None).await?;
     factors::reset_all(&state, &reauth::by_second_factor(&auth.session, &verified)?, &meta).await?;
     Ok(Json(Message { message: "2FA disabled successfully" }))

@@ -11,8 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, Path};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, Path};
 use crate::service::factors::RecoveryCodes;
 use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;

@@ -8,9 +8,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::AuthUser;
-use crate::routes::auth::FactorSummary;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::AuthUser;
+use crate::native::auth::FactorSummary;
 use crate::service::{accounts, factors};
 use crate::state::AppState;
 

@@ -1,16 +1,12 @@
-//! The HTTP router: every surface's routes, the JSON 404/405 answers, and the layers
-//! every response passes through (request id, tracing, panic guard, body limit,
-//! `Cache-Control: no-store`).
+//! The HTTP shell every surface stands on: the router that mounts the surfaces side
+//! by side (`native`, `prisme`, `lerian`, `mudbase`, `pages`), the JSON 404/405
+//! answers, and the layers every response passes through (request id, tracing, panic
+//! guard, body limit, `Cache-Control: no-store`); with the extractors (`extract`), the
+//! native error body (`error`) and the OpenAPI documents (`openapi`).
 
-mod admin_factors;
-mod audit;
-mod auth;
-mod devices;
-pub mod factors;
-mod magic_link_page;
-mod me;
-mod ops;
-mod users;
+pub mod error;
+pub mod extract;
+pub mod openapi;
 
 use std::time::Duration;
 
@@ -25,10 +21,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::compat;
-use crate::error::{ApiError, ErrorCode};
-use crate::openapi::{self, Documents, Surface};
+use utoipa_axum::router::OpenApiRouter;
+
+use self::error::{ApiError, ErrorCode};
+use self::openapi::{Documents, Surface};
 use crate::state::AppState;
+use crate::{lerian, mudbase, native, pages, prisme};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -53,19 +51,10 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
     let mut documents = Vec::new();
     for surface in Surface::ALL {
         let routes = match surface {
-            Surface::Native => openapi::router(surface)
-                .merge(ops::routes())
-                .merge(auth::routes())
-                .merge(me::routes())
-                .merge(users::routes())
-                .merge(factors::routes())
-                .merge(devices::routes())
-                .merge(admin_factors::routes())
-                .merge(audit::routes())
-                .merge(magic_link_page::routes()),
-            Surface::Prisme => openapi::router(surface).nest("/v2", compat::prisme::routes()),
-            Surface::Mudbase => openapi::router(surface).nest("/api", compat::mudbase::routes(state.clone())),
-            Surface::Lerian => openapi::router(surface).merge(compat::lerian::routes()),
+            Surface::Native => openapi::router(surface).merge(native::routes()).merge(pages::routes()),
+            Surface::Prisme => openapi::router(surface).nest("/v2", prisme::routes()),
+            Surface::Mudbase => openapi::router(surface).nest("/api", mudbase::routes(state.clone())),
+            Surface::Lerian => openapi::router(surface).merge(lerian::routes()),
         };
         let (routes, document) = routes.split_for_parts();
         router = router.merge(routes);
@@ -73,7 +62,7 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
             Surface::Native => {
                 ErrorCode::ALL.iter().map(|code| (code.status().as_u16(), code.as_str())).collect()
             }
-            Surface::Lerian => compat::lerian::catalogue(),
+            Surface::Lerian => lerian::catalogue(),
             Surface::Prisme | Surface::Mudbase => Vec::new(),
         };
         documents.push((surface, openapi::complete(surface, &catalogue, document)));
@@ -113,6 +102,23 @@ fn with_layers(router: Router) -> Router {
             Duration::from_secs(30),
         ));
     router.layer(layers)
+}
+
+/// Gives a compatible surface its own 404 and 405 answers, in its own error format.
+pub fn with_own_fallbacks<E>(
+    routes: OpenApiRouter<AppState>,
+    answer: fn(ApiError) -> E,
+) -> OpenApiRouter<AppState>
+where
+    E: IntoResponse + 'static,
+{
+    let (router, document) = routes.split_for_parts();
+    let router = router
+        .fallback(move || async move { answer(ApiError::new(ErrorCode::NotFound)) })
+        .method_not_allowed_fallback(
+            move || async move { answer(ApiError::new(ErrorCode::MethodNotAllowed)) },
+        );
+    OpenApiRouter::with_openapi(document).merge(router.into())
 }
 
 async fn not_found() -> ApiError {

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::openapi::{Documents, Surface};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::openapi::{Documents, Surface};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -12,8 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AuthUser, ClientMeta, Path};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{AuthUser, ClientMeta, Path};
 use crate::service::devices;
 use crate::state::AppState;
 

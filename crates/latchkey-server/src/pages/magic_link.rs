@@ -19,8 +19,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ClientMeta, Query, cookie, secure_cookie_attribute};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{ClientMeta, Query, cookie, secure_cookie_attribute};
 use crate::random;
 use crate::service::challenges;
 use crate::service::login::LoginStep;
@@ -219,7 +219,8 @@ async fn confirm(
 /// The sign-in outcome as a URL fragment: the fields of the login answer, with
 /// non-string values (numbers, `true`, the factor list) written as JSON.
 fn sign_in_fragment(step: LoginStep) -> Result<Zeroizing<String>, ApiError> {
-    let body = serde_json::to_value(super::auth::LoginAnswer::from(step)).map_err(ApiError::internal)?;
+    let body =
+        serde_json::to_value(crate::native::auth::LoginAnswer::from(step)).map_err(ApiError::internal)?;
     let pairs: Vec<(&String, String)> = body
         .as_object()
         .into_iter()

@@ -12,8 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{AdminKey, JsonBody, Path, Query};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::{AdminKey, JsonBody, Path, Query};
 use crate::service::accounts::{self, NewAccount};
 use crate::state::AppState;
 

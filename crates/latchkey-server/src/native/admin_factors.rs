@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{AdminKey, ClientMeta, JsonBody, Path};
-use crate::routes::factors::FactorView;
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::{AdminKey, ClientMeta, JsonBody, Path};
+use crate::native::factors::FactorView;
 use crate::service::second_factor::{self, Proof};
 use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;

@@ -1,0 +1,325 @@
+//! The configuration's sections, each with its defaults, and how their values are read
+//! from text (lists) and shown back (secrets redacted).
+
+use std::path::PathBuf;
+
+use latchkey_core::lockout::LockoutPolicy;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://user:pass@host/db`; SQLite in `data_dir` if unset.
+    #[serde(serialize_with = "redact_url")]
+    pub url: Option<String>,
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it answers 503.
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// The 32-byte master key (64 hex digits or base64). Generated into
+    /// `data_dir/master.key` when neither this nor `master_key_file` is set.
+    #[serde(serialize_with = "redact_secret")]
+    pub master_key: Option<SecretString>,
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// The `aud` claim of access tokens.
+    pub audience: String,
+    /// Lifetime of access tokens in seconds.
+    pub access_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// A session ends after this long without a token refresh.
+    pub idle_timeout_secs: i64,
+    /// A session ends this long after login, whatever happens.
+    pub absolute_timeout_secs: i64,
+    /// How often expired sessions, lapsed pending factors and MFA tokens are deleted.
+    pub purge_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    /// Password hashes computed at once, each on its own long-lived thread with 19 MiB
+    /// of working memory; 0 means half the CPU cores, at least one.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, max_connections: 10, acquire_timeout_secs: 3 }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self { audience: "latchkey".into(), access_ttl_secs: 15 * 60 }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 30 * 60, absolute_timeout_secs: 12 * 3600, purge_interval_secs: 10 * 60 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpConfig {
+    /// The issuer shown in authenticator apps (and in the `otpauth://` label).
+    pub issuer: String,
+    /// `SHA1` (what every app supports), `SHA256` or `SHA512`.
+    pub algorithm: String,
+    /// Code length, 6 to 8.
+    pub digits: u32,
+    /// Seconds per code, 15 to 300.
+    pub period: u32,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        Self { issuer: "Latchkey".into(), algorithm: "SHA1".into(), digits: 6, period: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// Lifetime of the `mfa_token` handed out after the first factor.
+    pub mfa_token_ttl_secs: i64,
+    /// How long a factor may stay unconfirmed.
+    pub pending_factor_ttl_secs: i64,
+    /// How recent a login must be to add or remove factors or regenerate codes.
+    pub reauth_window_secs: i64,
+    /// How long a remembered device skips the second factor.
+    pub remember_device_days: i64,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self {
+            mfa_token_ttl_secs: 300,
+            pending_factor_ttl_secs: 600,
+            reauth_window_secs: 600,
+            remember_device_days: 30,
+        }
+    }
+}
+
+/// Brute-force protection of second factors, counted per user in the database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Consecutive failures allowed without delay.
+    pub free_failures: u32,
+    /// Delay after the first failure past the free ones; doubles with each further one.
+    pub base_delay_secs: i64,
+    pub max_delay_secs: i64,
+    /// Consecutive failures that lock the second factor until an administrator resets it.
+    pub lock_after: u32,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        let policy = LockoutPolicy::default();
+        Self {
+            free_failures: policy.free_failures,
+            base_delay_secs: policy.base_delay_secs,
+            max_delay_secs: policy.max_delay_secs,
+            lock_after: policy.lock_after,
+        }
+    }
+}
+
+/// Outgoing email. Without `smtp_url`, messages are written to the outbox directory
+/// (`data_dir/outbox`) instead, with a log line that never holds the code.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The `From` of every message, as `Name <address>` or a bare address.
+    pub from: String,
+    /// `smtp://[user[:password]@]host[:port]` (STARTTLS, required unless `?tls=none`
+    /// or `?tls=opportunistic`) or `smtps://...` (TLS from the first byte).
+    #[serde(serialize_with = "redact_url")]
+    pub smtp_url: Option<String>,
+    /// The SMTP password, when it should not sit in the URL.
+    #[serde(serialize_with = "redact_secret")]
+    pub smtp_password: Option<SecretString>,
+    pub smtp_password_file: Option<PathBuf>,
+    /// A PEM file of extra certificate authorities to trust for the SMTP server (for
+    /// relays with a private CA); the public web roots are always trusted.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Give up on one SMTP conversation after this many seconds.
+    pub smtp_timeout_secs: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Latchkey <latchkey@localhost>".into(),
+            smtp_url: None,
+            smtp_password: None,
+            smtp_password_file: None,
+            smtp_ca_file: None,
+            smtp_timeout_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    /// Write texts to the outbox directory (development).
+    Outbox,
+    /// `POST {to, body}` as JSON to `webhook_url`, signed with `webhook_secret`.
+    Webhook,
+    /// Twilio's Messages API, or any service that speaks it.
+    Twilio,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub provider: SmsProvider,
+    pub webhook_url: Option<String>,
+    /// Key of the `X-Latchkey-Signature` HMAC; required for the webhook provider.
+    #[serde(serialize_with = "redact_secret")]
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_secret_file: Option<PathBuf>,
+    pub twilio_account_sid: Option<String>,
+    #[serde(serialize_with = "redact_secret")]
+    pub twilio_auth_token: Option<SecretString>,
+    pub twilio_auth_token_file: Option<PathBuf>,
+    /// The sending number (E.164) or messaging service.
+    pub twilio_from: Option<String>,
+    pub twilio_base_url: String,
+    /// Country calling codes phone factors may use (`["1", "44"]`, or `"1,44"` from
+    /// the environment); empty allows all.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub allowed_country_codes: Vec<String>,
+    /// Give up on one provider request after this many seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            provider: SmsProvider::Outbox,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_secret_file: None,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_auth_token_file: None,
+            twilio_from: None,
+            twilio_base_url: "https://api.twilio.com".into(),
+            allowed_country_codes: Vec::new(),
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// The delivery queue: every email and text goes through it, so a request never
+/// waits on a mail server and a restart loses nothing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Attempts before a message is given up (and audited as `message.abandoned`).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles with each further one.
+    pub retry_base_secs: i64,
+    pub retry_max_secs: i64,
+    /// How often the queue is checked when nothing wakes it.
+    pub poll_interval_ms: u64,
+    /// How long a worker holds a message; if it dies, another takes the message after.
+    pub lease_secs: i64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            retry_base_secs: 10,
+            retry_max_secs: 3600,
+            poll_interval_ms: 1000,
+            lease_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MagicLinkConfig {
+    /// Where a browser is sent after confirming a sign-in link, with the outcome in
+    /// the URL fragment (never sent to any server). Unset: sign-in links are off;
+    /// magic links as a second factor work regardless.
+    pub redirect_url: Option<String>,
+}
+
+/// A list given as a TOML array or as one comma-separated string (environment values).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Items(Vec<String>),
+        Text(String),
+    }
+    Ok(match List::deserialize(deserializer)? {
+        List::Items(items) => items,
+        List::Text(text) => {
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        }
+    })
+}
+
+fn redact_secret<S: Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(secret) if !secret.expose_secret().is_empty() => serializer.serialize_str("[redacted]"),
+        _ => serializer.serialize_none(),
+    }
+}
+
+/// Shows a database URL with any password replaced.
+fn redact_url<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(url) => serializer.serialize_str(&redacted_url(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
+pub(crate) fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:[redacted]@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let path = path.map(|p| p.split_once('?').map_or(p, |(before, _)| before)).map(|p| format!("/{p}"));
+    format!("{scheme}://{authority}{}", path.unwrap_or_default())
+}

@@ -1,0 +1,220 @@
+//! Lerian's Auth routes, `/v1/login/...`: the OAuth-style access token (password and refresh
+//! grants, remembered devices), and the MFA challenge and verify that finish a login.
+
+use super::*;
+
+/// Tokens, with `deviceToken` after a verify that asked to remember the device.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TokenAnswer {
+    access_token: String,
+    /// `Bearer`.
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    /// A Latchkey extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
+}
+
+impl From<IssuedTokens> for TokenAnswer {
+    fn from(tokens: IssuedTokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            token_type: "Bearer",
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+            device_token: None,
+        }
+    }
+}
+
+/// A password grant for a user with MFA: finish at `/v1/login/mfa/verify`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MfaRequired {
+    mfa_token: String,
+    /// `app`, `email`, `sms`.
+    mfa_types: Vec<&'static str>,
+    expires_in: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum AccessTokenAnswer {
+    Tokens(TokenAnswer),
+    MfaRequired(MfaRequired),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct AccessTokenRequest {
+    #[schema(schema_with = grant_type_schema)]
+    grant_type: String,
+    username: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
+    refresh_token: Option<SecretString>,
+    /// A Latchkey extension: the remembered-device token, for clients that cannot
+    /// keep the cookie.
+    #[schema(value_type = Option<String>)]
+    device_token: Option<SecretString>,
+}
+
+/// `POST /v1/login/oauth/access_token`: the `password` grant (tokens, or for a user
+/// with MFA `{mfaToken, mfaTypes, expiresIn}`) and the `refresh_token` grant.
+#[utoipa::path(post, path = "/v1/login/oauth/access_token", tag = "lerian",
+    request_body = AccessTokenRequest,
+    responses(
+        (status = 200, description = "Tokens, or what the second factor needs.", body = AccessTokenAnswer),
+        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
+    ))]
+pub(super) async fn access_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<AccessTokenRequest>, ApiError>,
+) -> Result<Json<AccessTokenAnswer>> {
+    let JsonBody(body) = body?;
+    match body.grant_type.as_str() {
+        "password" => {
+            let username = present(body.username.as_deref().unwrap_or_default())?;
+            let password = body.password.ok_or(Code::MissingFields)?;
+            let user = accounts::authenticate_password(&state, username, password).await?;
+            let device = body
+                .device_token
+                .as_ref()
+                .map(|token| token.expose_secret())
+                .or_else(|| cookie(&headers, devices::COOKIE));
+            match login::after_first(&state, &user.id, &[Amr::Pwd], device, &meta).await? {
+                LoginStep::Session(tokens) => Ok(Json(AccessTokenAnswer::Tokens(tokens.into()))),
+                LoginStep::MfaRequired(challenge) => Ok(Json(AccessTokenAnswer::MfaRequired(MfaRequired {
+                    mfa_types: mfa_types(&challenge.factors),
+                    mfa_token: challenge.mfa_token,
+                    expires_in: challenge.expires_in,
+                }))),
+            }
+        }
+        "refresh_token" => {
+            let token = body.refresh_token.ok_or(Code::MissingFields)?;
+            let tokens = sessions::refresh(&state, present(token.expose_secret())?).await?;
+            Ok(Json(AccessTokenAnswer::Tokens(tokens.into())))
+        }
+        _ => Err(Code::UnsupportedGrantType.into()),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ChallengeRequest {
+    #[schema(value_type = String)]
+    mfa_token: SecretString,
+    #[schema(schema_with = mfa_type_schema)]
+    mfa_type: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Initiated {
+    message: &'static str,
+}
+
+/// `POST /v1/login/mfa/challenge`: sends the login's email or SMS passcode.
+#[utoipa::path(post, path = "/v1/login/mfa/challenge", tag = "lerian",
+    request_body = ChallengeRequest,
+    responses(
+        (status = 200, description = "The passcode is on its way.", body = Initiated),
+        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
+    ))]
+pub(super) async fn challenge(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<ChallengeRequest>, ApiError>,
+) -> Result<Json<Initiated>> {
+    let JsonBody(body) = body?;
+    let factor_type = factor_type(&body.mfa_type)?;
+    if factor_type == "totp" {
+        return Err(Code::ChallengeNotApplicable.into());
+    }
+    login::challenge(&state, body.mfa_token.expose_secret(), FactorChoice::Type(factor_type), &meta).await?;
+    Ok(Json(Initiated { message: "MFA challenge initiated" }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct MfaVerifyRequest {
+    #[schema(value_type = String)]
+    mfa_token: SecretString,
+    #[schema(schema_with = mfa_type_schema)]
+    mfa_type: String,
+    #[schema(value_type = Option<String>)]
+    passcode: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
+    recovery_code: Option<SecretString>,
+    remember_device: Option<bool>,
+}
+
+/// `POST /v1/login/mfa/verify`: finishes the login with a passcode or a recovery code
+/// (exactly one). With `rememberDevice`, the answer also carries a device token (and
+/// sets it as an HttpOnly cookie) that skips the second factor on this device.
+#[utoipa::path(post, path = "/v1/login/mfa/verify", tag = "lerian",
+    request_body = MfaVerifyRequest,
+    responses(
+        (status = 200, description = "Tokens; with `rememberDevice`, also `deviceToken` and its cookie.",
+            body = TokenAnswer,
+            headers(("Set-Cookie" = String, description = "`latchkey_device`, with `rememberDevice` only."))),
+        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
+    ))]
+pub(super) async fn mfa_verify(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<MfaVerifyRequest>, ApiError>,
+) -> Result<Response> {
+    let JsonBody(body) = body?;
+    let factor_type = factor_type(&body.mfa_type)?;
+    let proof = match (&body.passcode, &body.recovery_code) {
+        (Some(passcode), None) => LoginProof::Code {
+            factor: FactorChoice::Type(factor_type),
+            code: present(passcode.expose_secret())?,
+        },
+        (None, Some(code)) => LoginProof::RecoveryCode(present(code.expose_secret())?),
+        (None, None) => return Err(Code::MissingFields.into()),
+        (Some(_), Some(_)) => return Err(Code::UnexpectedFields.into()),
+    };
+    let recovery = matches!(proof, LoginProof::RecoveryCode(_));
+    let tokens =
+        login::complete(&state, body.mfa_token.expose_secret(), proof, &meta).await.map_err(|error| {
+            match error.code {
+                ErrorCode::InvalidCode if recovery => Code::InvalidRecoveryCode.into(),
+                _ => LerianError::from(error),
+            }
+        })?;
+    let user_id = tokens.user_id.clone();
+    let mut answer = TokenAnswer::from(tokens);
+    if body.remember_device != Some(true) {
+        return Ok(Json(answer).into_response());
+    }
+    let remembered = devices::remember(&state, &user_id, &meta).await?;
+    answer.device_token = Some(remembered.token.to_string());
+    let secure = secure_cookie_attribute(&state.config.public_url);
+    let cookie = format!(
+        "{}={}; Path=/v1/login; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        devices::COOKIE,
+        remembered.token,
+        remembered.max_age_secs
+    );
+    let mut response = Json(answer).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,29 @@
+//! The native API, `/v1/...`: authentication, the signed-in user's factors and
+//! devices, the administrators' API, the audit log, and operations (health, readiness,
+//! keys, the OpenAPI documents and the `/docs` page).
+
+mod admin_factors;
+mod audit;
+pub mod auth;
+mod devices;
+pub mod factors;
+mod me;
+mod ops;
+mod users;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// Every native route, documented.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(ops::routes())
+        .merge(auth::routes())
+        .merge(me::routes())
+        .merge(users::routes())
+        .merge(factors::routes())
+        .merge(devices::routes())
+        .merge(admin_factors::routes())
+        .merge(audit::routes())
+}
