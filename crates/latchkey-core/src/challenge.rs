@@ -2,6 +2,7 @@
 //! (DESIGN rule 5 and 6), and how destinations are shown back to people.
 
 use crate::UnixTime;
+use crate::factor::FactorType;
 
 /// Digits in an emailed or texted code.
 pub const CODE_DIGITS: usize = 6;
@@ -27,12 +28,6 @@ pub fn normalize_code(input: &str) -> Option<String> {
     (digits.len() == CODE_DIGITS && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
-/// Factor types NIST SP 800-63B calls restricted (delivered over channels an attacker
-/// can intercept or redirect); apps may steer people to TOTP or passkeys instead.
-pub fn is_restricted(factor_type: &str) -> bool {
-    matches!(factor_type, "email" | "sms" | "magic_link")
-}
-
 /// An email address with most of its local part hidden: `a***@example.com`.
 pub fn mask_email(address: &str) -> String {
     match address.rsplit_once('@') {
@@ -55,8 +50,8 @@ pub fn mask_phone(number: &str) -> String {
 
 /// A factor's destination as shown back to people: a phone number for `sms`, an email
 /// address for the other types.
-pub fn mask_destination(factor_type: &str, destination: &str) -> String {
-    if factor_type == "sms" { mask_phone(destination) } else { mask_email(destination) }
+pub fn mask_destination(factor_type: FactorType, destination: &str) -> String {
+    if factor_type == FactorType::Sms { mask_phone(destination) } else { mask_email(destination) }
 }
 
 /// Whether `number` (E.164) is in one of `country_codes` (calling codes without `+`);
@@ -104,8 +99,8 @@ mod tests {
     fn destinations_are_masked() {
         assert_eq!(mask_email("alice@example.com"), "a***@example.com");
         assert_eq!(mask_phone("+14155550123"), "+*********23");
-        assert_eq!(mask_destination("sms", "+14155550123"), "+*********23");
-        assert_eq!(mask_destination("magic_link", "bob@example.com"), "b***@example.com");
+        assert_eq!(mask_destination(FactorType::Sms, "+14155550123"), "+*********23");
+        assert_eq!(mask_destination(FactorType::MagicLink, "bob@example.com"), "b***@example.com");
     }
 
     #[test]
@@ -126,11 +121,5 @@ mod tests {
         }
         assert!(in_country("+447700900123", "44") && in_country("+447700900123", "+44"));
         assert!(!in_country("+14155550123", "44"));
-    }
-
-    #[test]
-    fn restricted_factor_types() {
-        assert!(is_restricted("sms") && is_restricted("email") && is_restricted("magic_link"));
-        assert!(!is_restricted("totp") && !is_restricted("webauthn"));
     }
 }

@@ -8,6 +8,7 @@ pub mod base32;
 pub mod challenge;
 pub mod crypto;
 pub mod email;
+pub mod factor;
 pub mod lockout;
 pub mod login;
 pub mod password;

@@ -1,6 +1,7 @@
 //! The records the store reads and writes.
 
 use latchkey_core::UnixTime;
+use latchkey_core::factor::{FactorStatus, FactorType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -127,8 +128,8 @@ pub struct TotpSettings {
 pub struct Factor {
     pub id: String,
     pub user_id: String,
-    pub factor_type: String,
-    pub status: String,
+    pub factor_type: FactorType,
+    pub status: FactorStatus,
     pub friendly_name: Option<String>,
     pub secret: Option<StoredSecret>,
     pub totp: Option<TotpSettings>,
@@ -150,7 +151,7 @@ pub struct Factor {
 pub struct NewFactor {
     pub id: String,
     pub user_id: String,
-    pub factor_type: String,
+    pub factor_type: FactorType,
     pub friendly_name: Option<String>,
     pub secret: Option<StoredSecret>,
     pub totp: Option<TotpSettings>,

@@ -2,6 +2,7 @@
 //! grants, remembered devices), and the MFA challenge and verify that finish a login.
 
 use super::*;
+use latchkey_core::factor::FactorType;
 
 /// Tokens, with `deviceToken` after a verify that asked to remember the device.
 #[derive(Serialize, ToSchema)]
@@ -139,7 +140,7 @@ pub(super) async fn challenge(
 ) -> Result<Json<Initiated>> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
-    if factor_type == "totp" {
+    if factor_type == FactorType::Totp {
         return Err(Code::ChallengeNotApplicable.into());
     }
     login::challenge(&state, body.mfa_token.expose_secret(), FactorChoice::Type(factor_type), &meta).await?;

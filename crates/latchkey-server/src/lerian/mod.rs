@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::challenge;
+use latchkey_core::factor::FactorType;
 use latchkey_core::session::Amr;
 use latchkey_store::{Factor, User};
 use secrecy::{ExposeSecret, SecretString};
@@ -52,11 +53,11 @@ fn own_405(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> 
 }
 
 /// Lerian's `mfaType` as a factor type.
-fn factor_type(mfa_type: &str) -> Result<&'static str> {
+fn factor_type(mfa_type: &str) -> Result<FactorType> {
     match mfa_type {
-        "app" => Ok("totp"),
-        "email" => Ok("email"),
-        "sms" => Ok("sms"),
+        "app" => Ok(FactorType::Totp),
+        "email" => Ok(FactorType::Email),
+        "sms" => Ok(FactorType::Sms),
         _ => Err(Code::MfaInvalidType.into()),
     }
 }
@@ -72,19 +73,19 @@ fn grant_type_schema() -> utoipa::openapi::schema::Object {
 }
 
 /// A factor type as Lerian's `mfaType`; types Lerian has no name for are left out.
-fn mfa_type(factor_type: &str) -> Option<&'static str> {
+fn mfa_type(factor_type: FactorType) -> Option<&'static str> {
     match factor_type {
-        "totp" => Some("app"),
-        "email" => Some("email"),
-        "sms" => Some("sms"),
-        _ => None,
+        FactorType::Totp => Some("app"),
+        FactorType::Email => Some("email"),
+        FactorType::Sms => Some("sms"),
+        FactorType::Webauthn | FactorType::MagicLink => None,
     }
 }
 
 /// Lerian's names for the types of `factors`, each once, in order.
 fn mfa_types(factors: &[Factor]) -> Vec<&'static str> {
     let mut types = Vec::new();
-    for name in factors.iter().filter_map(|f| mfa_type(&f.factor_type)) {
+    for name in factors.iter().filter_map(|f| mfa_type(f.factor_type)) {
         if !types.contains(&name) {
             types.push(name);
         }
@@ -157,7 +158,7 @@ impl Caller {
 async fn pending_factor(
     state: &AppState,
     user_id: &str,
-    factor_type: &str,
+    factor_type: FactorType,
     secret: Option<&SecretString>,
 ) -> Result<Factor> {
     let pending = factors::pending_setup(state, user_id, factor_type).await.map_err(mfa_operation)?;
@@ -234,13 +235,13 @@ async fn setup(
     let factor_type = factor_type(&body.mfa_type)?;
     factors::ensure_not_enabled(&state, &account.id, Some(factor_type)).await?;
     let by = caller.authorize(&state, &account.id).await?;
-    let (secret, url) = if factor_type == "totp" {
+    let (secret, url) = if factor_type == FactorType::Totp {
         let enrollment =
             factors::enroll_totp(&state, &by, &account, None, &meta).await.map_err(mfa_operation)?;
         (enrollment.secret.to_string(), enrollment.otpauth_uri.to_string())
     } else {
         let phone = match factor_type {
-            "sms" => Some(account.phone.as_deref().ok_or(Code::PhoneNumberRequired)?),
+            FactorType::Sms => Some(account.phone.as_deref().ok_or(Code::PhoneNumberRequired)?),
             _ => None,
         };
         let destination = factors::contact_destination(&state, &account, factor_type, None, phone)?;
@@ -299,7 +300,7 @@ async fn verify(
     if let Some(country_code) = &body.country_code {
         let code = challenge::parse_calling_code(country_code).ok_or(Code::BadRequest)?;
         let number = pending.destination.as_deref().unwrap_or_default();
-        if factor_type == "sms" && !challenge::in_country(number, code) {
+        if factor_type == FactorType::Sms && !challenge::in_country(number, code) {
             return Err(Code::CountryCodeMismatch.into());
         }
     }

@@ -23,6 +23,7 @@ use crate::service::second_factor::Proof;
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, login, reauth, second_factor};
 use crate::state::AppState;
+use latchkey_core::factor::FactorType;
 
 /// Mounted at `/api`.
 pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
@@ -416,7 +417,7 @@ async fn verify(
     let JsonBody(body) = body?;
     let code = required(body.token, "token")?;
     let user_id = auth.session.user_id.clone();
-    let pending = factors::pending_setup(&state, &user_id, "totp").await?;
+    let pending = factors::pending_setup(&state, &user_id, FactorType::Totp).await?;
     factors::confirm(&state, &auth, &pending.id, code.expose_secret(), RecoveryCodes::IssuedAtSetup, &meta)
         .await?;
     Ok(Json(Message { message: "2FA enabled successfully" }))

@@ -150,7 +150,11 @@ pub struct FactorSummary {
 
 impl From<Factor> for FactorSummary {
     fn from(factor: Factor) -> Self {
-        Self { id: factor.id, factor_type: factor.factor_type, friendly_name: factor.friendly_name }
+        Self {
+            id: factor.id,
+            factor_type: factor.factor_type.to_string(),
+            friendly_name: factor.friendly_name,
+        }
     }
 }
 
@@ -210,7 +214,7 @@ async fn mfa_challenge(
     Ok(Json(ChallengeSent {
         challenge_id: sent.challenge_id,
         factor_id: factor.id,
-        factor_type: factor.factor_type,
+        factor_type: factor.factor_type.to_string(),
         sent_to: sent.sent_to,
         expires_in: sent.expires_in,
     }))

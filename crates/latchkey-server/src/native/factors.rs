@@ -17,6 +17,7 @@ use crate::service::factors::RecoveryCodes;
 use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;
 use latchkey_core::challenge;
+use latchkey_core::factor::FactorType;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,13 +51,13 @@ pub struct FactorView {
 impl From<Factor> for FactorView {
     fn from(factor: Factor) -> Self {
         let destination =
-            factor.destination.as_deref().map(|d| challenge::mask_destination(&factor.factor_type, d));
+            factor.destination.as_deref().map(|d| challenge::mask_destination(factor.factor_type, d));
         Self {
             id: factor.id,
-            restricted: challenge::is_restricted(&factor.factor_type),
+            restricted: factor.factor_type.is_restricted(),
             destination,
-            factor_type: factor.factor_type,
-            status: factor.status,
+            factor_type: factor.factor_type.to_string(),
+            status: factor.status.to_string(),
             friendly_name: factor.friendly_name,
             created_at: rfc3339(factor.created_at),
             confirmed_at: factor.confirmed_at.map(rfc3339),
@@ -147,28 +148,30 @@ async fn create(
     meta: ClientMeta,
     JsonBody(body): JsonBody<CreateFactor>,
 ) -> Result<(StatusCode, Json<CreatedFactor>), ApiError> {
-    if !factors::TYPES.contains(&body.factor_type.as_str()) {
+    let Some(factor_type) = FactorType::parse(&body.factor_type) else {
+        let names: Vec<&str> = FactorType::ALL.iter().map(|kind| kind.as_str()).collect();
         return Err(ApiError::field(ErrorCode::InvalidField, "type")
-            .with_message(format!("type must be one of: {}.", factors::TYPES.join(", "))));
-    }
-    let factor_type = body.factor_type.as_str();
-    if factor_type == "webauthn" {
+            .with_message(format!("type must be one of: {}.", names.join(", "))));
+    };
+    if factor_type == FactorType::Webauthn {
         return Err(ApiError::new(ErrorCode::UnsupportedFactorType)
             .with_message("Passkeys (webauthn) are not available on this server yet."));
     }
     let stray = match factor_type {
-        "totp" => [("email", body.email.is_some()), ("phone", body.phone.is_some())]
+        FactorType::Totp => [("email", body.email.is_some()), ("phone", body.phone.is_some())]
             .into_iter()
             .find(|(_, given)| *given),
-        "sms" => body.email.is_some().then_some(("email", true)),
-        _ => body.phone.is_some().then_some(("phone", true)),
+        FactorType::Sms => body.email.is_some().then_some(("email", true)),
+        FactorType::Email | FactorType::MagicLink | FactorType::Webauthn => {
+            body.phone.is_some().then_some(("phone", true))
+        }
     };
     if let Some((field, _)) = stray {
         return Err(ApiError::field(ErrorCode::InvalidField, field)
             .with_message(format!("`{field}` does not apply to {factor_type} factors.")));
     }
     let account = accounts::session_user(&state, &user.session.user_id).await?;
-    if factor_type != "totp" {
+    if factor_type != FactorType::Totp {
         // The destination is checked before re-authentication so a typo is reported
         // even when the login is old.
         let destination = factors::contact_destination(

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use latchkey_core::factor::FactorType;
 use latchkey_core::session::{Aal, Amr};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -160,7 +161,7 @@ fn session(headers: &HeaderMap, auth: std::result::Result<SessionAuth, ApiError>
 }
 
 async fn has_totp(state: &AppState, user_id: &str) -> std::result::Result<bool, ApiError> {
-    factors::has_active(state, user_id, Some("totp")).await
+    factors::has_active(state, user_id, Some(FactorType::Totp)).await
 }
 
 /// `totp` when the user has an active TOTP factor, else `none`.

@@ -1,6 +1,7 @@
 //! Audit events: who did what to which factor, when, from where, and how it went.
 //! Recording never fails a request; a failure to record is logged instead.
 
+use latchkey_core::factor::FactorType;
 use latchkey_store::AuditEvent;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ pub struct Event<'a> {
     pub event_type: &'static str,
     pub success: bool,
     pub user_id: Option<&'a str>,
-    pub factor: Option<(&'a str, &'a str)>,
+    pub factor: Option<(&'a str, FactorType)>,
     /// Who acted when it was not the user (`api_key:<id>`).
     pub actor: Option<String>,
     pub meta: &'a ClientMeta,
@@ -28,7 +29,7 @@ impl<'a> Event<'a> {
         self
     }
 
-    pub fn factor(mut self, id: &'a str, factor_type: &'a str) -> Self {
+    pub fn factor(mut self, id: &'a str, factor_type: FactorType) -> Self {
         self.factor = Some((id, factor_type));
         self
     }
@@ -48,7 +49,7 @@ pub async fn record(state: &AppState, event: Event<'_>) {
         event_type: event.event_type.to_owned(),
         outcome: if event.success { "success" } else { "failure" }.to_owned(),
         factor_id: event.factor.map(|(id, _)| id.to_owned()),
-        factor_type: event.factor.map(|(_, kind)| kind.to_owned()),
+        factor_type: event.factor.map(|(_, kind)| kind.as_str().to_owned()),
         actor: event.actor,
         ip: event.meta.ip.clone(),
         user_agent: event.meta.user_agent.clone(),

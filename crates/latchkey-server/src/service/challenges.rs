@@ -6,6 +6,7 @@ use latchkey_core::challenge::{
     self, CODE_TTL_SECS, LINK_TTL_SECS, MAX_ATTEMPTS, SEND_MIN_INTERVAL_SECS, SENDS_PER_HOUR,
 };
 use latchkey_core::crypto::{HashPurpose, constant_time_eq};
+use latchkey_core::factor::FactorType;
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
 use latchkey_store::{
     Challenge, ChallengeKind, ChallengePurpose, Channel, CodeChallengeQuery, Factor, NewChallenge, SendClaim,
@@ -46,7 +47,7 @@ pub async fn claim_send(state: &AppState, destination: &str) -> Result<(), ApiEr
 }
 
 fn channel(factor: &Factor) -> Channel {
-    if factor.factor_type == "sms" { Channel::Sms } else { Channel::Email }
+    if factor.factor_type == FactorType::Sms { Channel::Sms } else { Channel::Email }
 }
 
 fn code_hash(state: &AppState, challenge_id: &str, code: &str) -> [u8; 32] {
@@ -110,13 +111,13 @@ pub async fn send_code(
     outgoing::enqueue(state, channel(factor), kind, Some(&factor.user_id), &message).await?;
     audit::record(
         state,
-        Event::new("challenge.sent", &factor.user_id, meta).factor(&factor.id, &factor.factor_type),
+        Event::new("challenge.sent", &factor.user_id, meta).factor(&factor.id, factor.factor_type),
     )
     .await;
     Ok(Sent {
         challenge_id: id,
         expires_in: CODE_TTL_SECS,
-        sent_to: challenge::mask_destination(&factor.factor_type, destination),
+        sent_to: challenge::mask_destination(factor.factor_type, destination),
     })
 }
 
@@ -197,7 +198,7 @@ pub async fn send_link(
     audit::record(
         state,
         match factor {
-            Some(factor) => event.factor(&factor.id, "magic_link"),
+            Some(factor) => event.factor(&factor.id, FactorType::MagicLink),
             None => event,
         },
     )

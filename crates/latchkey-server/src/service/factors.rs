@@ -4,6 +4,7 @@
 use latchkey_core::challenge;
 use latchkey_core::crypto::HashPurpose;
 use latchkey_core::email::Email;
+use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::phone;
 use latchkey_core::recovery::{self, CODE_BYTES, CODES_PER_SET};
 use latchkey_core::totp::{self, SECRET_BYTES};
@@ -23,9 +24,6 @@ use crate::service::sessions;
 use crate::state::AppState;
 use crate::{keys, qr, random};
 
-/// Factor types as the API names them.
-pub const TYPES: [&str; 5] = ["totp", "email", "sms", "webauthn", "magic_link"];
-
 /// A new TOTP factor with everything the user needs to add it to an app. The secret is
 /// shown only in this response.
 pub struct TotpEnrollment {
@@ -44,7 +42,7 @@ pub async fn active_factors(state: &AppState, user_id: &str) -> Result<Vec<Facto
         .factors(user_id, state.now())
         .await?
         .into_iter()
-        .filter(|f| f.status == "active")
+        .filter(|f| f.status == FactorStatus::Active)
         .collect())
 }
 
@@ -53,7 +51,7 @@ pub async fn active_factors(state: &AppState, user_id: &str) -> Result<Vec<Facto
 pub async fn has_active(
     state: &AppState,
     user_id: &str,
-    factor_type: Option<&str>,
+    factor_type: Option<FactorType>,
 ) -> Result<bool, ApiError> {
     Ok(active_factors(state, user_id).await?.iter().any(|f| factor_type.is_none_or(|t| f.factor_type == t)))
 }
@@ -63,7 +61,7 @@ pub async fn has_active(
 pub async fn pending_of_type(
     state: &AppState,
     user_id: &str,
-    factor_type: &str,
+    factor_type: FactorType,
 ) -> Result<Option<Factor>, ApiError> {
     Ok(state
         .store
@@ -71,7 +69,7 @@ pub async fn pending_of_type(
         .await?
         .into_iter()
         .rev()
-        .find(|f| f.status == "pending" && f.factor_type == factor_type))
+        .find(|f| f.status == FactorStatus::Pending && f.factor_type == factor_type))
 }
 
 /// Before a setup, on surfaces that allow one factor of a kind: `factor_already_active`
@@ -80,7 +78,7 @@ pub async fn pending_of_type(
 pub async fn ensure_not_enabled(
     state: &AppState,
     user_id: &str,
-    factor_type: Option<&str>,
+    factor_type: Option<FactorType>,
 ) -> Result<(), ApiError> {
     if has_active(state, user_id, factor_type).await? {
         return Err(ErrorCode::FactorAlreadyActive.into());
@@ -92,7 +90,11 @@ pub async fn ensure_not_enabled(
 /// of `factor_type` is on already, `factor_not_found` when no setup was started (or it
 /// lapsed).
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
-pub async fn pending_setup(state: &AppState, user_id: &str, factor_type: &str) -> Result<Factor, ApiError> {
+pub async fn pending_setup(
+    state: &AppState,
+    user_id: &str,
+    factor_type: FactorType,
+) -> Result<Factor, ApiError> {
     ensure_not_enabled(state, user_id, Some(factor_type)).await?;
     pending_of_type(state, user_id, factor_type).await?.ok_or_else(|| ErrorCode::FactorNotFound.into())
 }
@@ -139,7 +141,7 @@ pub async fn enroll_totp(
         .create_pending_factor(&NewFactor {
             id,
             user_id: user.id.clone(),
-            factor_type: "totp".into(),
+            factor_type: FactorType::Totp,
             friendly_name,
             secret: Some(secret),
             totp: Some(TotpSettings {
@@ -154,7 +156,8 @@ pub async fn enroll_totp(
         .await?;
     let otpauth_uri = totp::otpauth_uri(&state.config.totp.issuer, &user.email, key.as_slice(), params);
     let (qr_png, qr_svg) = qr::render(&otpauth_uri).map_err(ApiError::internal)?;
-    audit::record(state, Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, "totp")).await;
+    audit::record(state, Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, FactorType::Totp))
+        .await;
     Ok(TotpEnrollment {
         factor,
         secret: Zeroizing::new(base32::encode(key.as_slice())),
@@ -170,12 +173,12 @@ pub async fn enroll_totp(
 pub fn contact_destination(
     state: &AppState,
     user: &User,
-    factor_type: &str,
+    factor_type: FactorType,
     email: Option<&str>,
     phone: Option<&str>,
 ) -> Result<String, ApiError> {
     match factor_type {
-        "sms" => {
+        FactorType::Sms => {
             let number = phone.ok_or_else(|| ApiError::field(ErrorCode::MissingField, "phone"))?;
             let number = phone::normalize_e164(number)
                 .map_err(|_| ApiError::field(ErrorCode::InvalidPhone, "phone"))?;
@@ -201,7 +204,7 @@ pub async fn enroll_contact(
     state: &AppState,
     by: &Authorized,
     user: &User,
-    factor_type: &str,
+    factor_type: FactorType,
     destination: String,
     friendly_name: Option<String>,
     meta: &ClientMeta,
@@ -216,7 +219,7 @@ pub async fn enroll_contact(
         .create_pending_factor(&NewFactor {
             id: Uuid::now_v7().to_string(),
             user_id: user.id.clone(),
-            factor_type: factor_type.to_owned(),
+            factor_type,
             friendly_name,
             secret: None,
             totp: None,
@@ -247,19 +250,19 @@ async fn check_enrolment_code(
     code: &str,
     now: UnixTime,
 ) -> Result<Option<Option<i64>>, ApiError> {
-    match factor.factor_type.as_str() {
-        "totp" => {
+    match factor.factor_type {
+        FactorType::Totp => {
             let key = open_totp_secret(state, factor)?;
             Ok(match totp::verify(&key, factor_params(factor)?, code, now, None) {
                 totp::Check::Accepted { step } => Some(Some(step)),
                 totp::Check::Replayed | totp::Check::Invalid => None,
             })
         }
-        "email" | "sms" | "magic_link" => {
+        FactorType::Email | FactorType::Sms | FactorType::MagicLink => {
             let right = challenges::check_code(state, factor, ChallengePurpose::Enroll, None, code).await?;
             Ok(right.then_some(None))
         }
-        _ => Err(ErrorCode::UnsupportedFactorType.into()),
+        FactorType::Webauthn => Err(ErrorCode::UnsupportedFactorType.into()),
     }
 }
 
@@ -267,7 +270,7 @@ async fn check_enrolment_code(
 async fn pending_factor(state: &AppState, user_id: &str, factor_id: &str) -> Result<Factor, ApiError> {
     let factor =
         state.store.factor(user_id, factor_id, state.now()).await?.ok_or(ErrorCode::FactorNotFound)?;
-    if factor.status == "active" {
+    if factor.status == FactorStatus::Active {
         return Err(ErrorCode::FactorAlreadyActive.into());
     }
     Ok(factor)
@@ -295,7 +298,7 @@ pub async fn confirm(
         None => false,
     };
     if !confirmed {
-        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, &factor.factor_type);
+        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor.factor_type);
         return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
     }
     second_factor::succeeded(state, user_id).await?;
@@ -328,7 +331,7 @@ pub async fn verify_pending(
         Some(step) => state.store.verify_pending_factor(user_id, factor_id, step, now).await?,
         None => false,
     };
-    let event = Event::new("factor.verified", user_id, meta).factor(factor_id, &factor.factor_type);
+    let event = Event::new("factor.verified", user_id, meta).factor(factor_id, factor.factor_type);
     if !verified {
         return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
     }
@@ -364,7 +367,7 @@ pub async fn enable_verified(
         None => false,
     };
     if !spent {
-        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, &factor.factor_type);
+        let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor.factor_type);
         return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
     }
     second_factor::succeeded(state, user_id).await?;
@@ -384,7 +387,7 @@ pub fn pending_secret_matches(state: &AppState, factor: &Factor, presented: &str
         .filter(|c| !c.is_whitespace() && *c != '=')
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    if factor.factor_type != "totp" {
+    if factor.factor_type != FactorType::Totp {
         return Ok(presented.is_empty());
     }
     let secret = Zeroizing::new(base32::encode(open_totp_secret(state, factor)?.as_slice()));
@@ -401,7 +404,7 @@ async fn activated(
     session: Option<&AuthUser>,
     meta: &ClientMeta,
 ) -> Result<bool, ApiError> {
-    let factor_type = factor.factor_type.as_str();
+    let factor_type = factor.factor_type;
     audit::record(state, Event::new("factor.confirmed", user_id, meta).factor(&factor.id, factor_type)).await;
     notify::send(state, user_id, Notice::FactorAdded { factor_type }, meta).await;
     let first = active_factors(state, user_id).await?.len() == 1;
@@ -502,10 +505,10 @@ pub async fn remove(
         return Err(ErrorCode::FactorNotFound.into());
     }
     let event =
-        Event::new("factor.removed", user_id, meta).factor(factor_id, &factor.factor_type).actor(actor);
+        Event::new("factor.removed", user_id, meta).factor(factor_id, factor.factor_type).actor(actor);
     audit::record(state, event).await;
-    if factor.status == "active" {
-        notify::send(state, user_id, Notice::FactorRemoved { factor_type: &factor.factor_type }, meta).await;
+    if factor.status == FactorStatus::Active {
+        notify::send(state, user_id, Notice::FactorRemoved { factor_type: factor.factor_type }, meta).await;
     }
     Ok(())
 }
@@ -537,7 +540,9 @@ pub async fn replace_totp_unconfirmed(
 ) -> Result<TotpEnrollment, ApiError> {
     authorized_for(by, user)?;
     let now = state.now();
-    for factor in active_factors(state, &user.id).await?.into_iter().filter(|f| f.factor_type == "totp") {
+    for factor in
+        active_factors(state, &user.id).await?.into_iter().filter(|f| f.factor_type == FactorType::Totp)
+    {
         state.store.delete_factor(&user.id, &factor.id).await?;
     }
     let enrollment = enroll_totp(state, by, user, None, meta).await?;
@@ -546,10 +551,10 @@ pub async fn replace_totp_unconfirmed(
     }
     audit::record(
         state,
-        Event::new("factor.confirmed", &user.id, meta).factor(&enrollment.factor.id, "totp"),
+        Event::new("factor.confirmed", &user.id, meta).factor(&enrollment.factor.id, FactorType::Totp),
     )
     .await;
-    notify::send(state, &user.id, Notice::FactorAdded { factor_type: "totp" }, meta).await;
+    notify::send(state, &user.id, Notice::FactorAdded { factor_type: FactorType::Totp }, meta).await;
     state.store.revoke_other_sessions(&user.id, Some(keep_session), now).await?;
     Ok(enrollment)
 }

@@ -3,6 +3,7 @@
 //! the second factor that turns it into an `aal2` session.
 
 use latchkey_core::crypto::HashPurpose;
+use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::login::{AfterFirstFactor, after_first_factor};
 use latchkey_core::session::{Aal, Amr, after_second_factor};
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
@@ -78,7 +79,7 @@ pub async fn after_first(
 #[derive(Debug, Clone, Copy)]
 pub enum FactorChoice<'a> {
     Id(&'a str),
-    Type(&'a str),
+    Type(FactorType),
 }
 
 /// The user's active factor `choice` names.
@@ -89,7 +90,9 @@ async fn chosen_factor(
 ) -> Result<Factor, ApiError> {
     let now = state.now();
     let factor = match choice {
-        FactorChoice::Id(id) => state.store.factor(user_id, id, now).await?.filter(|f| f.status == "active"),
+        FactorChoice::Id(id) => {
+            state.store.factor(user_id, id, now).await?.filter(|f| f.status == FactorStatus::Active)
+        }
         FactorChoice::Type(factor_type) => factors::active_factors(state, user_id)
             .await?
             .into_iter()
@@ -136,13 +139,13 @@ pub async fn challenge(
 ) -> Result<(Factor, Sent), ApiError> {
     let (token, hash) = mfa_token(state, mfa_token_value).await?;
     let factor = chosen_factor(state, &token.user_id, factor).await?;
-    if !matches!(factor.factor_type.as_str(), "email" | "sms" | "magic_link") {
+    if !factor.factor_type.is_restricted() {
         return Err(ErrorCode::ChallengeNotApplicable.into());
     }
     let to = challenges::destination(&factor)?;
     challenges::claim_send(state, to).await?;
     let login = Some(hash.to_vec());
-    let sent = if factor.factor_type == "magic_link" {
+    let sent = if factor.factor_type == FactorType::MagicLink {
         challenges::send_link(state, &token.user_id, to, Some(&factor), ChallengePurpose::Login, login, meta)
             .await?
     } else {
@@ -162,9 +165,9 @@ pub async fn complete(
     let (token, hash) = mfa_token(state, mfa_token_value).await?;
     let user_id = token.user_id.as_str();
     let verified = match proof {
-        LoginProof::Code { factor: FactorChoice::Type("totp"), code } => {
+        LoginProof::Code { factor: FactorChoice::Type(FactorType::Totp), code } => {
             // Like the other types: naming a type the user lacks is not a guess.
-            if !factors::has_active(state, user_id, Some("totp")).await? {
+            if !factors::has_active(state, user_id, Some(FactorType::Totp)).await? {
                 return Err(ErrorCode::FactorNotFound.into());
             }
             second_factor::verify(state, user_id, Proof::AnyTotp { code }, meta, None).await?

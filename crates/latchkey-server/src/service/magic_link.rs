@@ -2,6 +2,7 @@
 //! takes on the link's page, shared with the magic-link second factor.
 
 use latchkey_core::email::Email;
+use latchkey_core::factor::FactorType;
 use latchkey_core::session::Amr;
 use latchkey_store::ChallengePurpose;
 
@@ -68,7 +69,7 @@ pub async fn confirm(
             let factor_id = challenge.factor_id.as_deref().unwrap_or_default();
             audit::record(
                 state,
-                Event::new("magic_link.confirmed", user_id, meta).factor(factor_id, "magic_link"),
+                Event::new("magic_link.confirmed", user_id, meta).factor(factor_id, FactorType::MagicLink),
             )
             .await;
             Ok(Some(Confirmed::SecondFactor))

@@ -2,6 +2,7 @@
 //! to how they sign in, and about a correct password followed by a failed second
 //! factor. Like auditing, a notification never fails the request that caused it.
 
+use latchkey_core::factor::FactorType;
 use latchkey_store::Channel;
 
 use crate::delivery::templates;
@@ -11,27 +12,26 @@ use crate::state::AppState;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice<'a> {
-    FactorAdded { factor_type: &'a str },
-    FactorRemoved { factor_type: &'a str },
+pub enum Notice {
+    FactorAdded { factor_type: FactorType },
+    FactorRemoved { factor_type: FactorType },
     RecoveryCodesRegenerated,
     RecoveryCodeUsed { remaining: i64 },
     MfaDisabled,
     SecondFactorFailed,
 }
 
-fn factor_name(factor_type: &str) -> &'static str {
+fn factor_name(factor_type: FactorType) -> &'static str {
     match factor_type {
-        "totp" => "an authenticator app",
-        "email" => "email codes",
-        "sms" => "text message codes",
-        "magic_link" => "email sign-in links",
-        "webauthn" => "a passkey",
-        _ => "a sign-in method",
+        FactorType::Totp => "an authenticator app",
+        FactorType::Email => "email codes",
+        FactorType::Sms => "text message codes",
+        FactorType::MagicLink => "email sign-in links",
+        FactorType::Webauthn => "a passkey",
     }
 }
 
-impl Notice<'_> {
+impl Notice {
     fn kind(self) -> &'static str {
         match self {
             Self::FactorAdded { .. } => "notice.factor_added",
@@ -79,7 +79,7 @@ impl Notice<'_> {
 
 /// Queues the notice for the user's account email.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
-pub async fn send(state: &AppState, user_id: &str, notice: Notice<'_>, meta: &ClientMeta) {
+pub async fn send(state: &AppState, user_id: &str, notice: Notice, meta: &ClientMeta) {
     if let Err(error) = try_send(state, user_id, notice, meta).await {
         tracing::warn!(%user_id, kind = notice.kind(), code = error.code.as_str(), "a notification could not be queued");
         error.log_cause();
@@ -89,7 +89,7 @@ pub async fn send(state: &AppState, user_id: &str, notice: Notice<'_>, meta: &Cl
 async fn try_send(
     state: &AppState,
     user_id: &str,
-    notice: Notice<'_>,
+    notice: Notice,
     meta: &ClientMeta,
 ) -> Result<(), crate::http::error::ApiError> {
     let Some(user) = state.store.user_by_id(user_id).await? else {

@@ -3,6 +3,7 @@
 //! and auditing are the same everywhere.
 
 use latchkey_core::crypto::HashPurpose;
+use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::session::Amr;
 use latchkey_core::{recovery, totp};
 use latchkey_store::{AttemptClaim, ChallengePurpose, Factor};
@@ -62,13 +63,13 @@ impl Method {
         }
     }
 
-    pub fn of_factor(factor_type: &str) -> Option<Self> {
+    pub fn of_factor(factor_type: FactorType) -> Option<Self> {
         match factor_type {
-            "totp" => Some(Self::Totp),
-            "email" => Some(Self::Email),
-            "sms" => Some(Self::Sms),
-            "magic_link" => Some(Self::MagicLink),
-            _ => None,
+            FactorType::Totp => Some(Self::Totp),
+            FactorType::Email => Some(Self::Email),
+            FactorType::Sms => Some(Self::Sms),
+            FactorType::MagicLink => Some(Self::MagicLink),
+            FactorType::Webauthn => None,
         }
     }
 
@@ -199,12 +200,16 @@ pub async fn verify(
     // `None`: nothing matched.
     let outcome = match proof {
         Proof::Code { factor_id, code, login } => {
-            let factor = state.store.factor(user_id, factor_id, now).await?.filter(|f| f.status == "active");
+            let factor = state
+                .store
+                .factor(user_id, factor_id, now)
+                .await?
+                .filter(|f| f.status == FactorStatus::Active);
             match factor {
-                Some(factor) if factor.factor_type == "totp" => {
+                Some(factor) if factor.factor_type == FactorType::Totp => {
                     check_totp(state, &factor, code, now).await?.then_some(Some(factor))
                 }
-                Some(factor) if matches!(factor.factor_type.as_str(), "email" | "sms") => {
+                Some(factor) if factor.factor_type.sends_codes() => {
                     challenges::check_code(state, &factor, ChallengePurpose::Login, login, code)
                         .await?
                         .then_some(Some(factor))
@@ -215,8 +220,8 @@ pub async fn verify(
         Proof::AnyTotp { code } => {
             let mut matched = None;
             for factor in state.store.factors(user_id, now).await? {
-                if factor.status == "active"
-                    && factor.factor_type == "totp"
+                if factor.status == FactorStatus::Active
+                    && factor.factor_type == FactorType::Totp
                     && check_totp(state, &factor, code, now).await?
                 {
                     matched = Some(Some(factor));
@@ -242,12 +247,10 @@ pub async fn verify(
     match outcome {
         Some(Some(factor)) => {
             succeeded(state, user_id).await?;
-            let method = Method::of_factor(&factor.factor_type).unwrap_or(Method::Totp);
+            let method = Method::of_factor(factor.factor_type).unwrap_or(Method::Totp);
             audit::record(
                 state,
-                Event::new("mfa.verified", user_id, meta)
-                    .factor(&factor.id, &factor.factor_type)
-                    .actor(actor),
+                Event::new("mfa.verified", user_id, meta).factor(&factor.id, factor.factor_type).actor(actor),
             )
             .await;
             Ok(Verified { factor_id: Some(factor.id), method, user_id: user_id.to_owned() })
@@ -280,7 +283,8 @@ pub async fn verify_link(
     let challenge = challenges::spend_confirmed_link(state, user_id, challenge_id, login).await?;
     succeeded(state, user_id).await?;
     let factor_id = challenge.factor_id.unwrap_or_default();
-    audit::record(state, Event::new("mfa.verified", user_id, meta).factor(&factor_id, "magic_link")).await;
+    audit::record(state, Event::new("mfa.verified", user_id, meta).factor(&factor_id, FactorType::MagicLink))
+        .await;
     Ok(Verified { factor_id: Some(factor_id), method: Method::MagicLink, user_id: user_id.to_owned() })
 }
 

@@ -2,11 +2,12 @@
 
 use async_trait::async_trait;
 use latchkey_core::UnixTime;
+use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::lockout::LockoutPolicy;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, challenges, devices, join_list, split_list};
+use super::{SqlStore, challenges, devices, join_list, parse_stored, split_list};
 use crate::{
     AttemptClaim, Challenge, CodeChallengeQuery, Factor, FactorRemoval, FactorStore, GuardState, MfaToken,
     NewChallenge, NewFactor, NewMfaToken, RememberedDevice, StoreResult, StoredSecret, TotpSettings,
@@ -38,8 +39,8 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
     Ok(Factor {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
-        factor_type: row.try_get("factor_type")?,
-        status: row.try_get("status")?,
+        factor_type: parse_stored(row.try_get("factor_type")?, FactorType::parse)?,
+        status: parse_stored(row.try_get("status")?, FactorStatus::parse)?,
         friendly_name: row.try_get("friendly_name")?,
         secret,
         totp,
@@ -79,7 +80,7 @@ impl FactorStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM factors WHERE user_id = $1 AND factor_type = $2 AND status = 'pending'")
             .bind(&factor.user_id)
-            .bind(&factor.factor_type)
+            .bind(factor.factor_type.as_str())
             .execute(&mut *tx)
             .await?;
         let secret = factor.secret.as_ref();
@@ -92,7 +93,7 @@ impl FactorStore for SqlStore {
         ))
         .bind(&factor.id)
         .bind(&factor.user_id)
-        .bind(&factor.factor_type)
+        .bind(factor.factor_type.as_str())
         .bind(&factor.friendly_name)
         .bind(secret.map(|s| s.sealed.clone()))
         .bind(secret.map(|s| s.nonce.clone()))

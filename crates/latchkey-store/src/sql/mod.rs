@@ -132,3 +132,9 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
+
+/// A kind stored as text, read back; text no version of Latchkey writes means the row
+/// is corrupt.
+pub(crate) fn parse_stored<T>(text: String, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
+    parse(&text).ok_or_else(|| StoreError::Corrupt(format!("unknown stored value {text:?}")))
+}

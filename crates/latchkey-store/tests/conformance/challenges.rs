@@ -1,6 +1,7 @@
 //! Challenges: codes with limited attempts, links confirmed once, resends that
 //! invalidate, and single use under concurrency.
 
+use latchkey_core::factor::FactorType;
 use latchkey_store::{
     ChallengeKind, ChallengePurpose, CodeChallengeQuery, FactorStore, NewChallenge, NewFactor, SqlStore,
 };
@@ -24,7 +25,7 @@ async fn setup(store: &SqlStore) {
         .create_pending_factor(&NewFactor {
             id: "f1".into(),
             user_id: "u1".into(),
-            factor_type: "email".into(),
+            factor_type: FactorType::Email,
             friendly_name: None,
             secret: None,
             totp: None,

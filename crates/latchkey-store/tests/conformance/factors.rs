@@ -1,5 +1,6 @@
 //! Factors, recovery codes, the brute-force guard and MFA tokens.
 
+use latchkey_core::factor::FactorType;
 use latchkey_core::lockout::LockoutPolicy;
 use latchkey_store::{
     AccountStore, AttemptClaim, FactorStore, NewFactor, NewMfaToken, SqlStore, StoredSecret, TotpSettings,
@@ -24,7 +25,7 @@ pub fn totp(id: &str, user_id: &str, now: i64) -> NewFactor {
     NewFactor {
         id: id.into(),
         user_id: user_id.into(),
-        factor_type: "totp".into(),
+        factor_type: FactorType::Totp,
         friendly_name: Some("phone".into()),
         secret: Some(StoredSecret { sealed: vec![1, 2, 3], nonce: vec![0; 12], key_id: "mk".into() }),
         totp: Some(TotpSettings { algorithm: "SHA1".into(), digits: 6, period: 30 }),
@@ -118,7 +119,7 @@ async fn removing_the_last_active_factor_removes_recovery_codes(store: SqlStore)
     with_user(&store, "u1").await;
     active_totp(&store, "f1", "u1").await;
     store
-        .create_pending_factor(&NewFactor { factor_type: "email".into(), ..totp("f2", "u1", 1000) })
+        .create_pending_factor(&NewFactor { factor_type: FactorType::Email, ..totp("f2", "u1", 1000) })
         .await
         .unwrap();
     assert!(store.activate_factor("u1", "f2", None, 1001).await.unwrap());
@@ -260,7 +261,7 @@ async fn purge_removes_expired_pending_factors_and_tokens(store: SqlStore) {
     with_user(&store, "u1").await;
     active_totp(&store, "active", "u1").await;
     store
-        .create_pending_factor(&NewFactor { factor_type: "email".into(), ..totp("pending", "u1", 1000) })
+        .create_pending_factor(&NewFactor { factor_type: FactorType::Email, ..totp("pending", "u1", 1000) })
         .await
         .unwrap();
     let token = |hash: u8, expires_at| NewMfaToken {
