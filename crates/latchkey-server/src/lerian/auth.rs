@@ -91,7 +91,7 @@ pub(super) async fn access_token(
                 .as_ref()
                 .map(|token| token.expose_secret())
                 .or_else(|| cookie(&headers, devices::COOKIE));
-            match login::after_first(&state, &user.id, &[Amr::Pwd], device, &meta).await? {
+            match login::after_password(&state, &user.id, device, &meta).await? {
                 LoginStep::Session(tokens) => Ok(Json(AccessTokenAnswer::Tokens(tokens.into()))),
                 LoginStep::MfaRequired(challenge) => Ok(Json(AccessTokenAnswer::MfaRequired(MfaRequired {
                     mfa_types: mfa_types(&challenge.factors),

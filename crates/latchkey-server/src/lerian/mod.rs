@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::challenge;
 use latchkey_core::factor::FactorType;
-use latchkey_core::session::Amr;
 use latchkey_store::{Factor, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};

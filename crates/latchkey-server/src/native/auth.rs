@@ -16,7 +16,6 @@ use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, magic_link};
 use crate::state::AppState;
-use latchkey_core::session::Amr;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -116,7 +115,7 @@ async fn login(
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     let user = accounts::authenticate_password(&state, &body.email, body.password).await?;
-    let step = login::after_first(&state, &user.id, &[Amr::Pwd], None, &meta).await?;
+    let step = login::after_password(&state, &user.id, None, &meta).await?;
     Ok(Json(step.into()))
 }
 

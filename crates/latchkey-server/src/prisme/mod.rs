@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::factor::FactorType;
-use latchkey_core::session::{Aal, Amr};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -18,7 +17,7 @@ use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
 use crate::service::second_factor::{self, Proof};
-use crate::service::{accounts, factors, reauth, sessions};
+use crate::service::{accounts, factors, login, reauth, sessions};
 use crate::state::AppState;
 
 /// Mounted at `/v2`.
@@ -211,9 +210,7 @@ async fn login(
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password.into()).await?;
-    let pending = factors::has_active(&state, &user.id, None).await?;
-    let tokens =
-        sessions::start(&state, &user.id, Aal::Aal1, &[Amr::Pwd], state.now(), pending, &meta).await?;
+    let (tokens, _) = login::with_waiting_session(&state, &user.id, &meta).await?;
     Ok(Json(LoginAnswer {
         mfa: mfa_method(&state, &user.id).await?,
         id: user.id,
@@ -295,8 +292,9 @@ async fn login_mfa(
         return Err(PrismeError::new(StatusCode::NOT_FOUND, "NotFoundError", "No MFA configured"));
     }
     let code = required(body.totp, "totp")?;
-    second_factor::verify(&state, user_id, Proof::AnyTotp { code: &code }, &meta, None).await?;
-    sessions::raise(&state, &auth.session, Amr::Otp).await?;
+    let verified =
+        second_factor::verify(&state, user_id, Proof::AnyTotp { code: &code }, &meta, None).await?;
+    sessions::raise(&state, &auth.session, verified.method.amr()).await?;
     Ok(Json(Success { success: true }))
 }
 
@@ -330,7 +328,7 @@ enum SetupAnswer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "TOTP is on (secret and QR code), or MFA is off.", body = SetupAnswer),
-        (status = 401, description = "No valid token, a wrong current password, or a session that has not passed MFA.",
+        (status = 401, description = "No valid token, a wrong current password, or (for a user with MFA) a session whose second factor was not proven within the re-authentication window (`MissingMFA`).",
             body = PrismeErrorBody),
         (status = 404, description = "The user no longer exists.", body = PrismeErrorBody),
         (status = 429, description = "Too many attempts.", body = PrismeErrorBody),

@@ -74,6 +74,34 @@ pub async fn after_first(
     }
 }
 
+/// [`after_first`] for a password that was just checked: what every surface's password
+/// login continues with.
+pub async fn after_password(
+    state: &AppState,
+    user_id: &str,
+    device: Option<&str>,
+    meta: &ClientMeta,
+) -> Result<LoginStep, ApiError> {
+    after_first(state, user_id, &[Amr::Pwd], device, meta).await
+}
+
+/// A password login for a surface whose session waits in place for its second factor
+/// (Prisme.ai): an `aal1` session, marked as waiting when the user has an active factor,
+/// which opens nothing but that surface's second-factor step until `sessions::raise`
+/// clears the mark. Returns the tokens and whether the session waits.
+pub async fn with_waiting_session(
+    state: &AppState,
+    user_id: &str,
+    meta: &ClientMeta,
+) -> Result<(IssuedTokens, bool), ApiError> {
+    let waiting = match after_first_factor(factors::active_factors(state, user_id).await?.len()) {
+        AfterFirstFactor::Session => false,
+        AfterFirstFactor::SecondFactorRequired => true,
+    };
+    let tokens = sessions::start(state, user_id, Aal::Aal1, &[Amr::Pwd], state.now(), waiting, meta).await?;
+    Ok((tokens, waiting))
+}
+
 /// Which of the user's active factors a login step means: one by id, or (for
 /// surfaces that name factor types) the newest of a type.
 #[derive(Debug, Clone, Copy)]
