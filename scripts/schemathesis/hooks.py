@@ -2,8 +2,9 @@
 documents can only describe them, so that generated requests reach past the
 authentication checks, and they keep the run's own accounts alive.
 
-- Every request carries the run's credentials and no others: `LK_AUTH` says which
-  (`bearer`, `key` or `both`).
+- The run's credentials (`LK_AUTH` says which: `bearer`, `key` or `both`) are given
+  to schemathesis itself (`-H`), so its authentication checks can leave them out or
+  spoil them on purpose and see the request refused.
 - A body with a password gets, a third of the time, the real credentials of the
   run's user or of the user with TOTP, so that logins succeed on every surface.
 - A body field `mfa_token` / `mfaToken` gets, half of the time, a fresh MFA token
@@ -55,32 +56,17 @@ def login(email, field):
         return None
 
 
-def left_out(case):
-    """The header a coverage case leaves out on purpose (to see it refused), if any."""
-    data = getattr(getattr(case.meta, "phase", None), "data", None)
-    if str(getattr(data, "scenario", "")) != "missing_parameter":
-        return None
-    if str(getattr(data, "parameter_location", "")) != "header":
-        return None
-    return (getattr(data, "parameter", None) or "").lower()
-
-
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
-    # The generator fills the security schemes' headers with values of its own; the
-    # run's credentials replace them, and a scheme this run does not use is left out.
-    # A header a case leaves out on purpose stays out, so the check that a missing
-    # credential is refused sees the request it made.
-    credentials = {"authorization", "x-api-key"}
-    missing = left_out(case)
-    headers = {k: v for k, v in (case.headers or {}).items() if k.lower() not in credentials}
-    if AUTH in ("bearer", "both") and missing != "authorization":
-        headers["Authorization"] = "Bearer " + TOKEN
-    if AUTH in ("key", "both") and missing != "x-api-key":
-        headers["X-API-Key"] = API_KEY
-    if case.operation.path == "/v1/auth/logout" and "Authorization" in headers:
-        headers["Authorization"] = "Bearer " + (login(USER_EMAIL, "access_token") or "expired")
-    case.headers = headers
+    # The run's credentials are schemathesis's own (`-H` in scripts/check-api), so its
+    # authentication checks know them and can leave them out or spoil them on purpose.
+    # Logout ends the session of the token it is given: the run's own token is swapped
+    # for a fresh session's, wherever schemathesis put it.
+    own = "Bearer " + TOKEN
+    if case.operation.path == "/v1/auth/logout":
+        for headers in (case.headers, kwargs.get("headers")):
+            if headers is not None and headers.get("Authorization") == own:
+                headers["Authorization"] = "Bearer " + (login(USER_EMAIL, "access_token") or "expired")
 
     body = case.body if isinstance(case.body, dict) else None
     for field in ("mfa_token", "mfaToken"):
