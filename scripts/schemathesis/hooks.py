@@ -2,9 +2,9 @@
 documents can only describe them, so that generated requests reach past the
 authentication checks, and they keep the run's own accounts alive.
 
-- The run's credentials (`LK_AUTH` says which: `bearer`, `key` or `both`) are given
-  to schemathesis itself (`-H`), so its authentication checks can leave them out or
-  spoil them on purpose and see the request refused.
+- The run's credentials (`LK_AUTH` says which: `bearer`, `key` or `both`) are an
+  authentication provider of schemathesis's own, so its authentication checks can
+  leave them out or spoil them on purpose and see the request refused.
 - A body with a password gets, a third of the time, the real credentials of the
   run's user or of the user with TOTP, so that logins succeed on every surface.
 - A body field `mfa_token` / `mfaToken` gets, half of the time, a fresh MFA token
@@ -56,18 +56,30 @@ def login(email, field):
         return None
 
 
+@schemathesis.auth()
+class Credentials:
+    """The run's credentials, as schemathesis's own authentication: its checks know
+    them, so they can leave them out or spoil them on purpose and expect a refusal."""
+
+    def get(self, case, ctx):
+        return TOKEN
+
+    def set(self, case, data, ctx):
+        headers = dict(case.headers or {})
+        token = data
+        # Logout ends the session of the token it is given: a fresh session's, never
+        # the run's own.
+        if case.operation.path == "/v1/auth/logout":
+            token = login(USER_EMAIL, "access_token") or "expired"
+        if AUTH in ("bearer", "both"):
+            headers["Authorization"] = "Bearer " + token
+        if AUTH in ("key", "both"):
+            headers["X-API-Key"] = API_KEY
+        case.headers = headers
+
+
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
-    # The run's credentials are schemathesis's own (`-H` in scripts/check-api), so its
-    # authentication checks know them and can leave them out or spoil them on purpose.
-    # Logout ends the session of the token it is given: the run's own token is swapped
-    # for a fresh session's, wherever schemathesis put it.
-    own = "Bearer " + TOKEN
-    if case.operation.path == "/v1/auth/logout":
-        for headers in (case.headers, kwargs.get("headers")):
-            if headers is not None and headers.get("Authorization") == own:
-                headers["Authorization"] = "Bearer " + (login(USER_EMAIL, "access_token") or "expired")
-
     body = case.body if isinstance(case.body, dict) else None
     for field in ("mfa_token", "mfaToken"):
         if body is not None and field in body and random.random() < 0.5:
