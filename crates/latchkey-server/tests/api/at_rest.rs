@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::contact::wait_for_text;
+use crate::contact::{sms_code, wait_for_text};
 use crate::helpers::{TestApp, access, refresh};
 use crate::mail;
 
@@ -73,11 +73,6 @@ async fn dump(app: &TestApp) -> Vec<Table> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn sms_code(text: &str) -> String {
-    let body = text.split("\n\n").nth(1).unwrap_or(text);
-    body.split_whitespace().next().unwrap().chars().filter(char::is_ascii_digit).collect()
 }
 
 async fn nothing_handed_out_is_stored_in_clear(backend: latchkey_store::Backend) {

@@ -263,6 +263,13 @@ async fn phone_numbers_are_validated(app: TestApp) {
     assert!(text.contains("@127.0.0.1 #"), "origin-bound code line: {text}");
 }
 
+/// The code in an SMS as the outbox wrote it (`To:` line, blank line, then the text,
+/// which starts with the code).
+pub fn sms_code(text: &str) -> String {
+    let body = text.split("\n\n").nth(1).unwrap_or(text);
+    body.split_whitespace().next().unwrap().chars().filter(char::is_ascii_digit).collect()
+}
+
 /// The body of the newest text to `to` in the outbox.
 pub async fn wait_for_text(outbox: &std::path::Path, to: &str) -> String {
     for _ in 0..400 {

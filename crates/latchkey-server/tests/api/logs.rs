@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::contact::wait_for_text;
+use crate::contact::{sms_code, wait_for_text};
 use crate::helpers::{PASSWORD, oathtool};
 use crate::mail;
 
@@ -198,16 +198,7 @@ async fn native(server: &mut Server) {
     let sms =
         server.post("/v1/me/factors", Some(&access), json!({ "type": "sms", "phone": "+14155550177" })).await;
     let text = wait_for_text(&server.outbox(), "+14155550177").await;
-    let sms_code: String = text
-        .split("\n\n")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
+    let sms_code = sms_code(&text);
     server.keep("an SMS code", &sms_code);
     let path = format!("/v1/me/factors/{}/verify", sms["id"].as_str().unwrap());
     server.post(&path, Some(&access), json!({ "code": sms_code })).await;
