@@ -56,6 +56,9 @@ impl AppState {
         )
         .await
         .with_context(|| format!("opening the database {}", crate::config::redacted_url(&url)))?;
+        if Backend::from_url(&url)? == Backend::Sqlite {
+            restrict_sqlite_files(&url)?;
+        }
         store.migrate(clock.now()).await.context("migrating the database")?;
         let keys = master.derive();
         let (signing, public) = keys::load_signing_keys(&store, &keys, clock.now()).await?;
@@ -101,7 +104,30 @@ fn ensure_sqlite_directory(url: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        keys::create_private_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Makes a SQLite database and its WAL and shared-memory files readable by this user
+/// only: they hold password hashes. SQLite gives files it creates later the database
+/// file's permissions.
+fn restrict_sqlite_files(url: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path.starts_with(':') {
+            return Ok(());
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{path}{suffix}");
+            if std::path::Path::new(&file).exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("restricting {file}"))?;
+            }
+        }
     }
     Ok(())
 }

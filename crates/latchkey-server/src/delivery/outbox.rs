@@ -25,7 +25,11 @@ impl Outbox {
     /// never sees half a message. Returns the path.
     pub async fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf, SendError> {
         let failed = |e: std::io::Error| SendError::transient(format!("writing to the outbox failed: {e}"));
-        tokio::fs::create_dir_all(&self.dir).await.map_err(failed)?;
+        let mut dir = tokio::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        dir.mode(0o700);
+        dir.create(&self.dir).await.map_err(failed)?;
         let path = self.dir.join(name);
         let partial = self.dir.join(format!(".{name}.partial"));
         let mut options = tokio::fs::OpenOptions::new();

@@ -45,6 +45,30 @@ fn run(mut command: Command, stdin: Option<&str>) -> (bool, String, String) {
     )
 }
 
+/// The data directory holds the master key and, on SQLite, password hashes: a fresh one
+/// is readable by the service's user alone, and so are the files in it.
+#[test]
+fn a_new_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data").join("latchkey");
+    let mut command = Command::new(BIN);
+    command.env_clear().current_dir(root.path()).arg("--data-dir").arg(&data).arg("migrate");
+    let (ok, _, stderr) = run(command, None);
+    assert!(ok, "{stderr}");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(mode(&data.join("master.key")), 0o600, "the generated master key");
+    let mut database_files = 0;
+    for name in ["latchkey.db", "latchkey.db-wal", "latchkey.db-shm"] {
+        if data.join(name).exists() {
+            assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+            database_files += 1;
+        }
+    }
+    assert!(database_files >= 1, "the SQLite database is in the data directory");
+}
+
 #[test]
 fn config_check_refuses_unknown_keys_and_redacts_secrets() {
     let dir = tempfile::tempdir().unwrap();
