@@ -136,7 +136,10 @@ pub async fn claim_attempt(state: &AppState, user_id: &str, meta: &ClientMeta) -
     let now = state.now();
     match state.store.claim_second_factor_attempt(user_id, now, &state.lockout).await? {
         AttemptClaim::Granted { failures } => Ok(failures),
-        AttemptClaim::Blocked { until } => Err(ApiError::retry_after(until - now)),
+        AttemptClaim::Blocked { until } => {
+            audit::record(state, Event::new("mfa.throttled", user_id, meta).failed()).await;
+            Err(ApiError::retry_after(until - now))
+        }
         AttemptClaim::Locked => {
             audit::record(state, Event::new("mfa.refused_locked", user_id, meta).failed()).await;
             Err(ErrorCode::SecondFactorLocked.into())
@@ -196,6 +199,10 @@ pub async fn verify(
 ) -> Result<Verified, ApiError> {
     let failures = claim_attempt(state, user_id, meta).await?;
     let now = state.now();
+    // For the audit trail of a failure: the factor the code was checked against, and
+    // whether it was a TOTP code already used.
+    let mut tried: Option<(String, FactorType)> = None;
+    let mut replayed = false;
     // `Some(Some(factor))`: a code for `factor`; `Some(None)`: a recovery code;
     // `None`: nothing matched.
     let outcome = match proof {
@@ -205,9 +212,17 @@ pub async fn verify(
                 .factor(user_id, factor_id, now)
                 .await?
                 .filter(|f| f.status == FactorStatus::Active);
+            tried = factor.as_ref().map(|f| (f.id.clone(), f.factor_type));
             match factor {
                 Some(factor) if factor.factor_type == FactorType::Totp => {
-                    check_totp(state, &factor, code, now).await?.then_some(Some(factor))
+                    match check_totp(state, &factor, code, now).await? {
+                        TotpCheck::Accepted => Some(Some(factor)),
+                        TotpCheck::Replayed => {
+                            replayed = true;
+                            None
+                        }
+                        TotpCheck::Invalid => None,
+                    }
                 }
                 Some(factor) if factor.factor_type.sends_codes() => {
                     challenges::check_code(state, &factor, ChallengePurpose::Login, login, code)
@@ -220,12 +235,17 @@ pub async fn verify(
         Proof::AnyTotp { code } => {
             let mut matched = None;
             for factor in state.store.factors(user_id, now).await? {
-                if factor.status == FactorStatus::Active
-                    && factor.factor_type == FactorType::Totp
-                    && check_totp(state, &factor, code, now).await?
-                {
-                    matched = Some(Some(factor));
-                    break;
+                if factor.status != FactorStatus::Active || factor.factor_type != FactorType::Totp {
+                    continue;
+                }
+                tried = Some((factor.id.clone(), factor.factor_type));
+                match check_totp(state, &factor, code, now).await? {
+                    TotpCheck::Accepted => {
+                        matched = Some(Some(factor));
+                        break;
+                    }
+                    TotpCheck::Replayed => replayed = true,
+                    TotpCheck::Invalid => {}
                 }
             }
             matched
@@ -263,7 +283,14 @@ pub async fn verify(
             Ok(Verified { factor_id: None, method: Method::RecoveryCode, user_id: user_id.to_owned() })
         }
         None => {
-            let event = Event::new("mfa.failed", user_id, meta).actor(actor);
+            // A refused replay is its own event: a code seen twice may mean it was read
+            // over the user's shoulder or phished.
+            let kind = if replayed { "mfa.replay_refused" } else { "mfa.failed" };
+            let event = Event::new(kind, user_id, meta).actor(actor);
+            let event = match &tried {
+                Some((id, factor_type)) => event.factor(id, *factor_type),
+                None => event,
+            };
             Err(failed(state, user_id, failures, Attempt::AfterFirstFactor, event).await)
         }
     }
@@ -288,12 +315,23 @@ pub async fn verify_link(
     Ok(Verified { factor_id: Some(factor_id), method: Method::MagicLink, user_id: user_id.to_owned() })
 }
 
-/// Whether `code` is right for `factor` now and its step could be recorded (so no one
-/// else can use it).
-async fn check_totp(state: &AppState, factor: &Factor, code: &str, now: i64) -> Result<bool, ApiError> {
+/// What checking a TOTP code found.
+enum TotpCheck {
+    /// Right, and its step is now recorded, so no one else can use it.
+    Accepted,
+    /// Right for a step already used (seen by the check, or by the conditional write
+    /// when a concurrent request recorded it first).
+    Replayed,
+    Invalid,
+}
+
+async fn check_totp(state: &AppState, factor: &Factor, code: &str, now: i64) -> Result<TotpCheck, ApiError> {
     let key = open_totp_secret(state, factor)?;
-    match totp::verify(&key, factor_params(factor)?, code, now, factor.last_step) {
-        totp::Check::Accepted { step } => Ok(state.store.record_totp_step(&factor.id, step, now).await?),
-        totp::Check::Replayed | totp::Check::Invalid => Ok(false),
-    }
+    Ok(match totp::verify(&key, factor_params(factor)?, code, now, factor.last_step) {
+        totp::Check::Accepted { step } if state.store.record_totp_step(&factor.id, step, now).await? => {
+            TotpCheck::Accepted
+        }
+        totp::Check::Accepted { .. } | totp::Check::Replayed => TotpCheck::Replayed,
+        totp::Check::Invalid => TotpCheck::Invalid,
+    })
 }

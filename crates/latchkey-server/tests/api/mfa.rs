@@ -13,6 +13,7 @@ on_both_backends!(
     concurrent_uses_of_one_code_have_one_success,
     instances_sharing_a_database_share_replay_and_lockout_state,
     failures_are_delayed_then_locked_until_an_admin_reset,
+    failures_replays_and_throttling_are_audited_with_their_factor,
 );
 with_each_backend!(wrong_recovery_codes_count_toward_the_same_guard_and_lock);
 
@@ -347,4 +348,45 @@ async fn wrong_recovery_codes_count_toward_the_same_guard_and_lock(backend: latc
     let events =
         app.admin(Method::GET, &format!("/v1/audit?user_id={user_id}&type=mfa.locked"), &key, None).await;
     assert_eq!(events.body["events"].as_array().map(Vec::len), Some(1));
+}
+
+/// A wrong code, a replayed code and a throttled attempt each leave their own audit
+/// event, naming the factor the code was checked against.
+async fn failures_replays_and_throttling_are_audited_with_their_factor(app: TestApp) {
+    let (_, enrolled) = enrolled_user(&app, "audie@example.com").await;
+    let user_id = user_id(&app, "audie@example.com").await;
+    let key = app.api_key(&["audit:read"]).await;
+    let events = |kind: &'static str| {
+        let (app, key, user_id) = (&app, key.clone(), user_id.clone());
+        async move {
+            let path = format!("/v1/audit?user_id={user_id}&type={kind}");
+            app.admin(Method::GET, &path, &key, None).await.body["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let token = app.mfa_token("audie@example.com").await;
+    let with = |code: String| json!({ "mfa_token": token, "factor_id": enrolled.factor_id, "code": code });
+    assert_eq!(app.mfa_verify(with("000000".into())).await.code(), "invalid_code");
+    // The code that confirmed the factor, presented again.
+    assert_eq!(app.mfa_verify(with(app.code(&enrolled.key, 0))).await.code(), "invalid_code");
+
+    let failed = events("mfa.failed").await;
+    let replayed = events("mfa.replay_refused").await;
+    assert_eq!((failed.len(), replayed.len()), (1, 1), "{failed:?} {replayed:?}");
+    for event in [&failed[0], &replayed[0]] {
+        assert_eq!(event["factor_id"], enrolled.factor_id.as_str(), "{event}");
+        assert_eq!(
+            (event["factor_type"].as_str(), event["outcome"].as_str()),
+            (Some("totp"), Some("failure"))
+        );
+    }
+
+    for _ in 0..3 {
+        assert_eq!(app.mfa_verify(with("000000".into())).await.code(), "invalid_code");
+    }
+    let throttled = app.mfa_verify(with("000000".into())).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(events("mfa.throttled").await.len(), 1, "the refused attempt is audited");
 }
