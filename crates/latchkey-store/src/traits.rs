@@ -33,6 +33,10 @@ pub trait AccountStore: Send + Sync {
     /// spent revokes its whole session.
     async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome>;
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// The user's live sessions at `now`, newest first.
+    async fn user_sessions(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<Session>>;
+    /// Revokes the session `id` if it is the user's and live; false otherwise.
+    async fn revoke_user_session(&self, user_id: &str, id: &str, now: UnixTime) -> StoreResult<bool>;
     /// Raises a live session to `aal` with the methods `amr`, as of `auth_time`, and
     /// clears its `mfa_pending` mark.
     async fn elevate_session(

@@ -9,6 +9,7 @@ mod devices;
 pub mod factors;
 mod me;
 mod ops;
+mod sessions;
 mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(factors::routes())
         .merge(devices::routes())
+        .merge(sessions::routes())
         .merge(admin_factors::routes())
         .merge(audit::routes())
 }

@@ -26,6 +26,8 @@ pub const RECENT_MFA_LOGIN_NEEDED: &str = "recent_mfa_login_needed";
 pub struct Authorized {
     user_id: String,
     actor: Option<String>,
+    /// The session the user acts from, which their changes leave signed in.
+    session_id: Option<String>,
 }
 
 impl Authorized {
@@ -39,12 +41,18 @@ impl Authorized {
     pub fn actor(&self) -> Option<String> {
         self.actor.clone()
     }
+
+    /// The session the user acts from (`None` for an administrator): a change that ends
+    /// the user's other sessions keeps this one.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
 }
 
 /// An administrator (`actor`: their API key, or the operator's tool) acting on
 /// `user_id`: their authority is the key itself, not a recent login.
 pub fn operator(user_id: &str, actor: String) -> Authorized {
-    Authorized { user_id: user_id.to_owned(), actor: Some(actor) }
+    Authorized { user_id: user_id.to_owned(), actor: Some(actor), session_id: None }
 }
 
 /// The user of `session` proved their second factor in this very request
@@ -54,7 +62,7 @@ pub fn by_second_factor(session: &Session, proof: &Verified) -> Result<Authorize
     if proof.user_id() != session.user_id {
         return Err(ApiError::internal(anyhow::anyhow!("a second factor proven for another user")));
     }
-    Ok(Authorized { user_id: session.user_id.clone(), actor: None })
+    Ok(Authorized { user_id: session.user_id.clone(), actor: None, session_id: Some(session.id.clone()) })
 }
 
 fn required(reason: &str) -> ApiError {
@@ -72,7 +80,8 @@ pub async fn require_recent_authentication(
     if session.mfa_pending {
         return Err(required(RECENT_MFA_LOGIN_NEEDED));
     }
-    let authorized = || Authorized { user_id: session.user_id.clone(), actor: None };
+    let authorized =
+        || Authorized { user_id: session.user_id.clone(), actor: None, session_id: Some(session.id.clone()) };
     let recent = state.now() - session.auth_time < state.config.mfa.reauth_window_secs;
     if factors::has_active(state, &session.user_id, None).await? {
         // An `aal2` session lists its second factor in `amr`; one opened by a

@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
+use crate::service::audit::{self, Event};
+use crate::service::reauth::Authorized;
 use crate::state::AppState;
 use crate::tokens::new_refresh_token;
 
@@ -117,7 +119,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, 
 /// Raises a live session to `aal2` after it proved a second factor just now (`method`):
 /// the one place a session's level and methods change after login, for every surface.
 /// Its `auth_time` becomes now, which re-authentication for sensitive changes reads.
-#[tracing::instrument(skip_all, fields(session_id = %session.id, user_id = %session.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(session_id = %session.id, user_id = %session.user_id))]
 pub async fn raise(state: &AppState, session: &Session, method: Amr) -> Result<(), ApiError> {
     let amr: Vec<String> =
         after_second_factor(&session.amr, method).iter().map(|m| m.as_str().to_owned()).collect();
@@ -125,6 +127,54 @@ pub async fn raise(state: &AppState, session: &Session, method: Amr) -> Result<(
         return Err(ErrorCode::InvalidToken.into());
     }
     Ok(())
+}
+
+/// After a change to the user's factors (DESIGN rule 19): every session of the user
+/// but the one `by` acts from ends, so a session opened before the change, perhaps by
+/// whoever the change shuts out, does not live on. An administrator keeps none.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %by.user_id()))]
+pub async fn end_others(state: &AppState, by: &Authorized) -> Result<u64, ApiError> {
+    let ended = state.store.revoke_other_sessions(by.user_id(), by.session_id(), state.now()).await?;
+    if ended > 0 {
+        tracing::info!(user_id = %by.user_id(), ended, "ended other sessions after a factor change");
+    }
+    Ok(ended)
+}
+
+/// The user's live sessions, newest first.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+pub async fn list(state: &AppState, user_id: &str) -> Result<Vec<Session>, ApiError> {
+    Ok(state.store.user_sessions(user_id, state.now()).await?)
+}
+
+/// Ends one of the user's sessions; `not_found` unless it is theirs and live.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, session_id = %session_id))]
+pub async fn end(
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    if !state.store.revoke_user_session(user_id, session_id, state.now()).await? {
+        return Err(ErrorCode::NotFound.into());
+    }
+    audit::record(state, Event::new("session.revoked", user_id, meta)).await;
+    Ok(())
+}
+
+/// Ends every session of the user but `keep` (all of them with `None`, as an
+/// administrator does); returns how many ended.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+pub async fn end_all(
+    state: &AppState,
+    user_id: &str,
+    keep: Option<&str>,
+    meta: &ClientMeta,
+    actor: Option<String>,
+) -> Result<u64, ApiError> {
+    let ended = state.store.revoke_other_sessions(user_id, keep, state.now()).await?;
+    audit::record(state, Event::new("sessions.revoked", user_id, meta).actor(actor)).await;
+    Ok(ended)
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(session_id = %session_id))]

@@ -25,6 +25,7 @@ mod ops;
 mod prisme;
 mod reauth;
 mod schema;
+mod sessions;
 mod timing;
 mod tokens;
 mod totp;

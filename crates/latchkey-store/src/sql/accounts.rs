@@ -265,6 +265,38 @@ impl AccountStore for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+    async fn user_sessions(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND idle_expires_at > $2
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, id = %id))]
+    async fn revoke_user_session(&self, user_id: &str, id: &str, now: UnixTime) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL AND expires_at > $1 AND idle_expires_at > $1",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn elevate_session(
         &self,

@@ -12,6 +12,7 @@ on_both_backends!(
     deleting_a_user_removes_their_sessions,
     sessions_expire_and_revoke,
     sessions_can_be_elevated_and_others_revoked,
+    a_user_lists_and_ends_only_their_own_live_sessions,
     refresh_tokens_rotate_once_and_reuse_revokes,
     concurrent_refreshes_have_one_winner,
     refresh_extends_idle_deadline_up_to_absolute,
@@ -247,4 +248,19 @@ async fn sessions_can_be_elevated_and_others_revoked(store: SqlStore) {
     assert_eq!(store.revoke_other_sessions("u1", None, 1400).await.unwrap(), 1, "none kept");
     assert!(store.active_session("s1", 1401).await.unwrap().is_none());
     assert!(store.active_session("other", 1401).await.unwrap().is_some());
+}
+
+async fn a_user_lists_and_ends_only_their_own_live_sessions(store: SqlStore) {
+    store.create_user(&new_user("u1", "a@example.com")).await.unwrap();
+    store.create_user(&new_user("u2", "b@example.com")).await.unwrap();
+    for (id, user, at) in [("old", "u1", 1000), ("new", "u1", 1100), ("theirs", "u2", 1000)] {
+        store.create_session(&new_session(id, user, at), id.as_bytes()).await.unwrap();
+    }
+    let ids = |sessions: Vec<latchkey_store::Session>| sessions.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.user_sessions("u1", 1200).await.unwrap()), ["new", "old"], "newest first, own only");
+    assert!(!store.revoke_user_session("u1", "theirs", 1200).await.unwrap(), "another user's session");
+    assert!(store.active_session("theirs", 1200).await.unwrap().is_some());
+    assert!(store.revoke_user_session("u1", "old", 1200).await.unwrap());
+    assert!(!store.revoke_user_session("u1", "old", 1201).await.unwrap(), "once");
+    assert_eq!(ids(store.user_sessions("u1", 1201).await.unwrap()), ["new"]);
 }
