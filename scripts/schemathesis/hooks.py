@@ -13,7 +13,8 @@ authentication checks, and they keep the run's own accounts alive.
   harm (the victim) or of the run's own user; a deletion aimed at the run's own
   users (but for turning off the run user's own MFA), or any change to the user
   with TOTP, goes to the victim instead.
-- Logout runs on a session of its own, so it cannot end the one the run uses.
+- Logout runs on a session of its own, and a session ended by id is never the run's,
+  so neither can end the one the run uses.
 - Every answer's status is appended to `LK_STATUS_LOG` (one JSON line each), so
   scripts/check-api can tell from the statuses themselves which operations never
   got past authentication.
@@ -38,6 +39,7 @@ MFA_EMAIL = os.environ["LK_MFA_EMAIL"]
 MFA_ID = os.environ["LK_MFA_ID"]
 PASSWORD = os.environ["LK_PASSWORD"]
 VICTIM_ID = os.environ["LK_VICTIM_ID"]
+SESSION_ID = os.environ["LK_SESSION_ID"]
 STATUS_LOG = os.environ["LK_STATUS_LOG"]
 
 PROTECTED = {USER_ID, MFA_ID}
@@ -54,6 +56,19 @@ def login(email, field):
             return json.load(response).get(field)
     except (urllib.error.URLError, ValueError):
         return None
+
+
+def fresh_session_id():
+    """The id of a new session of the run's user, for a request that ends one."""
+    token = login(USER_EMAIL, "access_token")
+    if token is None:
+        return "none"
+    request = urllib.request.Request(BASE + "/v1/me", headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)["session"]["id"]
+    except (urllib.error.URLError, ValueError, KeyError):
+        return "none"
 
 
 @schemathesis.auth()
@@ -92,6 +107,12 @@ def before_call(ctx, case, kwargs):
                 body["password"] = PASSWORD
 
     params = case.path_parameters
+    # Ending a session by id: never the run's own (schemathesis reuses ids it saw in
+    # `GET /v1/me/sessions`), but a fresh one of the same user.
+    if case.operation.path == "/v1/me/sessions/{id}":
+        if params and params.get("id") == SESSION_ID:
+            params["id"] = fresh_session_id()
+        return
     if params and "id" in params:
         roll = random.random()
         if roll < 1 / 3:
