@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use latchkey_core::lockout::LockoutPolicy;
 use latchkey_core::totp;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 mod sections;
@@ -157,6 +157,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: &str| Err(ConfigError::Invalid(message.into()));
+        // The same parse `serve` makes, so `config check` refuses what `serve` would.
+        if let Some(key) = &self.keys.master_key
+            && latchkey_core::crypto::MasterKey::parse(key.expose_secret()).is_err()
+        {
+            return invalid("keys.master_key must be 32 bytes, as 64 hex digits or base64");
+        }
         if !is_http_url(&self.public_url) {
             return invalid("public_url must start with http:// or https://");
         }
@@ -456,6 +462,7 @@ mod tests {
             "[sms]\nprovider = \"twilio\"\ntwilio_account_sid = \"AC1\"",
             "[sms]\nallowed_country_codes = [\"+1234\"]",
             "[magic_link]\nredirect_url = \"javascript:alert(1)\"",
+            "[keys]\nmaster_key = \"abcd\"",
         ] {
             let file = write(&dir, text);
             assert!(Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err(), "{text}");
