@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
         /// Log format: text or json.
-        #[arg(long)]
+        #[arg(long, value_parser = ["text", "json"])]
         log_format: Option<String>,
     },
     /// Apply database migrations and exit.
@@ -146,8 +146,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             telemetry::init(config.log_format);
             install_crypto_provider();
+            let database = crate::config::redacted_url(&config.database_url());
             AppState::build(config, Arc::new(SystemClock)).await?;
-            eprintln!("the database is up to date");
+            eprintln!("the database {database} is up to date");
             Ok(())
         }
         Command::User { command: UserCommand::Create { email, password_stdin, phone } } => {
@@ -156,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let user = accounts::create_user(&state, NewAccount { email, password, phone })
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            eprintln!("created user in {}", crate::config::redacted_url(&state.config.database_url()));
             println!("{}", user.id);
             Ok(())
         }
@@ -182,7 +184,11 @@ async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
     match command {
         ApiKeyCommand::Create { name, scopes } => {
             let created = api_keys::create(&state, &name, &scopes).await?;
-            eprintln!("created API key {} ({name}); it is shown only this once:", created.id);
+            eprintln!(
+                "created API key {} ({name}) in {}; it is shown only this once:",
+                created.id,
+                crate::config::redacted_url(&state.config.database_url())
+            );
             println!("{}", created.secret);
             Ok(())
         }
@@ -205,7 +211,10 @@ async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
             if !state.store.revoke_api_key(&id, SystemClock.now()).await? {
                 bail!("no active API key has id {id}");
             }
-            eprintln!("revoked API key {id}");
+            eprintln!(
+                "revoked API key {id} in {}",
+                crate::config::redacted_url(&state.config.database_url())
+            );
             Ok(())
         }
     }

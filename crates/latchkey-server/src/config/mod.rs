@@ -80,12 +80,44 @@ pub struct Overrides {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration crate's error, whose text already says everything: it is not
+    /// also given as a source, so it is printed once.
     #[error("{0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("cannot read {path}: {source}")]
     ReadFile { path: PathBuf, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Invalid(String),
+}
+
+/// An unknown key that came from the environment is reported by the variable's name,
+/// which is what the operator has to find and fix.
+fn name_the_variable(error: config::ConfigError, env: &HashMap<String, String>) -> ConfigError {
+    let text = error.to_string();
+    let unknown = text.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next());
+    let variable = unknown.and_then(|field| {
+        let mut names: Vec<&String> = env
+            .keys()
+            .filter(|name| {
+                let path = name.trim_start_matches("LATCHKEY_").to_ascii_lowercase();
+                path.split("__").any(|segment| segment == field)
+            })
+            .collect();
+        names.sort();
+        names.first().map(|name| name.to_string())
+    });
+    match variable {
+        Some(name) => {
+            ConfigError::Invalid(format!("the environment variable {name} names no setting ({text})"))
+        }
+        None => ConfigError::Load(error),
+    }
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(error: config::ConfigError) -> Self {
+        Self::Load(error)
+    }
 }
 
 const DEFAULT_FILE: &str = "latchkey.toml";
@@ -116,7 +148,7 @@ impl Config {
                 // Values stay strings until deserialized into their field's type, so a
                 // secret made only of digits is never turned into a number.
                 .try_parsing(false)
-                .source(Some(ours)),
+                .source(Some(ours.clone())),
         );
         if let Some(listen) = &overrides.listen {
             builder = builder.set_override("listen", listen.as_str())?;
@@ -130,7 +162,8 @@ impl Config {
         if let Some(format) = &overrides.log_format {
             builder = builder.set_override("log_format", format.as_str())?;
         }
-        let mut config: Config = builder.build()?.try_deserialize()?;
+        let mut config: Config =
+            builder.build()?.try_deserialize().map_err(|error| name_the_variable(error, &ours))?;
         if config.database.url.is_none() {
             config.database.url = env.get("DATABASE_URL").filter(|v| !v.is_empty()).cloned();
         }
@@ -444,6 +477,18 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("master_key = \"[redacted]\""), "{shown}");
         assert!(shown.contains("postgres://app:[redacted]@db:5432/latchkey"), "{shown}");
+    }
+
+    #[test]
+    fn an_unknown_environment_variable_is_named() {
+        let error = Config::load(None, &env(&[("LATCHKEY_SIGNUP_ENABELD", "false")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("LATCHKEY_SIGNUP_ENABELD") && error.contains("names no setting"), "{error}");
+        let nested = Config::load(None, &env(&[("LATCHKEY_SMS__PROVDER", "x")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(nested.contains("LATCHKEY_SMS__PROVDER"), "{nested}");
     }
 
     #[test]

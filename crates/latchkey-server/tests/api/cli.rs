@@ -79,6 +79,29 @@ fn config_check_refuses_unknown_keys_and_redacts_secrets() {
     let (ok, _, stderr) = run(command, None);
     assert!(!ok);
     assert!(stderr.contains("signup_enabeld"), "{stderr}");
+    assert_eq!(stderr.matches("unknown field").count(), 1, "the error is printed once: {stderr}");
+
+    // A misspelt environment variable is named as the operator wrote it.
+    let mut command = Command::new(BIN);
+    command.env_clear().current_dir(dir.path()).env("LATCHKEY_SIGNUP_ENABELD", "0").args(["config", "check"]);
+    std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n").unwrap();
+    let (ok, _, stderr) = run(command, None);
+    assert!(!ok && stderr.contains("LATCHKEY_SIGNUP_ENABELD"), "{stderr}");
+
+    // A master key `serve` would refuse is refused here too.
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .current_dir(dir.path())
+        .env("LATCHKEY_KEYS__MASTER_KEY", "abcd")
+        .args(["config", "check"]);
+    let (ok, _, stderr) = run(command, None);
+    assert!(!ok && stderr.contains("keys.master_key") && !stderr.contains("abcd"), "{stderr}");
+
+    let mut command = Command::new(BIN);
+    command.env_clear().current_dir(dir.path()).args(["serve", "--log-format", "yaml"]);
+    let (ok, _, stderr) = run(command, None);
+    assert!(!ok && stderr.contains("possible values: text, json"), "{stderr}");
 
     std::fs::write(
         &file,
@@ -113,6 +136,8 @@ async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
     create.args(["apikey", "create", "--name", "ci", "--scope", "users:read", "--scope", "users:write"]);
     let (ok, key, stderr) = run(create, None);
     assert!(ok, "{stderr}");
+    let scheme = if app.db.url.starts_with("postgres") { "postgres://" } else { "sqlite://" };
+    assert!(stderr.contains(&format!(" in {scheme}")), "the CLI says which database it wrote to: {stderr}");
     let key = key.trim().to_owned();
     assert!(key.starts_with("lk_") && !stderr.contains(&key), "the key is printed once, on stdout");
     let listed = app.admin(Method::GET, "/v1/users", &key, None).await;
