@@ -509,7 +509,7 @@ pub async fn remove(
     audit::record(state, event).await;
     if factor.status == FactorStatus::Active {
         notify::send(state, user_id, Notice::FactorRemoved { factor_type: factor.factor_type }, meta).await;
-        sessions::end_others(state, by).await?;
+        sessions::end_others(state, by, meta).await?;
     }
     Ok(())
 }
@@ -524,7 +524,7 @@ pub async fn reset_all(state: &AppState, by: &Authorized, meta: &ClientMeta) -> 
     audit::record(state, Event::new(event_type, user_id, meta).actor(actor)).await;
     if removed > 0 {
         notify::send(state, user_id, Notice::MfaDisabled, meta).await;
-        sessions::end_others(state, by).await?;
+        sessions::end_others(state, by, meta).await?;
     }
     Ok(removed)
 }

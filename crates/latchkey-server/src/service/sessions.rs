@@ -133,12 +133,8 @@ pub async fn raise(state: &AppState, session: &Session, method: Amr) -> Result<(
 /// but the one `by` acts from ends, so a session opened before the change, perhaps by
 /// whoever the change shuts out, does not live on. An administrator keeps none.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %by.user_id()))]
-pub async fn end_others(state: &AppState, by: &Authorized) -> Result<u64, ApiError> {
-    let ended = state.store.revoke_other_sessions(by.user_id(), by.session_id(), state.now()).await?;
-    if ended > 0 {
-        tracing::info!(user_id = %by.user_id(), ended, "ended other sessions after a factor change");
-    }
-    Ok(ended)
+pub async fn end_others(state: &AppState, by: &Authorized, meta: &ClientMeta) -> Result<u64, ApiError> {
+    end_all(state, by.user_id(), by.session_id(), meta, by.actor()).await
 }
 
 /// The user's live sessions, newest first.

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HOST, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, access};
+use crate::helpers::{TestApp, access};
 use crate::mail;
 
 on_both_backends!(magic_link_second_factor, magic_link_sign_in);
@@ -190,7 +190,6 @@ async fn magic_link_sign_in_with_a_redirect(backend: latchkey_store::Backend) {
     let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(location.contains("mfa_required=true") && location.contains("mfa_token=lkm_"), "{location}");
     assert!(!location.contains("access_token"), "{location}");
-    let _ = PASSWORD;
 }
 
 /// DESIGN rule 14: behind an https public URL every cookie a page sets, and the one
