@@ -155,6 +155,9 @@ pub enum HashPurpose {
     Destination,
     /// A remembered device's token.
     DeviceToken,
+    /// An account's address, a trusted device or a client IP, as the key of its
+    /// first-factor throttle.
+    LoginThrottle,
 }
 
 impl HashPurpose {
@@ -168,6 +171,7 @@ impl HashPurpose {
             Self::LinkToken => b"link-token",
             Self::Destination => b"destination",
             Self::DeviceToken => b"device-token",
+            Self::LoginThrottle => b"login-throttle",
         }
     }
 }

@@ -51,17 +51,23 @@ impl Default for LockoutPolicy {
 impl LockoutPolicy {
     /// How long the next attempt must wait after the `failures`-th consecutive failure.
     pub fn delay_after(&self, failures: u32) -> i64 {
-        if failures < self.free_failures {
-            return 0;
-        }
-        let doublings = (failures - self.free_failures).min(30);
-        self.base_delay_secs.saturating_mul(1i64 << doublings).min(self.max_delay_secs)
+        backoff(failures, self.free_failures, self.base_delay_secs, self.max_delay_secs)
     }
 
     /// Whether `failures` consecutive failures lock the second factor.
     pub fn is_locked(&self, failures: u32) -> bool {
         failures >= self.lock_after
     }
+}
+
+/// The delay after the `failures`-th consecutive failure when `free` are allowed
+/// without one: `base` seconds, doubling with each further failure, capped at `max`.
+pub fn backoff(failures: u32, free: u32, base: i64, max: i64) -> i64 {
+    if failures < free {
+        return 0;
+    }
+    let doublings = (failures - free).min(30);
+    base.saturating_mul(1i64 << doublings).min(max)
 }
 
 #[cfg(test)]

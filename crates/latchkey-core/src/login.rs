@@ -48,9 +48,46 @@ pub fn after_first_factor(active_factors: usize) -> AfterFirstFactor {
     if active_factors == 0 { AfterFirstFactor::Session } else { AfterFirstFactor::SecondFactorRequired }
 }
 
+/// How first-factor failures are throttled for one kind of key (an account, a
+/// remembered device, a client IP) (DESIGN rule 16). Failures are counted in the
+/// database; past `free_failures` each further attempt must wait a delay that starts
+/// at `base_delay_secs` and doubles up to `max_delay_secs`. Unlike the second-factor
+/// guard nothing locks: a first factor that locked would let anyone lock anyone out.
+/// A count whose last attempt is older than `forget_after_secs` starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    pub free_failures: u32,
+    pub base_delay_secs: i64,
+    pub max_delay_secs: i64,
+    pub forget_after_secs: i64,
+}
+
+impl ThrottlePolicy {
+    /// The defaults for an account (or a device it trusts): five free failures.
+    pub const ACCOUNT: Self =
+        Self { free_failures: 5, base_delay_secs: 30, max_delay_secs: 15 * 60, forget_after_secs: 86_400 };
+    /// The defaults for a client IP, which many people may share: twenty.
+    pub const CLIENT_IP: Self =
+        Self { free_failures: 20, base_delay_secs: 30, max_delay_secs: 15 * 60, forget_after_secs: 86_400 };
+
+    /// How long the next attempt must wait after the `failures`-th failure.
+    pub fn delay_after(&self, failures: u32) -> i64 {
+        crate::lockout::backoff(failures, self.free_failures, self.base_delay_secs, self.max_delay_secs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_factor_delays_start_after_the_free_failures_and_never_lock() {
+        let account: Vec<i64> = (1..=8).map(|n| ThrottlePolicy::ACCOUNT.delay_after(n)).collect();
+        assert_eq!(account, [0, 0, 0, 0, 30, 60, 120, 240]);
+        assert_eq!(ThrottlePolicy::ACCOUNT.delay_after(10_000), 900);
+        assert_eq!(ThrottlePolicy::CLIENT_IP.delay_after(19), 0);
+        assert_eq!(ThrottlePolicy::CLIENT_IP.delay_after(20), 30);
+    }
 
     #[test]
     fn an_active_factor_always_means_a_second_step() {

@@ -23,6 +23,11 @@ const SQLITE: &[Migration] = &[
     },
     Migration { version: 4, name: "delivery", sql: include_str!("../migrations/sqlite/0004_delivery.sql") },
     Migration { version: 5, name: "devices", sql: include_str!("../migrations/sqlite/0005_devices.sql") },
+    Migration {
+        version: 6,
+        name: "login_throttle",
+        sql: include_str!("../migrations/sqlite/0006_login_throttle.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -35,6 +40,11 @@ const POSTGRES: &[Migration] = &[
     },
     Migration { version: 4, name: "delivery", sql: include_str!("../migrations/postgres/0004_delivery.sql") },
     Migration { version: 5, name: "devices", sql: include_str!("../migrations/postgres/0005_devices.sql") },
+    Migration {
+        version: 6,
+        name: "login_throttle",
+        sql: include_str!("../migrations/postgres/0006_login_throttle.sql"),
+    },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

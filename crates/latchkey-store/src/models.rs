@@ -2,6 +2,7 @@
 
 use latchkey_core::UnixTime;
 use latchkey_core::factor::{FactorStatus, FactorType};
+use latchkey_core::login::ThrottlePolicy;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -178,6 +179,23 @@ pub enum AttemptClaim {
     Blocked { until: UnixTime },
     /// Too many failures in all: only an administrator can unlock.
     Locked,
+}
+
+/// One count a first-factor attempt is judged by: the keyed hash it is kept under
+/// and the policy for that kind of key.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleKey<'a> {
+    pub hash: &'a [u8],
+    pub policy: ThrottlePolicy,
+}
+
+/// The answer to "may this client try a first factor now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginClaim {
+    /// Counted as a failure on every key until the attempt succeeds.
+    Granted,
+    /// One of the keys is delayed until `until`; nothing was counted.
+    Throttled { until: UnixTime },
 }
 
 /// The brute-force guard's state for one user.

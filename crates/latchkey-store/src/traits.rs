@@ -7,9 +7,15 @@ use latchkey_core::UnixTime;
 use crate::*;
 
 /// Everything the service stores.
-pub trait Store: AccountStore + FactorStore + DeliveryStore + AuditStore + Send + Sync + 'static {}
+pub trait Store:
+    AccountStore + FactorStore + LoginThrottleStore + DeliveryStore + AuditStore + Send + Sync + 'static
+{
+}
 
-impl<T: AccountStore + FactorStore + DeliveryStore + AuditStore + Send + Sync + 'static> Store for T {}
+impl<T: AccountStore + FactorStore + LoginThrottleStore + DeliveryStore + AuditStore + Send + Sync + 'static>
+    Store for T
+{
+}
 
 #[async_trait]
 /// Accounts: users, sessions with their refresh tokens, API keys and signing keys.
@@ -187,6 +193,13 @@ pub trait FactorStore: Send + Sync {
         token_hash: &[u8],
         now: UnixTime,
     ) -> StoreResult<Option<RememberedDevice>>;
+    /// The user's unexpired remembered device with this token hash, leaving it as it is.
+    async fn remembered_device(
+        &self,
+        user_id: &str,
+        token_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<Option<RememberedDevice>>;
     /// The user's unexpired remembered devices, oldest first.
     async fn remembered_devices(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<RememberedDevice>>;
     /// Forgets one of the user's remembered devices (`Some(id)`) or all of them;
@@ -196,6 +209,21 @@ pub trait FactorStore: Send + Sync {
     /// Deletes expired pending factors, spent or expired MFA tokens and challenges,
     /// and expired remembered devices.
     async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64>;
+}
+
+/// First-factor throttling (DESIGN rule 16): failure counts per account, trusted
+/// device and client IP.
+#[async_trait]
+pub trait LoginThrottleStore: Send + Sync {
+    /// Counts a first-factor attempt against every key, in one transaction, unless one
+    /// of them is delayed at `now` (then nothing is counted).
+    async fn claim_login_attempt(&self, keys: &[ThrottleKey<'_>], now: UnixTime) -> StoreResult<LoginClaim>;
+    /// Settles a claimed attempt that succeeded: `reset` starts its count again, and
+    /// each of `forgive` takes this attempt back (and any delay it started).
+    async fn login_succeeded(&self, reset: &[u8], forgive: &[&[u8]]) -> StoreResult<()>;
+    /// Deletes first-factor counts whose last attempt was before `before` and that
+    /// delay nothing any more.
+    async fn purge_login_throttle(&self, before: UnixTime, now: UnixTime) -> StoreResult<u64>;
 }
 
 /// Outgoing messages: the per-destination send throttle and the delivery queue.

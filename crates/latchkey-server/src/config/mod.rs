@@ -39,6 +39,7 @@ pub struct Config {
     pub totp: TotpConfig,
     pub mfa: MfaConfig,
     pub lockout: LockoutConfig,
+    pub login_throttle: LoginThrottleConfig,
     pub email: EmailConfig,
     pub sms: SmsConfig,
     pub delivery: DeliveryConfig,
@@ -61,6 +62,7 @@ impl Default for Config {
             totp: TotpConfig::default(),
             mfa: MfaConfig::default(),
             lockout: LockoutConfig::default(),
+            login_throttle: LoginThrottleConfig::default(),
             email: EmailConfig::default(),
             sms: SmsConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -238,6 +240,16 @@ impl Config {
         if self.lockout.lock_after == 0 || self.lockout.base_delay_secs < 0 || self.lockout.max_delay_secs < 0
         {
             return invalid("lockout.lock_after must be at least 1 and delays must not be negative");
+        }
+        let throttle = &self.login_throttle;
+        if throttle.base_delay_secs < 1
+            || throttle.max_delay_secs < throttle.base_delay_secs
+            || throttle.forget_after_secs < 1
+        {
+            return invalid(
+                "login_throttle delays must be at least 1 second, max_delay_secs at least base_delay_secs, \
+                 and forget_after_secs at least 1",
+            );
         }
         if let Some(url) = &self.database.url {
             latchkey_store::Backend::from_url(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;

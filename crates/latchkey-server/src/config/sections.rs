@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use latchkey_core::lockout::LockoutPolicy;
-
+use latchkey_core::login::ThrottlePolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -147,6 +147,58 @@ impl Default for LockoutConfig {
             max_delay_secs: policy.max_delay_secs,
             lock_after: policy.lock_after,
         }
+    }
+}
+
+/// Throttling of passwords (DESIGN rule 16), counted in the database per account (or
+/// per remembered device the account trusts) and per client IP. Past the free
+/// failures each attempt waits a delay that doubles from `base_delay_secs` up to
+/// `max_delay_secs`, answered with 429 and `Retry-After`; nothing locks.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginThrottleConfig {
+    /// Consecutive failures an account (or a trusted device) may have without delay.
+    pub account_free_failures: u32,
+    /// Failures a client IP may have without delay; higher, since many people can
+    /// share one address.
+    pub ip_free_failures: u32,
+    pub base_delay_secs: i64,
+    pub max_delay_secs: i64,
+    /// A count whose last attempt is older than this starts again.
+    pub forget_after_secs: i64,
+}
+
+impl Default for LoginThrottleConfig {
+    fn default() -> Self {
+        let (account, ip) = (ThrottlePolicy::ACCOUNT, ThrottlePolicy::CLIENT_IP);
+        Self {
+            account_free_failures: account.free_failures,
+            ip_free_failures: ip.free_failures,
+            base_delay_secs: account.base_delay_secs,
+            max_delay_secs: account.max_delay_secs,
+            forget_after_secs: account.forget_after_secs,
+        }
+    }
+}
+
+impl LoginThrottleConfig {
+    fn policy(&self, free_failures: u32) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_failures,
+            base_delay_secs: self.base_delay_secs,
+            max_delay_secs: self.max_delay_secs,
+            forget_after_secs: self.forget_after_secs,
+        }
+    }
+
+    /// The policy for an account's count, or a trusted device's.
+    pub fn account(&self) -> ThrottlePolicy {
+        self.policy(self.account_free_failures)
+    }
+
+    /// The policy for a client IP's count.
+    pub fn client_ip(&self) -> ThrottlePolicy {
+        self.policy(self.ip_free_failures)
     }
 }
 

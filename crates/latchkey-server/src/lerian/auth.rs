@@ -4,6 +4,8 @@
 use super::*;
 use latchkey_core::factor::FactorType;
 
+use crate::service::login_throttle::Client;
+
 /// Tokens, with `deviceToken` after a verify that asked to remember the device.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -85,12 +87,18 @@ pub(super) async fn access_token(
         "password" => {
             let username = present(body.username.as_deref().unwrap_or_default())?;
             let password = body.password.ok_or(Code::MissingFields)?;
-            let user = accounts::authenticate_password(&state, username, password).await?;
             let device = body
                 .device_token
                 .as_ref()
                 .map(|token| token.expose_secret())
                 .or_else(|| cookie(&headers, devices::COOKIE));
+            let user = accounts::authenticate_password(
+                &state,
+                username,
+                password,
+                Client::with_device(&meta, device),
+            )
+            .await?;
             match login::after_password(&state, &user.id, device, &meta).await? {
                 LoginStep::Session(tokens) => Ok(Json(AccessTokenAnswer::Tokens(tokens.into()))),
                 LoginStep::MfaRequired(challenge) => Ok(Json(AccessTokenAnswer::MfaRequired(MfaRequired {

@@ -19,6 +19,7 @@ use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
 use crate::service::factors::{self, RecoveryCodes};
+use crate::service::login_throttle::Client;
 use crate::service::second_factor::Proof;
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, login, reauth, second_factor};
@@ -282,7 +283,7 @@ async fn login(
     let JsonBody(body) = body?;
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
-    let user = accounts::authenticate_password(&state, &email, password).await?;
+    let user = accounts::authenticate_password(&state, &email, password, Client::new(&meta)).await?;
     let proof = body.totp_token.as_ref().map(|code| Proof::typed(code.expose_secret()));
     let (tokens, two_factor) =
         login::in_one_step(&state, &user.id, proof, &meta).await.map_err(|error| match error.code {
@@ -459,9 +460,14 @@ async fn disable(
     let code = required(body.token, "token")?;
     let user_id = auth.session.user_id.clone();
     let account = accounts::session_user(&state, &user_id).await?;
-    accounts::authenticate_password(&state, &account.email, password)
-        .await
-        .map_err(|_| MudbaseError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid password"))?;
+    accounts::authenticate_password(&state, &account.email, password, Client::new(&meta)).await.map_err(
+        |error| match error.code {
+            ErrorCode::InvalidCredentials => {
+                MudbaseError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid password")
+            }
+            _ => error.into(),
+        },
+    )?;
     if !factors::has_active(&state, &user_id, None).await? {
         return Err(MudbaseError::new(
             StatusCode::BAD_REQUEST,

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody};
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
+use crate::service::login_throttle::Client;
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, magic_link};
 use crate::state::AppState;
@@ -114,7 +115,8 @@ async fn login(
     meta: ClientMeta,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
-    let user = accounts::authenticate_password(&state, &body.email, body.password).await?;
+    let user =
+        accounts::authenticate_password(&state, &body.email, body.password, Client::new(&meta)).await?;
     let step = login::after_password(&state, &user.id, None, &meta).await?;
     Ok(Json(step.into()))
 }

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
+use crate::service::login_throttle::Client;
 use crate::service::second_factor::{self, Proof};
 use crate::service::{accounts, factors, login, reauth, sessions};
 use crate::state::AppState;
@@ -209,7 +210,7 @@ async fn login(
     let JsonBody(body) = body?;
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
-    let user = accounts::authenticate_password(&state, &email, password.into()).await?;
+    let user = accounts::authenticate_password(&state, &email, password.into(), Client::new(&meta)).await?;
     let (tokens, _) = login::with_waiting_session(&state, &user.id, &meta).await?;
     Ok(Json(LoginAnswer {
         mfa: mfa_method(&state, &user.id).await?,
@@ -350,7 +351,7 @@ async fn setup_mfa(
         .ok_or_else(|| PrismeError::validation("method", "method must be one of totp, none, *"))?
         .to_owned();
     let user = accounts::session_user(&state, &auth.session.user_id).await?;
-    accounts::authenticate_password(&state, &user.email, password.clone().into()).await?;
+    accounts::authenticate_password(&state, &user.email, password.clone().into(), Client::new(&meta)).await?;
     // Prisme.ai asks for the password; the rule every surface applies asks, for a user
     // with MFA, a second factor proven recently in this session (MissingMFA if not).
     let by = reauth::require_recent_authentication(&state, &auth.session, Some(password.into())).await?;

@@ -10,6 +10,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::http::error::{ApiError, ErrorCode};
+use crate::service::audit::{self, Event};
+use crate::service::login_throttle::{self, Client};
 use crate::state::AppState;
 
 fn parse_email(email: &str) -> Result<Email, ApiError> {
@@ -56,22 +58,30 @@ pub async fn signup(state: &AppState, email: &str, password: SecretString) -> Re
     }
 }
 
-/// Checks an email and password. Every failure is `invalid_credentials`, after a real
-/// password-hash check, whatever the reason.
+/// Checks an email and password, under the first-factor throttle
+/// ([`login_throttle`]): a client that failed too often is answered
+/// `too_many_attempts` before its password is looked at, right or wrong. Every other
+/// failure is `invalid_credentials`, after a real password-hash check, whatever the
+/// reason. Successes and failures are audited (`login.succeeded`, `login.failed`).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn authenticate_password(
     state: &AppState,
     email: &str,
     password: SecretString,
+    client: Client<'_>,
 ) -> Result<User, ApiError> {
     let denied = || ApiError::new(ErrorCode::InvalidCredentials);
     if !within_login_limits(password.expose_secret()) {
         return Err(denied());
     }
-    let user = match Email::parse(email) {
-        Ok(email) => state.store.user_by_email(&email.normalized).await?,
-        Err(_) => None,
+    let (address, user) = match Email::parse(email) {
+        Ok(email) => {
+            let user = state.store.user_by_email(&email.normalized).await?;
+            (email.normalized, user)
+        }
+        Err(_) => (email.trim().to_lowercase(), None),
     };
+    let claimed = login_throttle::claim(state, &address, user.as_ref(), client).await?;
     let account = match &user {
         None => AccountState::Unknown,
         Some(u) if u.disabled_at.is_some() => AccountState::Disabled,
@@ -81,8 +91,16 @@ pub async fn authenticate_password(
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let matches = state.hasher.verify(password, stored_hash).await.map_err(ApiError::internal)?;
     match (decide_first_factor(account, matches), user) {
-        (FirstFactorOutcome::Authenticated, Some(user)) => Ok(user),
-        _ => Err(denied()),
+        (FirstFactorOutcome::Authenticated, Some(user)) => {
+            claimed.succeeded(state).await?;
+            audit::record(state, Event::new("login.succeeded", &user.id, client.meta)).await;
+            Ok(user)
+        }
+        (_, user) => {
+            let event = Event::about("login.failed", user.as_ref().map(|u| u.id.as_str()), client.meta);
+            audit::record(state, event.failed()).await;
+            Err(denied())
+        }
     }
 }
 

@@ -21,7 +21,12 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     pub fn new(event_type: &'static str, user_id: &'a str, meta: &'a ClientMeta) -> Self {
-        Self { event_type, success: true, user_id: Some(user_id), factor: None, actor: None, meta }
+        Self::about(event_type, Some(user_id), meta)
+    }
+
+    /// An event about an account that may not exist (a login for an unknown address).
+    pub fn about(event_type: &'static str, user_id: Option<&'a str>, meta: &'a ClientMeta) -> Self {
+        Self { event_type, success: true, user_id, factor: None, actor: None, meta }
     }
 
     pub fn failed(mut self) -> Self {

@@ -8,6 +8,7 @@ pub mod challenges;
 pub mod devices;
 pub mod factors;
 pub mod login;
+pub mod login_throttle;
 pub mod magic_link;
 pub mod notify;
 pub mod outgoing;

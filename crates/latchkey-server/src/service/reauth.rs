@@ -14,6 +14,8 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
+use crate::service::login_throttle::Client;
 use crate::service::second_factor::Verified;
 use crate::service::{accounts, factors};
 use crate::state::AppState;
@@ -98,7 +100,14 @@ pub async fn require_recent_authentication(
     }
     let Some(password) = current_password else { return Err(required("current_password_needed")) };
     let account = accounts::session_user(state, &session.user_id).await?;
-    match accounts::authenticate_password(state, &account.email, password).await {
+    match accounts::authenticate_password(
+        state,
+        &account.email,
+        password,
+        Client::new(&ClientMeta::default()),
+    )
+    .await
+    {
         Ok(_) => Ok(authorized()),
         Err(error) if error.code == ErrorCode::InvalidCredentials => Err(required("wrong_password")),
         Err(error) => Err(error),

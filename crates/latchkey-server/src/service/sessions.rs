@@ -181,13 +181,19 @@ pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Deletes what is over: sessions, unconfirmed factors past their time, and spent or
-/// expired MFA tokens. Run periodically by the `purge-expired` task.
+/// Deletes what is over: sessions, unconfirmed factors past their time, spent or
+/// expired MFA tokens, finished messages and forgotten throttle counts. Run periodically by the `purge-expired` task.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
     let now = state.now();
     // Finished messages are kept a week for inspection; throttle records outlive
     // their hour-long window by a day.
     let delivery = state.store.purge_delivery(now - 7 * 86_400, now - 86_400).await?;
-    Ok(state.store.purge_sessions(now).await? + state.store.purge_expired_factors(now).await? + delivery)
+    // First-factor counts are forgotten after their window anyway.
+    let forget_before = now - state.config.login_throttle.forget_after_secs;
+    let logins = state.store.purge_login_throttle(forget_before, now).await?;
+    Ok(state.store.purge_sessions(now).await?
+        + state.store.purge_expired_factors(now).await?
+        + delivery
+        + logins)
 }

@@ -14,6 +14,7 @@ use crate::schema::{assert_matches, contract};
 on_both_backends!(
     the_app_lifecycle_works_for_a_lerian_client,
     remembered_devices_skip_the_second_factor_until_revoked,
+    a_remembered_device_is_judged_by_its_own_password_count,
     bodies_are_strict_and_errors_are_lerian_shaped,
     only_the_user_or_an_api_key_may_manage_mfa,
     internal_failures_answer_ide_0006_and_ide_0045_without_internals,
@@ -678,4 +679,46 @@ async fn internal_failures_answer_ide_0006_and_ide_0045_without_internals(app: T
             "{text}"
         );
     }
+}
+
+/// DESIGN rule 16: someone guessing the password delays the account, but not for a
+/// device the account trusts, which has a count of its own.
+async fn a_remembered_device_is_judged_by_its_own_password_count(app: TestApp) {
+    app.signup("owner@example.com").await;
+    let (access, id) = app.lerian_session("owner@example.com").await;
+    let (secret, _) = enable_app(&app, &access, &id).await;
+    app.advance(30);
+    let mfa_token = app.lerian_mfa_token("owner@example.com", &["app"]).await;
+    let proof = json!({ "passcode": oathtool(&secret, app.now()), "rememberDevice": true });
+    let remembered = app.lerian_verify(&mfa_token, "app", proof).await;
+    let device = remembered.body["deviceToken"].as_str().unwrap().to_owned();
+
+    let guess = |device: Option<String>| {
+        let mut body =
+            json!({ "grantType": "password", "username": "owner@example.com", "password": "a guess at it" });
+        if let Some(device) = device {
+            body["deviceToken"] = json!(device);
+        }
+        app.lerian_post("/v1/login/oauth/access_token", None, body)
+    };
+    for _ in 0..5 {
+        assert_error(&guess(None).await, StatusCode::UNAUTHORIZED, "AUT-0003");
+    }
+    assert_error(
+        &app.lerian_login("owner@example.com", None).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "IDE-0050",
+    );
+    let owner = app.lerian_login("owner@example.com", Some(&device)).await;
+    assert_eq!(owner.status, StatusCode::OK, "the owner's device is not delayed: {}", owner.body);
+    assert_matches("lerian", "token200", &owner.body);
+    // The device's own count throttles guesses made with it, and forged tokens count
+    // on the account.
+    for _ in 0..5 {
+        assert_error(&guess(Some(device.clone())).await, StatusCode::UNAUTHORIZED, "AUT-0003");
+    }
+    let delayed = app.lerian_login("owner@example.com", Some(&device)).await;
+    assert_error(&delayed, StatusCode::TOO_MANY_REQUESTS, "IDE-0050");
+    let forged = guess(Some(format!("lkd_{}", "A".repeat(43)))).await;
+    assert_error(&forged, StatusCode::TOO_MANY_REQUESTS, "IDE-0050");
 }

@@ -15,6 +15,7 @@ mod delivery;
 mod factors;
 mod input;
 mod lerian;
+mod login_throttle;
 mod logs;
 mod magic_link;
 mod mail;

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, access};
+use crate::helpers::{TestApp, access, join_all};
 
 on_both_backends!(
     login_with_mfa_yields_only_an_mfa_token_until_the_second_factor,
@@ -167,30 +167,6 @@ async fn concurrent_uses_of_one_code_have_one_success(app: TestApp) {
         .map(|t| app.mfa_verify(json!({ "mfa_token": t, "factor_id": enrolled.factor_id, "code": code })));
     let replies = join_all(requests).await;
     assert_eq!(replies.iter().filter(|r| r.status == StatusCode::OK).count(), 1);
-}
-
-/// Polls all the futures at once on this task (they borrow the test app, so they
-/// cannot be spawned) and returns their outputs in order.
-async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut futures: Vec<Option<std::pin::Pin<Box<F>>>> = futures.map(|f| Some(Box::pin(f))).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => {
-                        *output = Some(value);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.unwrap()).collect()
 }
 
 async fn user_id(app: &TestApp, email: &str) -> String {

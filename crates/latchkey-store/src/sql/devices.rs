@@ -67,6 +67,25 @@ pub(super) async fn use_token(
     row.as_ref().map(device_from_row).transpose()
 }
 
+pub(super) async fn find(
+    pool: &AnyPool,
+    user_id: &str,
+    token_hash: &[u8],
+    now: UnixTime,
+) -> StoreResult<Option<RememberedDevice>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        device_columns!(),
+        " FROM remembered_devices WHERE user_id = $1 AND token_hash = $2 AND expires_at > $3"
+    ))
+    .bind(user_id)
+    .bind(token_hash.to_vec())
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(device_from_row).transpose()
+}
+
 pub(super) async fn list(pool: &AnyPool, user_id: &str, now: UnixTime) -> StoreResult<Vec<RememberedDevice>> {
     let rows = sqlx::query(concat!(
         "SELECT ",

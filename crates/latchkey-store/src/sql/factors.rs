@@ -519,6 +519,16 @@ impl FactorStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+    async fn remembered_device(
+        &self,
+        user_id: &str,
+        token_hash: &[u8],
+        now: UnixTime,
+    ) -> StoreResult<Option<RememberedDevice>> {
+        devices::find(&self.pool, user_id, token_hash, now).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn remembered_devices(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<RememberedDevice>> {
         devices::list(&self.pool, user_id, now).await
     }

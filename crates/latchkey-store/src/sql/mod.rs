@@ -20,6 +20,7 @@ mod challenges;
 mod delivery;
 mod devices;
 mod factors;
+mod throttle;
 
 /// The database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
