@@ -47,6 +47,9 @@ impl AppState {
                  keys.master_key or keys.master_key_file (the same on every instance) and keep it safe"
             ),
         }
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         let store = SqlStore::connect(
             &url,
             &ConnectOptions {

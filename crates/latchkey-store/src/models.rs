@@ -319,7 +319,14 @@ pub struct CodeChallengeQuery<'a> {
     pub mfa_token_hash: Option<&'a [u8]>,
 }
 
-/// Limits on sends to one destination.
+/// One count a send is judged by: the keyed hash it is kept under and its limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SendKey<'a> {
+    pub hash: &'a [u8],
+    pub limits: SendLimits,
+}
+
+/// Limits on sends counted under one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendLimits {
     /// Seconds that must pass between two sends.
@@ -329,7 +336,7 @@ pub struct SendLimits {
     pub window_secs: i64,
 }
 
-/// The answer to "may we send to this destination now?".
+/// The answer to "may we send this now?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendClaim {
     /// Counted; go ahead.

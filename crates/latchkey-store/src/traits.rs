@@ -226,16 +226,12 @@ pub trait LoginThrottleStore: Send + Sync {
     async fn purge_login_throttle(&self, before: UnixTime, now: UnixTime) -> StoreResult<u64>;
 }
 
-/// Outgoing messages: the per-destination send throttle and the delivery queue.
+/// Outgoing messages: the send throttle and the delivery queue.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// Counts a send to `destination_hash` if `limits` allow one now.
-    async fn claim_send(
-        &self,
-        destination_hash: &[u8],
-        limits: &SendLimits,
-        now: UnixTime,
-    ) -> StoreResult<SendClaim>;
+    /// Counts a send on every key (a destination, a user, a client IP, a channel) if
+    /// all their limits allow one now; otherwise counts nothing.
+    async fn claim_send(&self, keys: &[SendKey<'_>], now: UnixTime) -> StoreResult<SendClaim>;
 
     async fn enqueue_message(&self, message: &NewMessage, now: UnixTime) -> StoreResult<()>;
     /// Leases the message that has been due longest, for `lease_secs`, counting the

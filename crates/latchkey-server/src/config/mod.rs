@@ -237,6 +237,9 @@ impl Config {
         if !(1..=365).contains(&self.mfa.remember_device_days) {
             return invalid("mfa.remember_device_days must be 1 to 365");
         }
+        if !(1..=100).contains(&self.mfa.max_factors_per_user) {
+            return invalid("mfa.max_factors_per_user must be 1 to 100");
+        }
         if self.lockout.lock_after == 0 || self.lockout.base_delay_secs < 0 || self.lockout.max_delay_secs < 0
         {
             return invalid("lockout.lock_after must be at least 1 and delays must not be negative");
@@ -310,6 +313,14 @@ impl Config {
                  and retry_max_secs at least retry_base_secs",
             );
         }
+        if self.delivery.sends_per_user_per_hour < 1
+            || self.delivery.sends_per_ip_per_hour < 1
+            || self.sms.max_per_minute < 1
+        {
+            return invalid(
+                "delivery.sends_per_user_per_hour, delivery.sends_per_ip_per_hour and sms.max_per_minute must be at least 1",
+            );
+        }
         if let Some(url) = &self.magic_link.redirect_url
             && !is_http_url(url)
         {
@@ -336,6 +347,18 @@ impl Config {
         totp::Params { algorithm, digits: self.totp.digits, period: self.totp.period }
             .validate()
             .map_err(|e| format!("totp: {e}"))
+    }
+
+    /// Settings that are valid but risky in production, as sentences for the operator.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if self.sms.provider != SmsProvider::Outbox && self.sms.allowed_country_codes.is_empty() {
+            warnings.push(
+                "sms.allowed_country_codes is empty, so texts may go to any country, premium-rate numbers \
+                 included (SMS pumping): list the calling codes of the countries your users are in",
+            );
+        }
+        warnings
     }
 
     pub fn lockout_policy(&self) -> LockoutPolicy {

@@ -112,6 +112,9 @@ pub struct MfaConfig {
     pub reauth_window_secs: i64,
     /// How long a remembered device skips the second factor.
     pub remember_device_days: i64,
+    /// Factors one user may have, active or being set up (a pending factor of a type
+    /// replaces the previous pending one of that type).
+    pub max_factors_per_user: usize,
 }
 
 impl Default for MfaConfig {
@@ -121,6 +124,7 @@ impl Default for MfaConfig {
             pending_factor_ttl_secs: 600,
             reauth_window_secs: 600,
             remember_device_days: 30,
+            max_factors_per_user: 10,
         }
     }
 }
@@ -265,9 +269,14 @@ pub struct SmsConfig {
     pub twilio_from: Option<String>,
     pub twilio_base_url: String,
     /// Country calling codes phone factors may use (`["1", "44"]`, or `"1,44"` from
-    /// the environment); empty allows all.
+    /// the environment); empty allows all, which a server with a real SMS provider
+    /// warns about at start: the allow-list is the defence against SMS pumping to
+    /// premium-rate numbers.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub allowed_country_codes: Vec<String>,
+    /// Texts the whole service may send per minute, whoever asks: a ceiling on what
+    /// pumping can cost.
+    pub max_per_minute: i64,
     /// Give up on one provider request after this many seconds.
     pub timeout_secs: u64,
 }
@@ -285,6 +294,7 @@ impl Default for SmsConfig {
             twilio_from: None,
             twilio_base_url: "https://api.twilio.com".into(),
             allowed_country_codes: Vec::new(),
+            max_per_minute: 60,
             timeout_secs: 20,
         }
     }
@@ -304,6 +314,11 @@ pub struct DeliveryConfig {
     pub poll_interval_ms: u64,
     /// How long a worker holds a message; if it dies, another takes the message after.
     pub lease_secs: i64,
+    /// Codes and links one user may be sent per hour, over all their addresses and
+    /// numbers (each destination also has its own limit: one a minute, ten an hour).
+    pub sends_per_user_per_hour: i64,
+    /// Codes and links sent per hour at the request of one client IP.
+    pub sends_per_ip_per_hour: i64,
 }
 
 impl Default for DeliveryConfig {
@@ -314,6 +329,8 @@ impl Default for DeliveryConfig {
             retry_max_secs: 3600,
             poll_interval_ms: 1000,
             lease_secs: 60,
+            sends_per_user_per_hour: 20,
+            sends_per_ip_per_hour: 60,
         }
     }
 }

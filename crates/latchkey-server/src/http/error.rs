@@ -42,6 +42,7 @@ pub enum ErrorCode {
     FactorNotFound,
     FactorAlreadyActive,
     FactorNotVerified,
+    TooManyFactors,
     UnsupportedFactorType,
     InvalidFriendlyName,
     MfaNotEnabled,
@@ -57,7 +58,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 42] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -87,6 +88,7 @@ impl ErrorCode {
         Self::FactorNotFound,
         Self::FactorAlreadyActive,
         Self::FactorNotVerified,
+        Self::TooManyFactors,
         Self::UnsupportedFactorType,
         Self::InvalidFriendlyName,
         Self::MfaNotEnabled,
@@ -132,6 +134,7 @@ impl ErrorCode {
             Self::FactorNotFound => "factor_not_found",
             Self::FactorAlreadyActive => "factor_already_active",
             Self::FactorNotVerified => "factor_not_verified",
+            Self::TooManyFactors => "too_many_factors",
             Self::UnsupportedFactorType => "unsupported_factor_type",
             Self::InvalidFriendlyName => "invalid_friendly_name",
             Self::MfaNotEnabled => "mfa_not_enabled",
@@ -173,7 +176,9 @@ impl ErrorCode {
             Self::SecondFactorLocked => StatusCode::FORBIDDEN,
             Self::ReauthenticationRequired => StatusCode::FORBIDDEN,
             Self::FactorNotFound => StatusCode::NOT_FOUND,
-            Self::FactorAlreadyActive | Self::FactorNotVerified => StatusCode::CONFLICT,
+            Self::FactorAlreadyActive | Self::FactorNotVerified | Self::TooManyFactors => {
+                StatusCode::CONFLICT
+            }
             Self::UnsupportedFactorType => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidFriendlyName => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MfaNotEnabled => StatusCode::CONFLICT,
@@ -225,6 +230,7 @@ impl ErrorCode {
             Self::FactorNotFound => "No factor of yours has this id.",
             Self::FactorAlreadyActive => "This factor is already confirmed.",
             Self::FactorNotVerified => "This factor's code has not been verified yet.",
+            Self::TooManyFactors => "This account has as many factors as it may; remove one to add another.",
             Self::UnsupportedFactorType => "This server does not offer that factor type.",
             Self::InvalidFriendlyName => {
                 "friendly_name must be 1 to 100 characters without control characters."

@@ -140,7 +140,10 @@ struct SentChallenge {
         (status = 201, description = "A pending factor.", body = CreatedFactor),
         (status = 403, description = "A recent login (with the second factor, when there is one) or `current_password` is needed.",
             body = ErrorBody),
-        (status = 429, description = "Too many codes sent to this destination.", body = ErrorBody),
+        (status = 409, description = "The account has `mfa.max_factors_per_user` factors (`too_many_factors`).",
+            body = ErrorBody),
+        (status = 429, description = "Too many codes sent: to this destination, for this user, from this client, or texts by the whole service.",
+            body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,

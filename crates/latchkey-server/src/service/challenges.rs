@@ -10,7 +10,7 @@ use latchkey_core::factor::FactorType;
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
 use latchkey_store::{
     Challenge, ChallengeKind, ChallengePurpose, Channel, CodeChallengeQuery, Factor, NewChallenge, SendClaim,
-    SendLimits,
+    SendKey, SendLimits,
 };
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -35,18 +35,58 @@ pub struct Sent {
     pub sent_to: String,
 }
 
-/// Counts a send to `destination` (an email address or phone number), or answers
-/// `rate_limited` with the wait.
+/// A message about to be sent: where to, by which channel, for whom (when known) and
+/// at whose request.
+#[derive(Clone, Copy)]
+pub struct Send<'a> {
+    pub destination: &'a str,
+    pub channel: Channel,
+    pub user_id: Option<&'a str>,
+    pub meta: &'a ClientMeta,
+}
+
+fn hourly(per_window: i64) -> SendLimits {
+    SendLimits { min_interval_secs: 0, per_window, window_secs: 3600 }
+}
+
+/// Counts a send (DESIGN rules 5 and 17) against the destination (one a minute, ten
+/// an hour), the user, the client IP and, for texts, the service's per-minute ceiling
+/// — all of them or none — or answers `rate_limited` with the wait, audited as
+/// `send.throttled`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn claim_send(state: &AppState, destination: &str) -> Result<(), ApiError> {
-    let key = state.keys.hashing.hash(HashPurpose::Destination, destination.to_lowercase().as_bytes());
-    match state.store.claim_send(&key, &LIMITS, state.now()).await? {
+pub async fn claim_send(state: &AppState, send: Send<'_>) -> Result<(), ApiError> {
+    let hash = |kind: &str, value: &str| {
+        state.keys.hashing.hash(HashPurpose::Destination, format!("{kind}{value}").as_bytes())
+    };
+    // Destinations keep the key they always had: the bare lower-cased address.
+    let destination = hash("", &send.destination.to_lowercase());
+    let user = send.user_id.map(|id| hash("user:", id));
+    let ip = send.meta.ip.as_deref().map(|ip| hash("ip:", ip));
+    let sms = hash("channel:", Channel::Sms.as_str());
+    let delivery = &state.config.delivery;
+    let mut keys = vec![SendKey { hash: &destination, limits: LIMITS }];
+    if let Some(user) = &user {
+        keys.push(SendKey { hash: user, limits: hourly(delivery.sends_per_user_per_hour) });
+    }
+    if let Some(ip) = &ip {
+        keys.push(SendKey { hash: ip, limits: hourly(delivery.sends_per_ip_per_hour) });
+    }
+    if send.channel == Channel::Sms {
+        let ceiling =
+            SendLimits { min_interval_secs: 0, per_window: state.config.sms.max_per_minute, window_secs: 60 };
+        keys.push(SendKey { hash: &sms, limits: ceiling });
+    }
+    let now = state.now();
+    match state.store.claim_send(&keys, now).await? {
         SendClaim::Granted => Ok(()),
-        SendClaim::Throttled { until } => Err(ApiError::rate_limited(until - state.now())),
+        SendClaim::Throttled { until } => {
+            audit::record(state, Event::about("send.throttled", send.user_id, send.meta).failed()).await;
+            Err(ApiError::rate_limited((until - now).max(1)))
+        }
     }
 }
 
-fn channel(factor: &Factor) -> Channel {
+pub fn channel(factor: &Factor) -> Channel {
     if factor.factor_type == FactorType::Sms { Channel::Sms } else { Channel::Email }
 }
 

@@ -9,14 +9,14 @@ use latchkey_core::phone;
 use latchkey_core::recovery::{self, CODE_BYTES, CODES_PER_SET};
 use latchkey_core::totp::{self, SECRET_BYTES};
 use latchkey_core::{UnixTime, base32};
-use latchkey_store::{ChallengePurpose, Factor, NewFactor, TotpSettings, User};
+use latchkey_store::{ChallengePurpose, Channel, Factor, NewFactor, TotpSettings, User};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta};
 use crate::service::audit::{self, Event};
-use crate::service::challenges::{self, Sent};
+use crate::service::challenges::{self, Send, Sent};
 use crate::service::notify::{self, Notice};
 use crate::service::reauth::Authorized;
 use crate::service::second_factor::{self, Attempt, Method, factor_params, open_totp_secret, secret_context};
@@ -118,6 +118,23 @@ fn authorized_for(by: &Authorized, user: &User) -> Result<(), ApiError> {
     }
 }
 
+/// Refuses a new factor of `factor_type` to a user who has as many factors as
+/// `mfa.max_factors_per_user` allows; a pending one of the type does not count, since
+/// the new one replaces it.
+async fn ensure_room(state: &AppState, user_id: &str, factor_type: FactorType) -> Result<(), ApiError> {
+    let kept = state
+        .store
+        .factors(user_id, state.now())
+        .await?
+        .iter()
+        .filter(|f| f.status == FactorStatus::Active || f.factor_type != factor_type)
+        .count();
+    if kept >= state.config.mfa.max_factors_per_user {
+        return Err(ErrorCode::TooManyFactors.into());
+    }
+    Ok(())
+}
+
 /// Creates a pending TOTP factor (replacing any pending one) with a fresh 160-bit
 /// secret, sealed at rest.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
@@ -130,6 +147,7 @@ pub async fn enroll_totp(
 ) -> Result<TotpEnrollment, ApiError> {
     authorized_for(by, user)?;
     let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
+    ensure_room(state, &user.id, FactorType::Totp).await?;
     let now = state.now();
     let id = Uuid::now_v7().to_string();
     let key = Zeroizing::new(random::bytes::<SECRET_BYTES>());
@@ -211,8 +229,11 @@ pub async fn enroll_contact(
 ) -> Result<(Factor, Sent), ApiError> {
     authorized_for(by, user)?;
     let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
+    ensure_room(state, &user.id, factor_type).await?;
     // The throttle is checked first, so a refused send leaves no factor behind.
-    challenges::claim_send(state, &destination).await?;
+    let channel = if factor_type == FactorType::Sms { Channel::Sms } else { Channel::Email };
+    let send = Send { destination: &destination, channel, user_id: Some(&user.id), meta };
+    challenges::claim_send(state, send).await?;
     let now = state.now();
     let factor = state
         .store

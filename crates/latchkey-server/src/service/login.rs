@@ -12,7 +12,7 @@ use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
 use crate::random;
-use crate::service::challenges::{self, Sent};
+use crate::service::challenges::{self, Send, Sent};
 use crate::service::second_factor::{self, Proof};
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{devices, factors};
@@ -171,7 +171,9 @@ pub async fn challenge(
         return Err(ErrorCode::ChallengeNotApplicable.into());
     }
     let to = challenges::destination(&factor)?;
-    challenges::claim_send(state, to).await?;
+    let send =
+        Send { destination: to, channel: challenges::channel(&factor), user_id: Some(&token.user_id), meta };
+    challenges::claim_send(state, send).await?;
     let login = Some(hash.to_vec());
     let sent = if factor.factor_type == FactorType::MagicLink {
         challenges::send_link(state, &token.user_id, to, Some(&factor), ChallengePurpose::Login, login, meta)

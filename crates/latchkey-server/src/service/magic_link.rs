@@ -4,12 +4,12 @@
 use latchkey_core::email::Email;
 use latchkey_core::factor::FactorType;
 use latchkey_core::session::Amr;
-use latchkey_store::ChallengePurpose;
+use latchkey_store::{ChallengePurpose, Channel};
 
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
 use crate::service::audit::{self, Event};
-use crate::service::challenges;
+use crate::service::challenges::{self, Send};
 use crate::service::login::{self, LoginStep};
 use crate::state::AppState;
 
@@ -31,7 +31,10 @@ pub async fn request(state: &AppState, email: &str, meta: &ClientMeta) -> Result
         return Err(ErrorCode::MagicLinkDisabled.into());
     }
     let email = Email::parse(email).map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?;
-    challenges::claim_send(state, &email.normalized).await?;
+    // No per-user count here: it would have to look the account up first, and then
+    // its refusals would tell who has one.
+    let send = Send { destination: &email.normalized, channel: Channel::Email, user_id: None, meta };
+    challenges::claim_send(state, send).await?;
     let (state, meta) = (state.clone(), meta.clone());
     tokio::spawn(async move {
         if let Err(error) = send_sign_in_link(&state, &email, &meta).await {

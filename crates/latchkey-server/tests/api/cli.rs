@@ -126,6 +126,31 @@ fn config_check_refuses_unknown_keys_and_redacts_secrets() {
     assert!(!ok && stderr.contains("unsupported database URL scheme"), "{stderr}");
 }
 
+/// DESIGN rule 17: a real SMS provider with no country allow-list is allowed, with a
+/// warning; the allow-list silences it.
+#[test]
+fn config_check_warns_when_texts_may_go_to_every_country() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |countries: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .env_clear()
+            .current_dir(dir.path())
+            .env("LATCHKEY_SMS__PROVIDER", "webhook")
+            .env("LATCHKEY_SMS__WEBHOOK_URL", "https://sms.example/send")
+            .env("LATCHKEY_SMS__WEBHOOK_SECRET", "a webhook secret of some length")
+            .args(["config", "check"]);
+        if let Some(countries) = countries {
+            command.env("LATCHKEY_SMS__ALLOWED_COUNTRY_CODES", countries);
+        }
+        run(command, None)
+    };
+    let (ok, _, stderr) = check(None);
+    assert!(ok && stderr.contains("warning: sms.allowed_country_codes is empty"), "{stderr}");
+    let (ok, _, stderr) = check(Some("1,44"));
+    assert!(ok && !stderr.contains("warning"), "{stderr}");
+}
+
 async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
     let mut migrate = latchkey(&app);
     migrate.arg("migrate");

@@ -26,6 +26,7 @@ mod ops;
 mod prisme;
 mod reauth;
 mod schema;
+mod send_limits;
 mod sessions;
 mod timing;
 mod tokens;

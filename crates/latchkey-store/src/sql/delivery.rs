@@ -1,13 +1,14 @@
-//! The per-destination send throttle and the outgoing message queue.
+//! The send throttle (per destination, user, client IP and channel) and the outgoing
+//! message queue.
 
 use async_trait::async_trait;
 use latchkey_core::UnixTime;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::SqlStore;
 use crate::{
-    Channel, DeliveryStore, NewMessage, OutboxCounts, QueuedMessage, SendClaim, SendLimits, StoreError,
+    Channel, DeliveryStore, NewMessage, OutboxCounts, QueuedMessage, SendClaim, SendKey, StoreError,
     StoreResult, StoredSecret,
 };
 
@@ -29,58 +30,68 @@ fn message_from_row(row: &AnyRow) -> StoreResult<QueuedMessage> {
     })
 }
 
+/// Counts a send on `key` if its limits allow one now; otherwise when they will.
+async fn count_send(
+    tx: &mut Transaction<'_, Any>,
+    key: &SendKey<'_>,
+    now: UnixTime,
+) -> StoreResult<Option<UnixTime>> {
+    let limits = &key.limits;
+    let counted = sqlx::query(
+        "INSERT INTO send_throttle (destination_hash, last_sent_at, window_start, window_count)
+         VALUES ($1, $2, $2, 1)
+         ON CONFLICT (destination_hash) DO UPDATE SET
+             last_sent_at = $2,
+             window_start = CASE WHEN send_throttle.window_start <= $2 - $4 THEN $2
+                                 ELSE send_throttle.window_start END,
+             window_count = CASE WHEN send_throttle.window_start <= $2 - $4 THEN 1
+                                 ELSE send_throttle.window_count + 1 END
+         WHERE send_throttle.last_sent_at <= $2 - $3
+           AND (send_throttle.window_start <= $2 - $4 OR send_throttle.window_count < $5)
+         RETURNING window_count",
+    )
+    .bind(key.hash.to_vec())
+    .bind(now)
+    .bind(limits.min_interval_secs)
+    .bind(limits.window_secs)
+    .bind(limits.per_window)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if counted.is_some() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT last_sent_at, window_start, window_count FROM send_throttle WHERE destination_hash = $1",
+    )
+    .bind(key.hash.to_vec())
+    .fetch_one(&mut **tx)
+    .await?;
+    let last_sent_at: i64 = row.try_get("last_sent_at")?;
+    let window_start: i64 = row.try_get("window_start")?;
+    let window_count: i64 = row.try_get("window_count")?;
+    let mut until = last_sent_at + limits.min_interval_secs;
+    if window_count >= limits.per_window {
+        until = until.max(window_start + limits.window_secs);
+    }
+    Ok(Some(until))
+}
+
 #[async_trait]
 impl DeliveryStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn claim_send(
-        &self,
-        destination_hash: &[u8],
-        limits: &SendLimits,
-        now: UnixTime,
-    ) -> StoreResult<SendClaim> {
-        // As with the second-factor guard: the counting statement holds the row until
-        // the transaction ends, so concurrent sends see each other.
+    async fn claim_send(&self, keys: &[SendKey<'_>], now: UnixTime) -> StoreResult<SendClaim> {
+        // As with the second-factor guard: each counting statement holds its row until
+        // the transaction ends, so concurrent sends see each other; a key that refuses
+        // rolls back what the keys before it counted.
         let mut tx = self.pool.begin().await?;
-        let counted = sqlx::query(
-            "INSERT INTO send_throttle (destination_hash, last_sent_at, window_start, window_count)
-             VALUES ($1, $2, $2, 1)
-             ON CONFLICT (destination_hash) DO UPDATE SET
-                 last_sent_at = $2,
-                 window_start = CASE WHEN send_throttle.window_start <= $2 - $4 THEN $2
-                                     ELSE send_throttle.window_start END,
-                 window_count = CASE WHEN send_throttle.window_start <= $2 - $4 THEN 1
-                                     ELSE send_throttle.window_count + 1 END
-             WHERE send_throttle.last_sent_at <= $2 - $3
-               AND (send_throttle.window_start <= $2 - $4 OR send_throttle.window_count < $5)
-             RETURNING window_count",
-        )
-        .bind(destination_hash.to_vec())
-        .bind(now)
-        .bind(limits.min_interval_secs)
-        .bind(limits.window_secs)
-        .bind(limits.per_window)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let claim = if counted.is_some() {
-            SendClaim::Granted
-        } else {
-            let row = sqlx::query(
-                "SELECT last_sent_at, window_start, window_count FROM send_throttle WHERE destination_hash = $1",
-            )
-            .bind(destination_hash.to_vec())
-            .fetch_one(&mut *tx)
-            .await?;
-            let last_sent_at: i64 = row.try_get("last_sent_at")?;
-            let window_start: i64 = row.try_get("window_start")?;
-            let window_count: i64 = row.try_get("window_count")?;
-            let mut until = last_sent_at + limits.min_interval_secs;
-            if window_count >= limits.per_window {
-                until = until.max(window_start + limits.window_secs);
+        for key in keys {
+            if let Some(until) = count_send(&mut tx, key, now).await? {
+                tx.rollback().await?;
+                return Ok(SendClaim::Throttled { until });
             }
-            SendClaim::Throttled { until }
-        };
+        }
         tx.commit().await?;
-        Ok(claim)
+        Ok(SendClaim::Granted)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

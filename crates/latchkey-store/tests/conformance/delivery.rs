@@ -1,11 +1,12 @@
 //! The send throttle and the delivery queue.
 
 use latchkey_store::{
-    Channel, DeliveryStore, NewMessage, OutboxCounts, SendClaim, SendLimits, SqlStore, StoredSecret,
+    Channel, DeliveryStore, NewMessage, OutboxCounts, SendClaim, SendKey, SendLimits, SqlStore, StoredSecret,
 };
 
 on_both_backends!(
     sends_are_spaced_and_counted_per_window,
+    a_send_counts_on_every_key_or_on_none,
     concurrent_sends_to_one_destination_have_one_winner,
     messages_are_leased_retried_and_finished,
     a_lapsed_lease_makes_a_message_due_again,
@@ -15,29 +16,54 @@ on_both_backends!(
 
 const LIMITS: SendLimits = SendLimits { min_interval_secs: 60, per_window: 10, window_secs: 3600 };
 
+fn one(hash: &[u8]) -> SendKey<'_> {
+    SendKey { hash, limits: LIMITS }
+}
+
+/// Two sends an hour for a user, under no spacing.
+const PER_USER: SendLimits = SendLimits { min_interval_secs: 0, per_window: 2, window_secs: 3600 };
+
+async fn a_send_counts_on_every_key_or_on_none(store: SqlStore) {
+    let to = |destination: &'static [u8]| [one(destination), SendKey { hash: b"user", limits: PER_USER }];
+    assert_eq!(store.claim_send(&to(b"+14155550101"), 1000).await.unwrap(), SendClaim::Granted);
+    // The destination refuses: the user's count does not move.
+    assert_eq!(
+        store.claim_send(&to(b"+14155550101"), 1001).await.unwrap(),
+        SendClaim::Throttled { until: 1060 }
+    );
+    assert_eq!(store.claim_send(&to(b"+14155550102"), 1002).await.unwrap(), SendClaim::Granted);
+    // The user has had their two: a fresh destination waits for the user's window, and
+    // is not counted either.
+    assert_eq!(
+        store.claim_send(&to(b"+14155550103"), 1003).await.unwrap(),
+        SendClaim::Throttled { until: 4600 }
+    );
+    assert_eq!(store.claim_send(&[one(b"+14155550103")], 1004).await.unwrap(), SendClaim::Granted);
+}
+
 async fn sends_are_spaced_and_counted_per_window(store: SqlStore) {
     let dest = b"alice@example.com";
-    assert_eq!(store.claim_send(dest, &LIMITS, 1000).await.unwrap(), SendClaim::Granted);
-    assert_eq!(store.claim_send(dest, &LIMITS, 1059).await.unwrap(), SendClaim::Throttled { until: 1060 });
-    assert_eq!(store.claim_send(b"bob@example.com", &LIMITS, 1059).await.unwrap(), SendClaim::Granted);
+    assert_eq!(store.claim_send(&[one(dest)], 1000).await.unwrap(), SendClaim::Granted);
+    assert_eq!(store.claim_send(&[one(dest)], 1059).await.unwrap(), SendClaim::Throttled { until: 1060 });
+    assert_eq!(store.claim_send(&[one(b"bob@example.com")], 1059).await.unwrap(), SendClaim::Granted);
     for i in 1..10 {
         assert_eq!(
-            store.claim_send(dest, &LIMITS, 1000 + 60 * i).await.unwrap(),
+            store.claim_send(&[one(dest)], 1000 + 60 * i).await.unwrap(),
             SendClaim::Granted,
             "send {i}"
         );
     }
     // Ten sends in the window that began at 1000: the eleventh waits for it to end.
-    assert_eq!(store.claim_send(dest, &LIMITS, 1600).await.unwrap(), SendClaim::Throttled { until: 4600 });
-    assert_eq!(store.claim_send(dest, &LIMITS, 4599).await.unwrap(), SendClaim::Throttled { until: 4600 });
-    assert_eq!(store.claim_send(dest, &LIMITS, 4600).await.unwrap(), SendClaim::Granted);
-    assert_eq!(store.claim_send(dest, &LIMITS, 4660).await.unwrap(), SendClaim::Granted, "a new window");
+    assert_eq!(store.claim_send(&[one(dest)], 1600).await.unwrap(), SendClaim::Throttled { until: 4600 });
+    assert_eq!(store.claim_send(&[one(dest)], 4599).await.unwrap(), SendClaim::Throttled { until: 4600 });
+    assert_eq!(store.claim_send(&[one(dest)], 4600).await.unwrap(), SendClaim::Granted);
+    assert_eq!(store.claim_send(&[one(dest)], 4660).await.unwrap(), SendClaim::Granted, "a new window");
 }
 
 async fn concurrent_sends_to_one_destination_have_one_winner(store: SqlStore) {
     let claims = (0..20).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.claim_send(b"+14155550123", &LIMITS, 1000).await.unwrap() })
+        tokio::spawn(async move { store.claim_send(&[one(b"+14155550123")], 1000).await.unwrap() })
     });
     let mut granted = 0;
     for claim in claims {
@@ -118,9 +144,9 @@ async fn purge_removes_finished_messages_and_idle_throttles(store: SqlStore) {
     }
     store.message_sent("sent", 1001).await.unwrap();
     store.message_failed("failed", "refused", None, 1001).await.unwrap();
-    store.claim_send(b"dest", &LIMITS, 1000).await.unwrap();
+    store.claim_send(&[one(b"dest")], 1000).await.unwrap();
     assert_eq!(store.purge_delivery(1000, 999).await.unwrap(), 0);
     assert_eq!(store.purge_delivery(1001, 1000).await.unwrap(), 3);
     assert_eq!(store.outbox_counts().await.unwrap(), OutboxCounts { queued: 1, sent: 0, failed: 0 });
-    assert_eq!(store.claim_send(b"dest", &LIMITS, 1001).await.unwrap(), SendClaim::Granted, "forgotten");
+    assert_eq!(store.claim_send(&[one(b"dest")], 1001).await.unwrap(), SendClaim::Granted, "forgotten");
 }
