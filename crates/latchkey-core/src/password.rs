@@ -1,6 +1,13 @@
-//! The password policy: length limits and a refusal of the most common passwords.
+//! The password policy: length limits, a refusal of the most common passwords, and a
+//! guessability estimate (zxcvbn, with its bundled frequency lists: a score below 3
+//! is refused, with its advice). Passwords are compared in Unicode NFKC form, so the
+//! same password typed on keyboards that compose characters differently is the same.
 //! Hashing lives in the server (it needs the blocking thread pool); this module only
-//! decides whether a password is acceptable.
+//! decides whether a password is acceptable and what form is hashed.
+
+use std::borrow::Cow;
+
+use unicode_normalization::{UnicodeNormalization, is_nfkc_quick};
 
 /// Shortest accepted password, in characters.
 pub const MIN_CHARS: usize = 8;
@@ -9,8 +16,16 @@ pub const MAX_CHARS: usize = 256;
 
 const COMMON: &str = include_str!("../data/common-passwords.txt");
 
+/// The lowest zxcvbn score a new password may have (of 0–4): 3 is "safely
+/// unguessable: moderate protection from an offline slow-hash scenario".
+pub const MIN_SCORE: u8 = 3;
+
+/// zxcvbn's work grows with length; the first this many characters are judged, and a
+/// password longer than that is not short of guesses.
+const SCORED_CHARS: usize = 100;
+
 /// Why a password was refused. The messages never contain the password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordRejection {
     #[error("the password must be at least {MIN_CHARS} characters long")]
     TooShort,
@@ -20,23 +35,38 @@ pub enum PasswordRejection {
     TooCommon,
     #[error("the password must not be the email address")]
     SameAsEmail,
+    /// zxcvbn scored it below [`MIN_SCORE`]; its advice, in English.
+    #[error("the password is too easy to guess")]
+    Guessable { score: u8, warning: Option<String>, suggestions: Vec<String> },
 }
 
 impl PasswordRejection {
     /// A stable machine-readable reason, used in API error details.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             Self::TooShort => "too_short",
             Self::TooLong => "too_long",
             Self::TooCommon => "too_common",
             Self::SameAsEmail => "same_as_email",
+            Self::Guessable { .. } => "too_guessable",
         }
     }
 }
 
+/// The form of `password` that is hashed and compared: its NFKC normalisation.
+pub fn normalize(password: &str) -> Cow<'_, str> {
+    if is_nfkc_quick(password.chars()) == unicode_normalization::IsNormalized::Yes {
+        Cow::Borrowed(password)
+    } else {
+        Cow::Owned(password.nfkc().collect())
+    }
+}
+
 /// Checks a new password against the policy. `email` is the account's address, which
-/// (or whose local part) may not serve as the password.
+/// (or whose local part) may not serve as the password, and which zxcvbn counts as
+/// known to a guesser.
 pub fn check_new_password(password: &str, email: &str) -> Result<(), PasswordRejection> {
+    let password = normalize(password);
     let chars = password.chars().count();
     if chars < MIN_CHARS {
         return Err(PasswordRejection::TooShort);
@@ -52,6 +82,21 @@ pub fn check_new_password(password: &str, email: &str) -> Result<(), PasswordRej
     }
     if is_common(&lower) || is_trivial_pattern(&lower) {
         return Err(PasswordRejection::TooCommon);
+    }
+    let scored: String = password.chars().take(SCORED_CHARS).collect();
+    let mut known: Vec<&str> = vec![email.as_str(), local, "latchkey"];
+    known.extend(local.split(['.', '_', '-', '+']).filter(|part| part.len() > 2));
+    let estimate = zxcvbn::zxcvbn(&scored, &known);
+    let score = u8::from(estimate.score());
+    if score < MIN_SCORE {
+        let feedback = estimate.feedback();
+        return Err(PasswordRejection::Guessable {
+            score,
+            warning: feedback.and_then(|f| f.warning()).map(|w| w.to_string()),
+            suggestions: feedback
+                .map(|f| f.suggestions().iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+        });
     }
     Ok(())
 }
@@ -90,8 +135,11 @@ mod tests {
     fn length_limits_count_characters_not_bytes() {
         assert_eq!(check_new_password("short", "a@b.c"), Err(PasswordRejection::TooShort));
         assert_eq!(check_new_password("ééééééé", "a@b.c"), Err(PasswordRejection::TooShort));
-        assert_eq!(check_new_password("éèàùçôîx", "a@b.c"), Ok(()));
-        let longest = "Zq7!".repeat(64);
+        assert_eq!(check_new_password("éèàùçôîx", "a@b.c").map_err(|e| e.reason()), Err("too_guessable"));
+        assert_eq!(check_new_password("éèàù çôîx 9Q", "a@b.c"), Ok(()));
+        let longest: String = (0..MAX_CHARS)
+            .map(|i| char::from(b'!' + u8::try_from((i * 37 + i * i * 11) % 90).unwrap_or(0)))
+            .collect();
         assert_eq!(check_new_password(&longest, "a@b.c"), Ok(()));
         assert_eq!(check_new_password(&format!("{longest}x"), "a@b.c"), Err(PasswordRejection::TooLong));
     }
@@ -103,7 +151,36 @@ mod tests {
         {
             assert_eq!(check_new_password(weak, "a@b.c"), Err(PasswordRejection::TooCommon), "{weak}");
         }
-        assert_eq!(check_new_password("correct horse battery", "a@b.c"), Ok(()));
+    }
+
+    #[test]
+    fn guessable_variations_are_refused_with_advice() {
+        for weak in ["Password123!", "Summer2024!", "Welcome1!", "P@ssw0rd2025", "letmein!!", "Dragon12345"] {
+            match check_new_password(weak, "a@b.c") {
+                Err(PasswordRejection::Guessable { score, suggestions, .. }) => {
+                    assert!(score < MIN_SCORE, "{weak}");
+                    assert!(!suggestions.is_empty() || score < MIN_SCORE, "{weak}");
+                }
+                Err(PasswordRejection::TooCommon) => {}
+                other => panic!("{weak} was not refused: {other:?}"),
+            }
+        }
+        for strong in ["correct horse battery staple", "vT8#qLz2!mW9", "plum ankle seventy canoe"] {
+            assert_eq!(check_new_password(strong, "a@b.c"), Ok(()), "{strong}");
+        }
+        // What the guesser knows of the account counts against the password.
+        assert!(check_new_password("jonathan.harker1", "jonathan.harker@example.com").is_err());
+    }
+
+    #[test]
+    fn passwords_are_compared_in_nfkc_form() {
+        let composed = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e";
+        let decomposed = "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e";
+        assert_ne!(composed, decomposed);
+        assert_eq!(normalize(composed), normalize(decomposed));
+        assert!(matches!(normalize(composed), Cow::Borrowed(_)), "an NFKC password is not copied");
+        // Compatibility forms fold too: a full-width letter is the letter.
+        assert_eq!(normalize("\u{ff21}bc"), "Abc");
     }
 
     #[test]

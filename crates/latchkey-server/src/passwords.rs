@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use latchkey_core::crypto::constant_time_eq;
+use latchkey_core::password;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
@@ -138,18 +139,30 @@ impl PasswordHasher {
         Ok(answer.await?)
     }
 
-    /// Hashes a new password into a PHC string.
+    /// Hashes a new password, in its NFKC form, into a PHC string.
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        self.run(move |memory| hash_with(memory, password.expose_secret().as_bytes())).await?
+        self.run(move |memory| {
+            let normalized = Zeroizing::new(password::normalize(password.expose_secret()).into_owned());
+            hash_with(memory, normalized.as_bytes())
+        })
+        .await?
     }
 
     /// Checks `password` against `stored` (a PHC string). With no stored hash, the
-    /// dummy hash is checked instead and the answer is always `false`.
+    /// dummy hash is checked instead and the answer is always `false`. The NFKC form
+    /// is checked first; a password that is not in that form is also checked as typed,
+    /// for hashes made before passwords were normalised.
     pub async fn verify(&self, password: SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
-        let matches =
-            self.run(move |memory| verify_with(memory, password.expose_secret().as_bytes(), &hash)).await?;
+        let matches = self
+            .run(move |memory| {
+                let typed = password.expose_secret();
+                let normalized = Zeroizing::new(password::normalize(typed).into_owned());
+                verify_with(memory, normalized.as_bytes(), &hash)
+                    || (*normalized != typed && verify_with(memory, typed.as_bytes(), &hash))
+            })
+            .await?;
         Ok(known && matches)
     }
 }
@@ -178,5 +191,19 @@ mod tests {
         other.replace_range(255.., "y");
         assert!(hasher.verify(SecretString::from(long), Some(hash.clone())).await.unwrap());
         assert!(!hasher.verify(SecretString::from(other), Some(hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_password_matches_in_any_unicode_form_and_old_hashes_still_work() {
+        let hasher = PasswordHasher::new(1).unwrap();
+        let (composed, decomposed) = ("m\u{f6}tley cr\u{fc}e", "mo\u{308}tley cru\u{308}e");
+        let hash = hasher.hash(SecretString::from(decomposed)).await.unwrap();
+        assert!(hasher.verify(SecretString::from(composed), Some(hash.clone())).await.unwrap());
+        assert!(hasher.verify(SecretString::from(decomposed), Some(hash)).await.unwrap());
+        // A hash made from the password as typed, before normalisation, still opens.
+        let mut memory = vec![Block::default(); params().block_count()];
+        let legacy = hash_with(&mut memory, decomposed.as_bytes()).unwrap();
+        assert!(hasher.verify(SecretString::from(decomposed), Some(legacy.clone())).await.unwrap());
+        assert!(!hasher.verify(SecretString::from("motley crue"), Some(legacy)).await.unwrap());
     }
 }

@@ -2,7 +2,7 @@
 
 use latchkey_core::email::Email;
 use latchkey_core::login::{AccountState, FirstFactorOutcome, decide_first_factor};
-use latchkey_core::password::{check_new_password, within_login_limits};
+use latchkey_core::password::{PasswordRejection, check_new_password, within_login_limits};
 use latchkey_core::phone::normalize_e164;
 use latchkey_store::{NewUser, StoreError, User};
 use secrecy::{ExposeSecret, SecretString};
@@ -20,9 +20,15 @@ fn parse_email(email: &str) -> Result<Email, ApiError> {
 
 fn check_password(password: &SecretString, email: &Email) -> Result<(), ApiError> {
     check_new_password(password.expose_secret(), &email.address).map_err(|rejection| {
+        let mut details = json!({ "field": "password", "reason": rejection.reason() });
+        if let PasswordRejection::Guessable { score, warning, suggestions } = &rejection {
+            details["score"] = json!(score);
+            details["warning"] = json!(warning);
+            details["suggestions"] = json!(suggestions);
+        }
         ApiError::new(ErrorCode::WeakPassword)
             .with_message(format!("The password was refused: {rejection}."))
-            .with_details(json!({ "field": "password", "reason": rejection.reason() }))
+            .with_details(details)
     })
 }
 

@@ -11,6 +11,7 @@ on_both_backends!(
     wrong_password_and_unknown_email_look_the_same,
     signup_does_not_reveal_existing_accounts,
     weak_passwords_are_refused,
+    a_password_typed_in_another_unicode_form_logs_in,
     emails_are_case_insensitive,
     signup_can_be_disabled,
     sessions_end_after_idle_and_absolute_timeouts,
@@ -116,15 +117,46 @@ async fn weak_passwords_are_refused(app: TestApp) {
         assert_eq!(reply.body["error"]["details"]["reason"], reason);
         assert!(!reply.body.to_string().contains(password), "the password is never echoed");
     }
-    let long = "Zq7!".repeat(64) + "x";
-    let reply = app.post("/v1/auth/signup", json!({ "email": "erin@example.com", "password": long })).await;
+    // Guessable variations of common passwords, with zxcvbn's advice.
+    for password in ["Password123!", "Erin2024!", "Qwertyuiop1"] {
+        let reply =
+            app.post("/v1/auth/signup", json!({ "email": "erin@example.com", "password": password })).await;
+        let details = &reply.body["error"]["details"];
+        assert_eq!(
+            (reply.code(), details["reason"].as_str()),
+            ("weak_password", Some("too_guessable")),
+            "{password}"
+        );
+        assert!(details["score"].as_u64().is_some_and(|score| score < 3), "{details}");
+        assert!(details["suggestions"].as_array().is_some_and(|s| !s.is_empty()), "{details}");
+        assert!(!reply.body.to_string().contains(password), "the password is never echoed");
+    }
+    let longest: String =
+        (0..256u32).map(|i| char::from(b'!' + ((i * 37 + i * i * 11) % 90) as u8)).collect();
+    let reply = app
+        .post("/v1/auth/signup", json!({ "email": "erin@example.com", "password": format!("{longest}x") }))
+        .await;
     assert_eq!(reply.body["error"]["details"]["reason"], "too_long");
-    let longest = "Zq7!".repeat(64);
     let reply =
         app.post("/v1/auth/signup", json!({ "email": "erin@example.com", "password": longest })).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "256 characters are allowed");
     let bad_email = app.post("/v1/auth/signup", json!({ "email": "erin", "password": PASSWORD })).await;
     assert_eq!((bad_email.status, bad_email.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"));
+}
+
+/// The same password typed on a keyboard that composes accents (NFC) and on one that
+/// does not (NFD) is one password.
+async fn a_password_typed_in_another_unicode_form_logs_in(app: TestApp) {
+    let (composed, decomposed) =
+        ("cr\u{e8}me br\u{fb}l\u{e9}e \u{e0} minuit", "cre\u{300}me bru\u{302}le\u{301}e a\u{300} minuit");
+    let signup =
+        app.post("/v1/auth/signup", json!({ "email": "nfd@example.com", "password": decomposed })).await;
+    assert_eq!(signup.status, StatusCode::ACCEPTED, "{}", signup.body);
+    for typed in [composed, decomposed] {
+        let login =
+            app.post("/v1/auth/login", json!({ "email": "nfd@example.com", "password": typed })).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    }
 }
 
 async fn emails_are_case_insensitive(app: TestApp) {
