@@ -156,14 +156,10 @@ mod tests {
     #[test]
     fn guessable_variations_are_refused_with_advice() {
         for weak in ["Password123!", "Summer2024!", "Welcome1!", "P@ssw0rd2025", "letmein!!", "Dragon12345"] {
-            match check_new_password(weak, "a@b.c") {
-                Err(PasswordRejection::Guessable { score, suggestions, .. }) => {
-                    assert!(score < MIN_SCORE, "{weak}");
-                    assert!(!suggestions.is_empty() || score < MIN_SCORE, "{weak}");
-                }
-                Err(PasswordRejection::TooCommon) => {}
-                other => panic!("{weak} was not refused: {other:?}"),
-            }
+            let refused = check_new_password(weak, "a@b.c");
+            let guessable =
+                matches!(&refused, Err(PasswordRejection::Guessable { score, .. }) if *score < MIN_SCORE);
+            assert!(guessable || refused == Err(PasswordRejection::TooCommon), "{weak}: {refused:?}");
         }
         for strong in ["correct horse battery staple", "vT8#qLz2!mW9", "plum ankle seventy canoe"] {
             assert_eq!(check_new_password(strong, "a@b.c"), Ok(()), "{strong}");

@@ -51,14 +51,17 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let purge = tokio::spawn(purge_expired_periodically(self.state.clone(), stop_rx.clone()));
         let delivery = tokio::spawn(service::outgoing::run(self.state.clone(), stop_rx));
-        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let limits = http::serve::Limits::from_config(
+            &self.state.config.http,
+            self.state.config.database.max_connections,
+        );
+        let app = http::router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "latchkey is listening");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-            })
-            .await?;
+        http::serve::serve(self.listener, app, limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+        })
+        .await;
         let _ = stop_tx.send(true);
         purge.await.context("the session purge task failed")?;
         delivery.await.context("the delivery task failed")?;

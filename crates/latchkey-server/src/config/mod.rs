@@ -31,6 +31,7 @@ pub struct Config {
     /// Whether `POST /v1/auth/signup` is open.
     pub signup_enabled: bool,
     pub log_format: LogFormat,
+    pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub keys: KeysConfig,
     pub tokens: TokensConfig,
@@ -54,6 +55,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".into(),
             signup_enabled: true,
             log_format: LogFormat::Text,
+            http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             keys: KeysConfig::default(),
             tokens: TokensConfig::default(),
@@ -233,6 +235,17 @@ impl Config {
         }
         if self.mfa.reauth_window_secs < 0 {
             return invalid("mfa.reauth_window_secs must not be negative");
+        }
+        let http = &self.http;
+        if http.header_read_timeout_secs == 0
+            || http.request_timeout_secs == 0
+            || http.max_in_flight_requests == 0
+            || http.max_connections == Some(0)
+        {
+            return invalid(
+                "http: header_read_timeout_secs, request_timeout_secs, max_in_flight_requests and \
+                 max_connections must be at least 1",
+            );
         }
         if !(1..=365).contains(&self.mfa.remember_device_days) {
             return invalid("mfa.remember_device_days must be 1 to 365");

@@ -15,6 +15,36 @@ pub enum LogFormat {
     Json,
 }
 
+/// What one client may hold of the server (DESIGN rule 18).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A client must send a request's whole head within this many seconds of the
+    /// connection opening or of its previous response; an idle kept-alive connection
+    /// is closed after the same time.
+    pub header_read_timeout_secs: u64,
+    /// A request taking longer is answered `408`.
+    pub request_timeout_secs: u64,
+    /// Connections held open at once; further ones wait in the kernel's backlog until
+    /// one closes. Unset: what the file-descriptor limit allows (the server raises its
+    /// soft limit to the hard one at start), less a reserve for the database and files.
+    pub max_connections: Option<usize>,
+    /// Requests handled at once; more are answered at once with `503` and
+    /// `Retry-After: 1` (in the surface's own error format) instead of queueing.
+    pub max_in_flight_requests: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: None,
+            max_in_flight_requests: 512,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {

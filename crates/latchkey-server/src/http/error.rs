@@ -54,11 +54,12 @@ pub enum ErrorCode {
     InvalidChallenge,
     MagicLinkDisabled,
     DatabaseUnavailable,
+    Overloaded,
     InternalError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 42] = [
+    pub const ALL: [ErrorCode; 43] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -100,6 +101,7 @@ impl ErrorCode {
         Self::InvalidChallenge,
         Self::MagicLinkDisabled,
         Self::DatabaseUnavailable,
+        Self::Overloaded,
         Self::InternalError,
     ];
 
@@ -146,6 +148,7 @@ impl ErrorCode {
             Self::InvalidChallenge => "invalid_challenge",
             Self::MagicLinkDisabled => "magic_link_disabled",
             Self::DatabaseUnavailable => "database_unavailable",
+            Self::Overloaded => "overloaded",
             Self::InternalError => "internal_error",
         }
     }
@@ -189,7 +192,7 @@ impl ErrorCode {
             }
             Self::ChallengePending => StatusCode::CONFLICT,
             Self::MagicLinkDisabled => StatusCode::FORBIDDEN,
-            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -250,6 +253,9 @@ impl ErrorCode {
             Self::InvalidChallenge => "The challenge is invalid, expired or already used.",
             Self::MagicLinkDisabled => "Sign-in links are disabled on this server.",
             Self::DatabaseUnavailable => "The database is unavailable.",
+            Self::Overloaded => {
+                "The server is handling as many requests as it may; retry after the time in Retry-After."
+            }
             Self::InternalError => {
                 "Something went wrong on our side; the request id identifies it in the logs."
             }
@@ -332,6 +338,11 @@ impl ApiError {
     /// An internal failure: the cause goes to the log, the client gets a generic body.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self { source: Some(cause.into()), ..Self::new(ErrorCode::InternalError) }
+    }
+
+    /// `overloaded` (503, retry after a second): too many requests in flight.
+    pub fn overloaded() -> Self {
+        Self { retry_after: Some(1), ..Self::new(ErrorCode::Overloaded) }
     }
 
     /// `database_unavailable` (503, retry after a few seconds): the cause goes to the log.

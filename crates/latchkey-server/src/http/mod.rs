@@ -1,20 +1,25 @@
 //! The HTTP shell every surface stands on: the router that mounts the surfaces side
 //! by side (`native`, `prisme`, `lerian`, `mudbase`, `pages`), the JSON 404/405
 //! answers, and the layers every response passes through (request id, tracing, panic
-//! guard, body limit, `Cache-Control: no-store`); with the extractors (`extract`), the
-//! native error body (`error`) and the OpenAPI documents (`openapi`).
+//! guard, load shedding, body limit, time limit, `Cache-Control: no-store`); with the
+//! extractors (`extract`), the native error body (`error`), the OpenAPI documents
+//! (`openapi`) and the accept loop with its connection limits (`serve`).
 
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod serve;
 
 use std::time::Duration;
 
+use axum::BoxError;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -40,9 +45,48 @@ pub fn router(state: AppState) -> Router {
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(Extension(documents))
-        .with_state(state);
-    with_layers(router)
+        .layer(Extension(documents));
+    let limits = RequestLimits {
+        in_flight: state.config.http.max_in_flight_requests,
+        timeout: Duration::from_secs(state.config.http.request_timeout_secs),
+    };
+    with_layers(router.with_state(state), limits)
+}
+
+/// What the router's layers allow each request.
+#[derive(Debug, Clone, Copy)]
+struct RequestLimits {
+    /// Requests handled at once; more are shed with `503 overloaded`.
+    in_flight: usize,
+    /// Longer is answered `408`.
+    timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        let http = crate::config::HttpConfig::default();
+        Self {
+            in_flight: http.max_in_flight_requests,
+            timeout: Duration::from_secs(http.request_timeout_secs),
+        }
+    }
+}
+
+/// The answer to a request shed because too many are in flight, in the error format
+/// of the surface its path belongs to.
+async fn shed(uri: Uri, _overloaded: BoxError) -> Response {
+    tracing::warn!("a request was shed: too many in flight");
+    let error = ApiError::overloaded();
+    let path = uri.path();
+    if path == "/v2" || path.starts_with("/v2/") {
+        prisme::PrismeError::from(error).into_response()
+    } else if path == "/api" || path.starts_with("/api/") {
+        mudbase::MudbaseError::from(error).into_response()
+    } else if lerian::owns(path) {
+        lerian::LerianError::from(error).into_response()
+    } else {
+        error.into_response()
+    }
 }
 
 /// Each surface's routes, merged, and the documents that describe them.
@@ -71,7 +115,7 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
 }
 
 /// Adds the layers every response passes through, outermost first.
-fn with_layers(router: Router) -> Router {
+fn with_layers(router: Router, limits: RequestLimits) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
             let request_id =
@@ -88,6 +132,9 @@ fn with_layers(router: Router) -> Router {
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(HandleErrorLayer::new(shed))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(limits.in_flight))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -99,7 +146,7 @@ fn with_layers(router: Router) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+            limits.timeout,
         ));
     router.layer(layers)
 }
@@ -158,8 +205,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_becomes_a_generic_500_and_the_router_keeps_serving() {
-        let router =
-            with_layers(Router::new().route("/explode", get(explode)).route("/fine", get(|| async { "ok" })));
+        let routes = Router::new().route("/explode", get(explode)).route("/fine", get(|| async { "ok" }));
+        let router = with_layers(routes, RequestLimits::default());
         let (status, body) = call(&router, "/explode").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "internal_error");

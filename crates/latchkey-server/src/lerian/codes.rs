@@ -40,6 +40,7 @@ pub enum Code {
     RequestTooLarge,
     MethodNotAllowed,
     ServiceUnavailable,
+    Overloaded,
     Unauthorized,
     Forbidden,
     InvalidCredentials,
@@ -48,7 +49,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 30] = [
+    pub const ALL: [Code; 31] = [
         Self::MissingFields,
         Self::UnexpectedFields,
         Self::InternalError,
@@ -74,6 +75,7 @@ impl Code {
         Self::RequestTooLarge,
         Self::MethodNotAllowed,
         Self::ServiceUnavailable,
+        Self::Overloaded,
         Self::Unauthorized,
         Self::Forbidden,
         Self::InvalidCredentials,
@@ -232,6 +234,12 @@ impl Code {
                 "Service Unavailable",
                 "The service cannot reach its database. Retry after the time in the Retry-After header.",
             ),
+            Self::Overloaded => (
+                S::SERVICE_UNAVAILABLE,
+                "IDE-0062",
+                "Service Overloaded",
+                "The service is handling as many requests as it may. Retry after the time in the Retry-After header.",
+            ),
             Self::Unauthorized => (
                 S::UNAUTHORIZED,
                 "AUT-0001",
@@ -317,6 +325,7 @@ impl From<ApiError> for LerianError {
                 error.log_cause();
                 Code::ServiceUnavailable
             }
+            C::Overloaded => Code::Overloaded,
             _ => Code::BadRequest,
         };
         Self { code, retry_after: error.retry_after }

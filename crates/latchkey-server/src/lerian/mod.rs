@@ -30,8 +30,21 @@ use crate::state::AppState;
 mod auth;
 mod codes;
 
-pub use codes::catalogue;
-use codes::{Code, LerianError, LerianErrorBody, Result, mfa_operation};
+use codes::{Code, LerianErrorBody, Result, mfa_operation};
+pub use codes::{LerianError, catalogue};
+
+/// Whether `path` is one of this surface's: its MFA under `/v1/users/{id}/mfa` or its
+/// login under `/v1/login`.
+pub fn owns(path: &str) -> bool {
+    if path == "/v1/login" || path.starts_with("/v1/login/") {
+        return true;
+    }
+    let mut parts = path.trim_start_matches('/').split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("v1"), Some("users"), Some(_), Some("mfa"))
+    )
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -113,7 +113,7 @@ impl From<ApiError> for MudbaseError {
             C::MethodNotAllowed => {
                 Self::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", &error.message)
             }
-            C::DatabaseUnavailable => {
+            C::DatabaseUnavailable | C::Overloaded => {
                 error.log_cause();
                 Self {
                     retry_after: error.retry_after,

@@ -96,7 +96,7 @@ impl From<ApiError> for PrismeError {
             C::MethodNotAllowed => {
                 Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError", &error.message)
             }
-            C::DatabaseUnavailable => {
+            C::DatabaseUnavailable | C::Overloaded => {
                 error.log_cause();
                 Self {
                     retry_after: error.retry_after,

@@ -23,6 +23,7 @@ mod mfa;
 mod mudbase;
 mod openapi;
 mod ops;
+mod overload;
 mod prisme;
 mod reauth;
 mod schema;
