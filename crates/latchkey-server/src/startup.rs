@@ -30,8 +30,11 @@ impl Application {
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         install_crypto_provider();
         let listen = config.listen;
+        // The port first: a server that cannot listen must not touch the database.
+        let listener = TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen on {listen}; if another program holds the port, choose another with --listen")
+        })?;
         let state = AppState::build(config, clock).await?;
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         Ok(Self { listener, state })
     }
 

@@ -126,6 +126,24 @@ fn config_check_refuses_unknown_keys_and_redacts_secrets() {
     assert!(!ok && stderr.contains("unsupported database URL scheme"), "{stderr}");
 }
 
+/// A port another program holds fails at once, naming `--listen`, and before the
+/// database is created or migrated.
+#[test]
+fn a_port_in_use_fails_before_the_database_is_touched() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .current_dir(dir.path())
+        .env("LATCHKEY_KEYS__MASTER_KEY", MASTER_KEY)
+        .args(["--data-dir", "data", "serve", "--listen", &taken]);
+    let (ok, _, stderr) = run(command, None);
+    assert!(!ok && stderr.contains(&taken) && stderr.contains("--listen"), "{stderr}");
+    assert!(!dir.path().join("data").join("latchkey.db").exists(), "no database was created");
+}
+
 /// DESIGN rule 17: a real SMS provider with no country allow-list is allowed, with a
 /// warning; the allow-list silences it.
 #[test]
