@@ -32,7 +32,9 @@ impl Application {
         let listen = config.listen;
         // The port first: a server that cannot listen must not touch the database.
         let listener = TcpListener::bind(listen).await.with_context(|| {
-            format!("cannot listen on {listen}; if another program holds the port, choose another with --listen")
+            format!(
+                "cannot listen on {listen}; if another program holds the port, choose another with --listen"
+            )
         })?;
         let state = AppState::build(config, clock).await?;
         Ok(Self { listener, state })

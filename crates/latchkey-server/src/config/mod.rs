@@ -247,6 +247,9 @@ impl Config {
                  max_connections must be at least 1",
             );
         }
+        if http.trusted_proxies.iter().any(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
+            return invalid("http.trusted_proxies holds IP addresses, like \"10.0.0.2\"");
+        }
         if !(1..=365).contains(&self.mfa.remember_device_days) {
             return invalid("mfa.remember_device_days must be 1 to 365");
         }
@@ -360,6 +363,11 @@ impl Config {
         totp::Params { algorithm, digits: self.totp.digits, period: self.totp.period }
             .validate()
             .map_err(|e| format!("totp: {e}"))
+    }
+
+    /// The trusted proxies' addresses (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<std::net::IpAddr> {
+        self.http.trusted_proxies.iter().filter_map(|ip| ip.parse().ok()).collect()
     }
 
     /// Settings that are valid but risky in production, as sentences for the operator.

@@ -32,6 +32,12 @@ pub struct HttpConfig {
     /// Requests handled at once; more are answered at once with `503` and
     /// `Retry-After: 1` (in the surface's own error format) instead of queueing.
     pub max_in_flight_requests: usize,
+    /// Addresses of the load balancers or proxies in front of this server. A request
+    /// from one of them is taken to come from the address it appends to
+    /// `X-Forwarded-For` (the rightmost address that is not itself a trusted proxy);
+    /// from anyone else, the header is ignored, since clients can write it.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -41,6 +47,7 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             max_connections: None,
             max_in_flight_requests: 512,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Request extractors whose failures answer in the native error format: JSON bodies,
 //! query strings, client metadata, the user's access token and the admin API key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -148,19 +149,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// Who sent the request: peer address and user agent, for sessions and audit.
+/// Who sent the request: the client's address and user agent, for throttles,
+/// sessions and audit.
 #[derive(Debug, Clone, Default)]
 pub struct ClientMeta {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
 
+/// The load balancers in front of the server (`http.trusted_proxies`), as a request
+/// extension.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Arc<Vec<IpAddr>>);
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the
+/// rightmost address in `X-Forwarded-For` that is not a trusted proxy itself.
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())?;
+    let Some(TrustedProxies(proxies)) = parts.extensions.get::<TrustedProxies>() else { return Some(peer) };
+    if !proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<IpAddr> =
+        forwarded.flat_map(|v| v.split(',')).filter_map(|hop| hop.trim().parse().ok()).collect();
+    Some(hops.into_iter().rev().find(|hop| !proxies.contains(hop)).unwrap_or(peer))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip =
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        let ip = client_ip(parts).map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

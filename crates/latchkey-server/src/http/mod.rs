@@ -45,7 +45,8 @@ pub fn router(state: AppState) -> Router {
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(Extension(documents));
+        .layer(Extension(documents))
+        .layer(Extension(extract::TrustedProxies(std::sync::Arc::new(state.config.trusted_proxies()))));
     let limits = RequestLimits {
         in_flight: state.config.http.max_in_flight_requests,
         timeout: Duration::from_secs(state.config.http.request_timeout_secs),

@@ -134,11 +134,13 @@ fn a_port_in_use_fails_before_the_database_is_touched() {
     let taken = holder.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .current_dir(dir.path())
-        .env("LATCHKEY_KEYS__MASTER_KEY", MASTER_KEY)
-        .args(["--data-dir", "data", "serve", "--listen", &taken]);
+    command.env_clear().current_dir(dir.path()).env("LATCHKEY_KEYS__MASTER_KEY", MASTER_KEY).args([
+        "--data-dir",
+        "data",
+        "serve",
+        "--listen",
+        &taken,
+    ]);
     let (ok, _, stderr) = run(command, None);
     assert!(!ok && stderr.contains(&taken) && stderr.contains("--listen"), "{stderr}");
     assert!(!dir.path().join("data").join("latchkey.db").exists(), "no database was created");

@@ -19,6 +19,7 @@ on_both_backends!(
 with_each_backend!(
     a_guessed_account_waits_on_every_surface_even_for_the_right_password,
     concurrent_guesses_cannot_pass_the_free_failures,
+    behind_a_trusted_proxy_each_client_has_its_own_count,
 );
 
 #[derive(Debug, Clone, Copy)]
@@ -180,9 +181,12 @@ async fn one_client_guessing_many_accounts_is_throttled_by_its_address(app: Test
             StatusCode::OK
         );
     }
-    // Twenty failures on twenty addresses, none of which reaches its own limit.
+    // Twenty failures on twenty addresses, none of which reaches its own limit; the
+    // X-Forwarded-For a client writes itself is not believed (no proxy is trusted).
     for n in 0..20 {
-        let reply = login(&app, Surface::Lerian, &format!("user{n}@example.com"), "not the password").await;
+        let body = json!({ "grantType": "password", "username": format!("user{n}@example.com"), "password": "not it" });
+        let request = app.client.post(app.url("/v1/login/oauth/access_token")).json(&body);
+        let reply = app.send(request.header("x-forwarded-for", format!("198.51.100.{n}"))).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {n}: {}", reply.body);
     }
     let refused = login(&app, Surface::Native, "bystander@example.com", PASSWORD).await;
@@ -193,4 +197,33 @@ async fn one_client_guessing_many_accounts_is_throttled_by_its_address(app: Test
     assert!(kinds.contains("login.throttled"), "{kinds:?}");
     app.advance(30);
     assert_eq!(login(&app, Surface::Native, "bystander@example.com", PASSWORD).await.status, StatusCode::OK);
+}
+
+/// Behind a load balancer every request comes from its address: with the balancer
+/// listed in `http.trusted_proxies`, the client it names in `X-Forwarded-For` is the
+/// one counted (and audited).
+async fn behind_a_trusted_proxy_each_client_has_its_own_count(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".into()];
+        c.login_throttle.ip_free_failures = 3;
+    })
+    .await;
+    let from = |client: &str, n: usize| {
+        let body = json!({ "email": format!("someone{n}@example.com"), "password": "not it" });
+        // A client may write its own entries; the balancer appends the real one.
+        let forwarded = format!("10.9.9.9, {client}");
+        app.send(app.client.post(app.url("/v1/auth/login")).header("x-forwarded-for", forwarded).json(&body))
+    };
+    for n in 0..3 {
+        assert_eq!(from("203.0.113.1", n).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(from("203.0.113.1", 3).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        from("203.0.113.2", 4).await.status,
+        StatusCode::UNAUTHORIZED,
+        "another client is not held back"
+    );
+    let ips =
+        app.column("SELECT DISTINCT ip FROM audit_events WHERE event_type LIKE 'login.%' ORDER BY ip").await;
+    assert_eq!(ips, ["203.0.113.1", "203.0.113.2"]);
 }
