@@ -385,3 +385,23 @@ pub async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) 
     .await;
     outputs.into_iter().map(|o| o.unwrap()).collect()
 }
+
+/// The four API surfaces, for tests that run one rule through each of them.
+#[derive(Debug, Clone, Copy)]
+pub enum Surface {
+    Native,
+    Prisme,
+    Lerian,
+    Mudbase,
+}
+
+pub const SURFACES: [Surface; 4] = [Surface::Native, Surface::Prisme, Surface::Lerian, Surface::Mudbase];
+
+/// The error code of `reply` in its surface's own format.
+pub fn error_code(surface: Surface, reply: &Reply) -> Value {
+    match surface {
+        Surface::Native => reply.body["error"]["code"].clone(),
+        Surface::Prisme => reply.body["error"].clone(),
+        Surface::Lerian | Surface::Mudbase => reply.body["code"].clone(),
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use latchkey_store::Backend;
 
-use crate::helpers::{PASSWORD, Reply, TestApp, join_all};
+use crate::helpers::{PASSWORD, Reply, SURFACES, Surface, TestApp, error_code, join_all};
 
 on_both_backends!(
     unknown_and_known_accounts_are_throttled_alike,
@@ -21,16 +21,6 @@ with_each_backend!(
     concurrent_guesses_cannot_pass_the_free_failures,
     behind_a_trusted_proxy_each_client_has_its_own_count,
 );
-
-#[derive(Debug, Clone, Copy)]
-enum Surface {
-    Native,
-    Prisme,
-    Lerian,
-    Mudbase,
-}
-
-const SURFACES: [Surface; 4] = [Surface::Native, Surface::Prisme, Surface::Lerian, Surface::Mudbase];
 
 /// A password login on `surface`.
 async fn login(app: &TestApp, surface: Surface, email: &str, password: &str) -> Reply {
@@ -44,15 +34,6 @@ async fn login(app: &TestApp, surface: Surface, email: &str, password: &str) -> 
         Surface::Mudbase => ("/api/auth/login", json!({ "email": email, "password": password })),
     };
     app.post(path, body).await
-}
-
-/// The surface's error code in its own format.
-fn code(surface: Surface, reply: &Reply) -> Value {
-    match surface {
-        Surface::Native => reply.body["error"]["code"].clone(),
-        Surface::Prisme => reply.body["error"].clone(),
-        Surface::Lerian | Surface::Mudbase => reply.body["code"].clone(),
-    }
 }
 
 fn wrong_password(surface: Surface) -> (StatusCode, Value) {
@@ -101,7 +82,7 @@ async fn a_guessed_account_waits_on_every_surface_even_for_the_right_password(ba
         for attempt in 1..=5 {
             let reply = login(&app, surface, &email, "not the password").await;
             assert_eq!(
-                (reply.status, code(surface, &reply)),
+                (reply.status, error_code(surface, &reply)),
                 wrong_password(surface),
                 "{surface:?} #{attempt}"
             );
@@ -109,7 +90,7 @@ async fn a_guessed_account_waits_on_every_surface_even_for_the_right_password(ba
         // The fifth failure starts a 30-second wait; the right password waits too.
         let refused = login(&app, surface, &email, PASSWORD).await;
         assert_eq!(
-            (refused.status, code(surface, &refused)),
+            (refused.status, error_code(surface, &refused)),
             throttled(surface),
             "{surface:?}: {}",
             refused.body

@@ -11,27 +11,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Reply, TestApp, access};
+use crate::helpers::{PASSWORD, Reply, SURFACES, Surface, TestApp, access, error_code};
 
 on_both_backends!(the_reauthentication_rule_is_the_same_on_every_surface);
 
-#[derive(Debug, Clone, Copy)]
-enum Surface {
-    Native,
-    Prisme,
-    Lerian,
-    Mudbase,
-}
-
-const SURFACES: [Surface; 4] = [Surface::Native, Surface::Prisme, Surface::Lerian, Surface::Mudbase];
-
 /// What a refused change looks like on each surface.
 fn assert_refused(surface: Surface, reply: &Reply, case: &str) {
-    let found = match surface {
-        Surface::Native => (reply.status, reply.body["error"]["code"].clone()),
-        Surface::Prisme => (reply.status, reply.body["error"].clone()),
-        Surface::Lerian | Surface::Mudbase => (reply.status, reply.body["code"].clone()),
-    };
+    let found = (reply.status, error_code(surface, reply));
     let expected = match surface {
         Surface::Native => (StatusCode::FORBIDDEN, json!("reauthentication_required")),
         Surface::Prisme => (StatusCode::UNAUTHORIZED, json!("MissingMFA")),
