@@ -107,6 +107,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        tracing::trace!(%peer, "connection accepted");
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {

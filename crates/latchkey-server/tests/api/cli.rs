@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, ServeLog, TestApp};
 
 on_both_backends!(operator_commands_share_the_database_with_the_server, serve_starts_and_stops_on_sigterm);
 
@@ -219,15 +219,12 @@ async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
 }
 
 async fn serve_starts_and_stops_on_sigterm(app: TestApp) {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
     let mut serve = latchkey(&app);
-    serve.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"]);
+    serve.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]);
     serve.stdout(Stdio::null()).stderr(Stdio::piped());
-    let child = serve.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut child = serve.spawn().unwrap();
+    let log = ServeLog::watch(&mut child).await;
+    let base = log.base.clone();
     let mut ready = false;
     for _ in 0..100 {
         if let Ok(reply) = app.client.get(format!("{base}/readyz")).send().await {
@@ -294,9 +291,9 @@ async fn serve_starts_and_stops_on_sigterm(app: TestApp) {
     ];
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    let logs = String::from_utf8_lossy(&exit.stderr);
-    assert!(exit.status.success(), "exit {:?}: {logs}", exit.status);
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let logs = log.finish();
+    assert!(exit.success(), "exit {exit:?}: {logs}");
     assert!(logs.contains("\"shutting down\"") || logs.contains("shutting down"), "{logs}");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a secret, code or token reached the logs: {secret}");

@@ -405,3 +405,55 @@ pub fn error_code(surface: Surface, reply: &Reply) -> Value {
         Surface::Lerian | Surface::Mudbase => reply.body["code"].clone(),
     }
 }
+
+/// The log of a `latchkey serve` child, read as it is written (a full pipe would stall
+/// the server), and the address it listens on.
+pub struct ServeLog {
+    pub base: String,
+    text: Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServeLog {
+    /// Takes `child`'s stderr (it must run `serve --listen 127.0.0.1:0 --log-format
+    /// json`) and waits for the line naming the port the kernel gave it, so no other
+    /// process can take the port between a probe and the bind.
+    pub async fn watch(child: &mut std::process::Child) -> Self {
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let text = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = Arc::clone(&text);
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        for _ in 0..400 {
+            let address = text.lock().unwrap().lines().find_map(|line| {
+                // JSON logs put an event's fields at the top level.
+                let entry: Value = serde_json::from_str(line).ok()?;
+                (entry["message"] == "latchkey is listening")
+                    .then(|| entry["address"].as_str().map(str::to_owned))?
+            });
+            if let Some(address) = address {
+                return Self { base: format!("http://{address}"), text, reader: Some(reader) };
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("latchkey serve did not say where it listens: {}", text.lock().unwrap());
+    }
+
+    /// Everything logged, once the child has exited.
+    pub fn finish(mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        std::mem::take(&mut *self.text.lock().unwrap())
+    }
+}

@@ -14,7 +14,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
 use crate::contact::{sms_code, wait_for_text};
-use crate::helpers::{PASSWORD, oathtool};
+use crate::helpers::{PASSWORD, ServeLog, oathtool};
 use crate::mail;
 
 on_both_backends_raw!(no_secret_reaches_the_logs_at_trace_level_on_any_surface);
@@ -25,8 +25,7 @@ const MASTER_KEY: &str = "222222222222222222222222222222222222222222222222222222
 /// The binary serving on its own port and data directory, logging at `trace`.
 struct Server {
     child: Option<Child>,
-    /// Drains the server's stderr as it writes (a full pipe would stall it).
-    log: Option<std::thread::JoinHandle<String>>,
+    log: Option<ServeLog>,
     base: String,
     client: reqwest::Client,
     data_dir: tempfile::TempDir,
@@ -53,21 +52,14 @@ impl Server {
 
     async fn start(db: &TestDatabase) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
         let mut command = Self::command(data_dir.path(), &db.url);
         command
-            .env("LATCHKEY_PUBLIC_URL", &base)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let log = std::thread::spawn(move || {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-            text
-        });
+        let log = ServeLog::watch(&mut child).await;
+        let base = log.base.clone();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let database = db.url.clone();
         let server = Self {
@@ -153,7 +145,7 @@ impl Server {
         assert!(status.success());
         let exit = child.wait().unwrap();
         assert!(exit.success(), "exit {exit:?}");
-        self.log.take().unwrap().join().unwrap()
+        self.log.take().unwrap().finish()
     }
 }
 
@@ -237,7 +229,9 @@ async fn magic_link(server: &mut Server) {
     server.post("/v1/auth/magic-link", None, json!({ "email": "link@example.com" })).await;
     let link = mail::nth(&server.outbox(), "link@example.com", 1).await.link();
     let token = server.keep("a link token", link.split("token=").nth(1).unwrap());
-    let page = server.client.get(&link).send().await.unwrap();
+    // The link is on the default public URL; the server listens on a port of its own.
+    assert!(link.starts_with("http://127.0.0.1:8080/magic-link?token="), "{link}");
+    let page = server.client.get(format!("{}/magic-link?token={token}", server.base)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let cookie = page.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
     let csrf = server.keep("a CSRF token", cookie.split_once('=').unwrap().1);
