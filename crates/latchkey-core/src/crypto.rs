@@ -158,6 +158,8 @@ pub enum HashPurpose {
     /// An account's address, a trusted device or a client IP, as the key of its
     /// first-factor throttle.
     LoginThrottle,
+    /// A WebAuthn challenge, as the key of its ceremony.
+    WebauthnChallenge,
 }
 
 impl HashPurpose {
@@ -172,6 +174,7 @@ impl HashPurpose {
             Self::Destination => b"destination",
             Self::DeviceToken => b"device-token",
             Self::LoginThrottle => b"login-throttle",
+            Self::WebauthnChallenge => b"webauthn-challenge",
         }
     }
 }

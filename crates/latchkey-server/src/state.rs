@@ -28,6 +28,8 @@ pub struct AppState {
     pub sessions: SessionPolicy,
     pub totp: totp::Params,
     pub lockout: LockoutPolicy,
+    /// The WebAuthn relying party (`webauthn.*`).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 impl AppState {
@@ -80,7 +82,9 @@ impl AppState {
         };
         let totp = config.totp_params().map_err(anyhow::Error::msg)?;
         let lockout = config.lockout_policy();
+        let webauthn = relying_party(&config)?;
         Ok(Self {
+            webauthn: Arc::new(webauthn),
             totp,
             lockout,
             config: Arc::new(config),
@@ -97,6 +101,20 @@ impl AppState {
     pub fn now(&self) -> latchkey_core::UnixTime {
         self.clock.now()
     }
+}
+
+/// The WebAuthn relying party the configuration describes.
+fn relying_party(config: &Config) -> anyhow::Result<webauthn_rs::Webauthn> {
+    let (rp_id, origins) = config.relying_party()?;
+    let rp_name = config.webauthn.rp_name.as_deref().unwrap_or(&config.totp.issuer);
+    let Some((first, others)) = origins.split_first() else { anyhow::bail!("webauthn.origins is empty") };
+    let mut builder = webauthn_rs::WebauthnBuilder::new(&rp_id, first)
+        .with_context(|| format!("webauthn: the origin {first} is not within the RP id {rp_id}"))?
+        .rp_name(rp_name);
+    for origin in others {
+        builder = builder.append_allowed_origin(origin);
+    }
+    builder.build().context("webauthn: the relying party is not valid")
 }
 
 /// Creates the directory of a `sqlite://path` URL so the database file can be made.

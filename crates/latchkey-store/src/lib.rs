@@ -22,6 +22,8 @@ pub use traits::*;
 pub enum StoreError {
     #[error("an account with this email address already exists")]
     EmailTaken,
+    #[error("this WebAuthn credential is already registered")]
+    CredentialTaken,
     #[error("unsupported database URL scheme {0:?}: use sqlite:// or postgres://")]
     UnsupportedScheme(String),
     /// The database cannot be reached right now (no free connection in time, the

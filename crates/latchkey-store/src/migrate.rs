@@ -28,6 +28,7 @@ const SQLITE: &[Migration] = &[
         name: "login_throttle",
         sql: include_str!("../migrations/sqlite/0006_login_throttle.sql"),
     },
+    Migration { version: 7, name: "webauthn", sql: include_str!("../migrations/sqlite/0007_webauthn.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -45,6 +46,7 @@ const POSTGRES: &[Migration] = &[
         name: "login_throttle",
         sql: include_str!("../migrations/postgres/0006_login_throttle.sql"),
     },
+    Migration { version: 7, name: "webauthn", sql: include_str!("../migrations/postgres/0007_webauthn.sql") },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

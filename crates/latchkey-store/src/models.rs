@@ -146,6 +146,8 @@ pub struct Factor {
     /// When a pending factor's code was verified, for surfaces that enable it in a
     /// separate step.
     pub verified_at: Option<UnixTime>,
+    /// A WebAuthn factor's credential id, once its registration finished.
+    pub credential_id: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -423,4 +425,43 @@ pub struct AuditFilter {
     pub since: Option<UnixTime>,
     pub until: Option<UnixTime>,
     pub limit: u32,
+}
+
+/// What a WebAuthn ceremony is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyPurpose {
+    /// Registering the credential of a pending factor.
+    Register,
+    /// The second factor of a login (bound to its MFA token).
+    Login,
+    /// A passkey alone, as both factors, for a user not yet known.
+    SignIn,
+}
+
+impl CeremonyPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Login => "login",
+            Self::SignIn => "sign_in",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Register, Self::Login, Self::SignIn].into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// The server's half of a WebAuthn ceremony, found by the keyed hash of its challenge.
+#[derive(Debug, Clone)]
+pub struct Ceremony {
+    pub challenge_hash: Vec<u8>,
+    pub purpose: CeremonyPurpose,
+    pub user_id: Option<String>,
+    pub factor_id: Option<String>,
+    pub mfa_token_hash: Option<Vec<u8>>,
+    /// The library's ceremony state, sealed.
+    pub state: StoredSecret,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
 }

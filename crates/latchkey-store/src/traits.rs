@@ -183,6 +183,33 @@ pub trait FactorStore: Send + Sync {
     /// The user's challenge with this id, whatever its state.
     async fn challenge(&self, user_id: &str, id: &str) -> StoreResult<Option<Challenge>>;
 
+    /// Stores a WebAuthn ceremony in progress.
+    async fn create_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()>;
+    /// Spends the live ceremony whose challenge has this hash and returns it; `None`
+    /// when there is none, it expired, or it was spent (by one conditional statement,
+    /// so of concurrent finishes only one gets it).
+    async fn take_ceremony(&self, challenge_hash: &[u8], now: UnixTime) -> StoreResult<Option<Ceremony>>;
+    /// Gives a pending WebAuthn factor its credential (id and sealed credential);
+    /// `CredentialTaken` when any factor already has that credential id.
+    async fn set_factor_credential(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        credential_id: &[u8],
+        credential: &StoredSecret,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Replaces an active WebAuthn factor's sealed credential after a use (its
+    /// signature counter moved) and records the use.
+    async fn update_factor_credential(
+        &self,
+        factor_id: &str,
+        credential: &StoredSecret,
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    /// The factor, of any user, whose credential has this id.
+    async fn factor_by_credential(&self, credential_id: &[u8], now: UnixTime) -> StoreResult<Option<Factor>>;
+
     /// Remembers a device whose token has hash `token_hash`.
     async fn remember_device(&self, device: &RememberedDevice, token_hash: &[u8]) -> StoreResult<()>;
     /// The user's unexpired remembered device with this token hash; its last use is

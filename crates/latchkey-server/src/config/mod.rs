@@ -45,6 +45,7 @@ pub struct Config {
     pub sms: SmsConfig,
     pub delivery: DeliveryConfig,
     pub magic_link: MagicLinkConfig,
+    pub webauthn: WebauthnConfig,
 }
 
 impl Default for Config {
@@ -69,6 +70,7 @@ impl Default for Config {
             sms: SmsConfig::default(),
             delivery: DeliveryConfig::default(),
             magic_link: MagicLinkConfig::default(),
+            webauthn: WebauthnConfig::default(),
         }
     }
 }
@@ -247,6 +249,7 @@ impl Config {
                  max_connections must be at least 1",
             );
         }
+        self.relying_party()?;
         if http.trusted_proxies.iter().any(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
             return invalid("http.trusted_proxies holds IP addresses, like \"10.0.0.2\"");
         }
@@ -363,6 +366,42 @@ impl Config {
         totp::Params { algorithm, digits: self.totp.digits, period: self.totp.period }
             .validate()
             .map_err(|e| format!("totp: {e}"))
+    }
+
+    /// The WebAuthn relying party: its id and the origins allowed to use it, with the
+    /// defaults `WebauthnConfig` describes.
+    pub fn relying_party(&self) -> Result<(String, Vec<webauthn_rs::prelude::Url>), ConfigError> {
+        use webauthn_rs::prelude::Url;
+        let invalid = |what: &str| ConfigError::Invalid(what.to_owned());
+        let public =
+            Url::parse(&self.public_url).map_err(|_| invalid("public_url must be an http(s) URL"))?;
+        let public_host = public.host_str().unwrap_or_default().to_owned();
+        let host_is_ip = public_host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok();
+        let rp_id = match &self.webauthn.rp_id {
+            Some(rp_id) => rp_id.clone(),
+            None if host_is_ip => "localhost".to_owned(),
+            None => public_host.clone(),
+        };
+        if rp_id.is_empty() || rp_id.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok() {
+            return Err(invalid("webauthn.rp_id must be a domain name (an IP address is not a valid RP id)"));
+        }
+        let origins = if self.webauthn.origins.is_empty() {
+            let mut origin = public;
+            if host_is_ip && self.webauthn.rp_id.is_none() {
+                origin.set_host(Some("localhost")).map_err(|_| invalid("public_url has no host"))?;
+            }
+            vec![origin]
+        } else {
+            self.webauthn
+                .origins
+                .iter()
+                .map(|origin| {
+                    Url::parse(origin)
+                        .map_err(|_| invalid("webauthn.origins holds URLs like \"https://example.com\""))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        Ok((rp_id, origins))
     }
 
     /// The trusted proxies' addresses (validated at load).

@@ -372,6 +372,22 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// Passkeys and security keys (WebAuthn).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnConfig {
+    /// The relying party id: the domain credentials are bound to. Unset: the host of
+    /// `public_url`, except that an IP address, which is never a valid RP id, becomes
+    /// `localhost`.
+    pub rp_id: Option<String>,
+    /// The name authenticators show. Unset: `totp.issuer`.
+    pub rp_name: Option<String>,
+    /// The origins (`https://host[:port]`) pages may use passkeys from. Unset:
+    /// `public_url`'s, on the host `localhost` when the RP id defaults to it.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub origins: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MagicLinkConfig {

@@ -43,7 +43,8 @@ pub enum ErrorCode {
     FactorAlreadyActive,
     FactorNotVerified,
     TooManyFactors,
-    UnsupportedFactorType,
+    InvalidCredential,
+    CredentialAlreadyRegistered,
     InvalidFriendlyName,
     MfaNotEnabled,
     SecondFactorRequired,
@@ -59,7 +60,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 43] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -90,7 +91,8 @@ impl ErrorCode {
         Self::FactorAlreadyActive,
         Self::FactorNotVerified,
         Self::TooManyFactors,
-        Self::UnsupportedFactorType,
+        Self::InvalidCredential,
+        Self::CredentialAlreadyRegistered,
         Self::InvalidFriendlyName,
         Self::MfaNotEnabled,
         Self::SecondFactorRequired,
@@ -137,7 +139,8 @@ impl ErrorCode {
             Self::FactorAlreadyActive => "factor_already_active",
             Self::FactorNotVerified => "factor_not_verified",
             Self::TooManyFactors => "too_many_factors",
-            Self::UnsupportedFactorType => "unsupported_factor_type",
+            Self::InvalidCredential => "invalid_credential",
+            Self::CredentialAlreadyRegistered => "credential_already_registered",
             Self::InvalidFriendlyName => "invalid_friendly_name",
             Self::MfaNotEnabled => "mfa_not_enabled",
             Self::SecondFactorRequired => "second_factor_required",
@@ -179,10 +182,11 @@ impl ErrorCode {
             Self::SecondFactorLocked => StatusCode::FORBIDDEN,
             Self::ReauthenticationRequired => StatusCode::FORBIDDEN,
             Self::FactorNotFound => StatusCode::NOT_FOUND,
-            Self::FactorAlreadyActive | Self::FactorNotVerified | Self::TooManyFactors => {
-                StatusCode::CONFLICT
-            }
-            Self::UnsupportedFactorType => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::FactorAlreadyActive
+            | Self::FactorNotVerified
+            | Self::TooManyFactors
+            | Self::CredentialAlreadyRegistered => StatusCode::CONFLICT,
+            Self::InvalidCredential => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidFriendlyName => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MfaNotEnabled => StatusCode::CONFLICT,
             Self::SecondFactorRequired => StatusCode::UNAUTHORIZED,
@@ -234,7 +238,8 @@ impl ErrorCode {
             Self::FactorAlreadyActive => "This factor is already confirmed.",
             Self::FactorNotVerified => "This factor's code has not been verified yet.",
             Self::TooManyFactors => "This account has as many factors as it may; remove one to add another.",
-            Self::UnsupportedFactorType => "This server does not offer that factor type.",
+            Self::InvalidCredential => "The WebAuthn credential was refused; details.reason says why.",
+            Self::CredentialAlreadyRegistered => "This passkey or security key is already registered.",
             Self::InvalidFriendlyName => {
                 "friendly_name must be 1 to 100 characters without control characters."
             }

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
-use crate::service::factors::{self, RecoveryCodes};
+use crate::service::factors::{self, Enrolment, RecoveryCodes};
 use crate::service::login_throttle::Client;
 use crate::service::second_factor::Proof;
 use crate::service::sessions::{self, IssuedTokens};
@@ -419,8 +419,15 @@ async fn verify(
     let code = required(body.token, "token")?;
     let user_id = auth.session.user_id.clone();
     let pending = factors::pending_setup(&state, &user_id, FactorType::Totp).await?;
-    factors::confirm(&state, &auth, &pending.id, code.expose_secret(), RecoveryCodes::IssuedAtSetup, &meta)
-        .await?;
+    factors::confirm(
+        &state,
+        &auth,
+        &pending.id,
+        Enrolment::Code(code.expose_secret()),
+        RecoveryCodes::IssuedAtSetup,
+        &meta,
+    )
+    .await?;
     Ok(Json(Message { message: "2FA enabled successfully" }))
 }
 

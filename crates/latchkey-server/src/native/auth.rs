@@ -15,7 +15,7 @@ use crate::http::extract::{AuthUser, ClientMeta, JsonBody};
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::login_throttle::Client;
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, magic_link};
+use crate::service::{accounts, magic_link, webauthn};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -181,16 +181,24 @@ struct MfaChallenge {
     factor_id: String,
 }
 
-/// A code or link is on its way.
+/// A code or link is on its way; or, for a WebAuthn factor, what the browser needs.
 #[derive(Serialize, ToSchema)]
 struct ChallengeSent {
-    challenge_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenge_id: Option<String>,
     factor_id: String,
     #[serde(rename = "type")]
     factor_type: String,
     /// The destination, masked (`a***@example.com`).
-    sent_to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_to: Option<String>,
     expires_in: i64,
+    /// For a WebAuthn factor: the `PublicKeyCredentialRequestOptions` (JSON form) to
+    /// pass to `navigator.credentials.get({publicKey})`; send its answer to
+    /// `/v1/auth/mfa/verify` as `credential`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    request_options: Option<serde_json::Value>,
 }
 
 /// `POST /v1/auth/mfa/challenge`: sends the login's code or link.
@@ -209,20 +217,35 @@ async fn mfa_challenge(
     JsonBody(body): JsonBody<MfaChallenge>,
 ) -> Result<Json<ChallengeSent>, ApiError> {
     use secrecy::ExposeSecret;
-    let (factor, sent) =
-        login::challenge(&state, body.mfa_token.expose_secret(), FactorChoice::Id(&body.factor_id), &meta)
-            .await?;
+    let token = body.mfa_token.expose_secret();
+    let choice = FactorChoice::Id(&body.factor_id);
+    match login::webauthn_options(&state, token, choice).await {
+        Ok((factor, options)) => {
+            return Ok(Json(ChallengeSent {
+                challenge_id: None,
+                factor_id: factor.id,
+                factor_type: factor.factor_type.to_string(),
+                sent_to: None,
+                expires_in: webauthn::CEREMONY_TTL_SECS,
+                request_options: Some(options),
+            }));
+        }
+        Err(error) if error.code == ErrorCode::ChallengeNotApplicable => {}
+        Err(error) => return Err(error),
+    }
+    let (factor, sent) = login::challenge(&state, token, choice, &meta).await?;
     Ok(Json(ChallengeSent {
-        challenge_id: sent.challenge_id,
+        challenge_id: Some(sent.challenge_id),
         factor_id: factor.id,
         factor_type: factor.factor_type.to_string(),
-        sent_to: sent.sent_to,
+        sent_to: Some(sent.sent_to),
         expires_in: sent.expires_in,
+        request_options: None,
     }))
 }
 
-/// One proof: `factor_id` with `code`, or `recovery_code`, or `challenge_id` of a
-/// confirmed magic link.
+/// One proof: `factor_id` with `code` (or, for a WebAuthn factor, `credential`), or
+/// `recovery_code`, or `challenge_id` of a confirmed magic link.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MfaVerify {
@@ -231,6 +254,10 @@ struct MfaVerify {
     factor_id: Option<String>,
     #[schema(value_type = Option<String>)]
     code: Option<SecretString>,
+    /// The browser's answer to `navigator.credentials.get`, as JSON
+    /// (`PublicKeyCredential.toJSON()`).
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
     #[schema(value_type = Option<String>)]
     recovery_code: Option<SecretString>,
     challenge_id: Option<String>,
@@ -255,6 +282,18 @@ async fn mfa_verify(
     use secrecy::ExposeSecret;
     let one_of =
         "Give `factor_id` and `code`, or `recovery_code`, or `challenge_id` (a confirmed magic link).";
+    if let Some(credential) = &body.credential {
+        let Some(factor_id) = &body.factor_id else {
+            return Err(ApiError::field(ErrorCode::MissingField, "factor_id"));
+        };
+        if body.code.is_some() || body.recovery_code.is_some() || body.challenge_id.is_some() {
+            return Err(ApiError::field(ErrorCode::InvalidField, "credential")
+                .with_message(format!("{one_of} Not several.")));
+        }
+        let proof = LoginProof::Credential { factor_id, credential };
+        let tokens = login::complete(&state, body.mfa_token.expose_secret(), proof, &meta).await?;
+        return Ok(Json(tokens.into()));
+    }
     let proof = match (&body.factor_id, &body.code, &body.recovery_code, &body.challenge_id) {
         (Some(factor_id), Some(code), None, None) => {
             LoginProof::Code { factor: FactorChoice::Id(factor_id), code: code.expose_secret() }

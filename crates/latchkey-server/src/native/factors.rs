@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, Path};
-use crate::service::factors::RecoveryCodes;
+use crate::service::factors::{Enrolment, RecoveryCodes};
 use crate::service::{accounts, factors, reauth};
 use crate::state::AppState;
 use latchkey_core::challenge;
@@ -102,8 +102,8 @@ struct CreateFactor {
     current_password: Option<SecretString>,
 }
 
-/// A new, pending factor: for TOTP its secret, URI and QR codes (shown once); for the
-/// others the code or link just sent.
+/// A new, pending factor: for TOTP its secret, URI and QR codes (shown once); for
+/// WebAuthn the options for the browser; for the others the code or link just sent.
 #[derive(Serialize, ToSchema)]
 struct CreatedFactor {
     #[serde(flatten)]
@@ -112,6 +112,18 @@ struct CreatedFactor {
     totp: Option<TotpSetup>,
     #[serde(skip_serializing_if = "Option::is_none")]
     challenge: Option<SentChallenge>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webauthn: Option<WebauthnSetup>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct WebauthnSetup {
+    /// The `PublicKeyCredentialCreationOptions` (its JSON form, binary values in
+    /// base64url) to pass to `navigator.credentials.create({publicKey})`, through
+    /// `PublicKeyCredential.parseCreationOptionsFromJSON` in browsers that have it.
+    /// Valid for 5 minutes.
+    #[schema(value_type = Object)]
+    creation_options: serde_json::Value,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -156,10 +168,6 @@ async fn create(
         return Err(ApiError::field(ErrorCode::InvalidField, "type")
             .with_message(format!("type must be one of: {}.", names.join(", "))));
     };
-    if factor_type == FactorType::Webauthn {
-        return Err(ApiError::new(ErrorCode::UnsupportedFactorType)
-            .with_message("Passkeys (webauthn) are not available on this server yet."));
-    }
     let stray = match factor_type {
         FactorType::Totp => [("email", body.email.is_some()), ("phone", body.phone.is_some())]
             .into_iter()
@@ -174,6 +182,14 @@ async fn create(
             .with_message(format!("`{field}` does not apply to {factor_type} factors.")));
     }
     let account = accounts::session_user(&state, &user.session.user_id).await?;
+    if factor_type == FactorType::Webauthn {
+        let by = reauth::require_recent_authentication(&state, &user.session, body.current_password).await?;
+        let (factor, creation_options) =
+            factors::enroll_webauthn(&state, &by, &account, body.friendly_name, &meta).await?;
+        let webauthn = Some(WebauthnSetup { creation_options });
+        let created = CreatedFactor { factor: factor.into(), totp: None, challenge: None, webauthn };
+        return Ok((StatusCode::CREATED, Json(created)));
+    }
     if factor_type != FactorType::Totp {
         // The destination is checked before re-authentication so a typo is reported
         // even when the login is old.
@@ -197,7 +213,8 @@ async fn create(
         .await?;
         let challenge =
             SentChallenge { id: sent.challenge_id, sent_to: sent.sent_to, expires_in: sent.expires_in };
-        let created = CreatedFactor { factor: factor.into(), totp: None, challenge: Some(challenge) };
+        let created =
+            CreatedFactor { factor: factor.into(), totp: None, challenge: Some(challenge), webauthn: None };
         return Ok((StatusCode::CREATED, Json(created)));
     }
     let by = reauth::require_recent_authentication(&state, &user.session, body.current_password).await?;
@@ -208,15 +225,21 @@ async fn create(
         qr_png: enrollment.qr_png.to_string(),
         qr_svg: enrollment.qr_svg.to_string(),
     };
-    let created = CreatedFactor { factor: enrollment.factor.into(), totp: Some(totp), challenge: None };
+    let created =
+        CreatedFactor { factor: enrollment.factor.into(), totp: Some(totp), challenge: None, webauthn: None };
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// `code` for a TOTP, email, SMS or magic-link factor; `credential` for a WebAuthn one.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyFactor {
-    #[schema(value_type = String, example = "123456")]
-    code: SecretString,
+    #[schema(value_type = Option<String>, example = "123456")]
+    code: Option<SecretString>,
+    /// The browser's answer to `navigator.credentials.create`, as JSON
+    /// (`PublicKeyCredential.toJSON()`).
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -252,15 +275,17 @@ async fn verify(
     JsonBody(body): JsonBody<VerifyFactor>,
 ) -> Result<Json<Confirmed>, ApiError> {
     use secrecy::ExposeSecret;
-    let (factor, recovery_codes) = factors::confirm(
-        &state,
-        &user,
-        &id,
-        body.code.expose_secret(),
-        RecoveryCodes::IssueWithFirstFactor,
-        &meta,
-    )
-    .await?;
+    let proof = match (&body.code, &body.credential) {
+        (Some(code), None) => Enrolment::Code(code.expose_secret()),
+        (None, Some(credential)) => Enrolment::Credential(credential),
+        (None, None) => return Err(ApiError::field(ErrorCode::MissingField, "code")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(ErrorCode::InvalidField, "credential")
+                .with_message("Give `code` or `credential`, not both."));
+        }
+    };
+    let (factor, recovery_codes) =
+        factors::confirm(&state, &user, &id, proof, RecoveryCodes::IssueWithFirstFactor, &meta).await?;
     Ok(Json(Confirmed { factor: factor.into(), recovery_codes }))
 }
 

@@ -20,7 +20,7 @@ use crate::service::challenges::{self, Send, Sent};
 use crate::service::notify::{self, Notice};
 use crate::service::reauth::Authorized;
 use crate::service::second_factor::{self, Attempt, Method, factor_params, open_totp_secret, secret_context};
-use crate::service::sessions;
+use crate::service::{sessions, webauthn};
 use crate::state::AppState;
 use crate::{keys, qr, random};
 
@@ -185,6 +185,44 @@ pub async fn enroll_totp(
     })
 }
 
+/// Creates a pending WebAuthn factor (replacing any pending one) and starts its
+/// registration; returns it with the `PublicKeyCredentialCreationOptions` the browser
+/// needs. [`confirm_credential`] finishes it with the browser's answer.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
+pub async fn enroll_webauthn(
+    state: &AppState,
+    by: &Authorized,
+    user: &User,
+    friendly_name: Option<String>,
+    meta: &ClientMeta,
+) -> Result<(Factor, serde_json::Value), ApiError> {
+    authorized_for(by, user)?;
+    let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
+    ensure_room(state, &user.id, FactorType::Webauthn).await?;
+    let now = state.now();
+    let factor = state
+        .store
+        .create_pending_factor(&NewFactor {
+            id: Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            factor_type: FactorType::Webauthn,
+            friendly_name,
+            secret: None,
+            totp: None,
+            destination: None,
+            created_at: now,
+            expires_at: now + state.config.mfa.pending_factor_ttl_secs,
+        })
+        .await?;
+    let options = webauthn::start_registration(state, user, &factor).await?;
+    audit::record(
+        state,
+        Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, FactorType::Webauthn),
+    )
+    .await;
+    Ok((factor, options))
+}
+
 /// Where a new email, SMS or magic-link factor sends its codes, checked: an email
 /// address (the account's unless `email` is given) or an E.164 number in an allowed
 /// country.
@@ -263,6 +301,43 @@ pub enum RecoveryCodes {
     IssuedAtSetup,
 }
 
+/// What confirms a pending factor: a code from it, or (WebAuthn) the browser's answer
+/// to its registration.
+#[derive(Clone, Copy)]
+pub enum Enrolment<'a> {
+    Code(&'a str),
+    Credential(&'a serde_json::Value),
+}
+
+/// Whether `proof` is right for the pending `factor`: `Some(step)` with the TOTP step
+/// to record (`None` for a sent code, which this spends, or a credential, which this
+/// stores), or `None` when it is not (with why, for a credential).
+async fn check_enrolment(
+    state: &AppState,
+    factor: &Factor,
+    proof: Enrolment<'_>,
+    now: UnixTime,
+) -> Result<Result<Option<i64>, Option<webauthn::Refusal>>, ApiError> {
+    let code = match (factor.factor_type, proof) {
+        (FactorType::Webauthn, Enrolment::Credential(credential)) => {
+            return Ok(webauthn::finish_registration(state, factor, credential)
+                .await?
+                .map(|()| None)
+                .map_err(Some));
+        }
+        (FactorType::Webauthn, Enrolment::Code(_)) => {
+            return Err(ApiError::field(ErrorCode::MissingField, "credential")
+                .with_message("A WebAuthn factor is confirmed with `credential`, the browser's answer."));
+        }
+        (_, Enrolment::Credential(_)) => {
+            return Err(ApiError::field(ErrorCode::MissingField, "code")
+                .with_message("This factor is confirmed with `code`."));
+        }
+        (_, Enrolment::Code(code)) => code,
+    };
+    Ok(check_enrolment_code(state, factor, code, now).await?.ok_or(None))
+}
+
 /// Whether `code` is right for the pending `factor`: `Some(step)` with the TOTP step
 /// to record (`None` for a sent code, which this spends), or `None` when it is not.
 async fn check_enrolment_code(
@@ -283,7 +358,7 @@ async fn check_enrolment_code(
             let right = challenges::check_code(state, factor, ChallengePurpose::Enroll, None, code).await?;
             Ok(right.then_some(None))
         }
-        FactorType::Webauthn => Err(ErrorCode::UnsupportedFactorType.into()),
+        FactorType::Webauthn => Ok(None),
     }
 }
 
@@ -306,7 +381,7 @@ pub async fn confirm(
     state: &AppState,
     user: &AuthUser,
     factor_id: &str,
-    code: &str,
+    proof: Enrolment<'_>,
     codes: RecoveryCodes,
     meta: &ClientMeta,
 ) -> Result<(Factor, Option<Vec<String>>), ApiError> {
@@ -314,13 +389,14 @@ pub async fn confirm(
     let now = state.now();
     let factor = pending_factor(state, user_id, factor_id).await?;
     let failures = second_factor::claim_attempt(state, user_id, meta).await?;
-    let confirmed = match check_enrolment_code(state, &factor, code, now).await? {
-        Some(step) => state.store.activate_factor(user_id, factor_id, step, now).await?,
-        None => false,
+    let (confirmed, refusal) = match check_enrolment(state, &factor, proof, now).await? {
+        Ok(step) => (state.store.activate_factor(user_id, factor_id, step, now).await?, None),
+        Err(refusal) => (false, refusal),
     };
     if !confirmed {
         let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor.factor_type);
-        return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
+        let error = second_factor::failed(state, user_id, failures, Attempt::Setup, event).await;
+        return Err(refusal.map_or(error, webauthn::Refusal::error));
     }
     second_factor::succeeded(state, user_id).await?;
     let first = activated(state, user_id, &factor, Some(user), meta).await?;
@@ -430,7 +506,7 @@ async fn activated(
     notify::send(state, user_id, Notice::FactorAdded { factor_type }, meta).await;
     let first = active_factors(state, user_id).await?.len() == 1;
     if first {
-        let method = Method::of_factor(factor_type).unwrap_or(Method::Totp);
+        let method = Method::of_factor(factor_type);
         match session {
             Some(session) => raise_session(state, session, method, state.now()).await?,
             None => {

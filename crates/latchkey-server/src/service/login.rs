@@ -15,7 +15,7 @@ use crate::random;
 use crate::service::challenges::{self, Send, Sent};
 use crate::service::second_factor::{self, Proof};
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{devices, factors};
+use crate::service::{devices, factors, webauthn};
 use crate::state::AppState;
 
 /// The second step a client must take.
@@ -139,6 +139,11 @@ pub enum LoginProof<'a> {
         code: &'a str,
     },
     RecoveryCode(&'a str),
+    /// The browser's answer to [`webauthn_options`] for a WebAuthn factor.
+    Credential {
+        factor_id: &'a str,
+        credential: &'a serde_json::Value,
+    },
     /// A magic link sent by [`challenge`] and confirmed by its recipient.
     Link {
         challenge_id: &'a str,
@@ -154,6 +159,24 @@ async fn mfa_token(state: &AppState, mfa_token: &str) -> Result<(MfaToken, [u8; 
     let hash = state.keys.hashing.hash(HashPurpose::MfaToken, mfa_token.as_bytes());
     let token = state.store.mfa_token(&hash, state.now()).await?.ok_or(ErrorCode::InvalidMfaToken)?;
     Ok((token, hash))
+}
+
+/// Starts the second step of a login with a WebAuthn factor: the
+/// `PublicKeyCredentialRequestOptions` for `navigator.credentials.get`, bound to this
+/// login.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn webauthn_options(
+    state: &AppState,
+    mfa_token_value: &str,
+    factor: FactorChoice<'_>,
+) -> Result<(Factor, serde_json::Value), ApiError> {
+    let (token, hash) = mfa_token(state, mfa_token_value).await?;
+    let factor = chosen_factor(state, &token.user_id, factor).await?;
+    if factor.factor_type != FactorType::Webauthn {
+        return Err(ErrorCode::ChallengeNotApplicable.into());
+    }
+    let options = webauthn::start_authentication(state, &factor, &hash).await?;
+    Ok((factor, options))
 }
 
 /// Sends the code (email, SMS) or link (magic link) for one of the user's factors,
@@ -213,6 +236,10 @@ pub async fn complete(
         }
         LoginProof::RecoveryCode(code) => {
             second_factor::verify(state, user_id, Proof::RecoveryCode(code), meta, None).await?
+        }
+        LoginProof::Credential { factor_id, credential } => {
+            let proof = Proof::Credential { factor_id, credential, login: Some(&hash) };
+            second_factor::verify(state, user_id, proof, meta, None).await?
         }
         LoginProof::Link { challenge_id } => {
             second_factor::verify_link(state, user_id, challenge_id, &hash, meta).await?

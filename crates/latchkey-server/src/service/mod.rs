@@ -15,3 +15,4 @@ pub mod outgoing;
 pub mod reauth;
 pub mod second_factor;
 pub mod sessions;
+pub mod webauthn;

@@ -14,7 +14,7 @@ use crate::http::extract::ClientMeta;
 use crate::keys;
 use crate::service::audit::{self, Event};
 use crate::service::notify::{self, Notice};
-use crate::service::{challenges, factors};
+use crate::service::{challenges, factors, webauthn};
 use crate::state::AppState;
 
 /// What the user presents.
@@ -32,6 +32,12 @@ pub enum Proof<'a> {
         code: &'a str,
     },
     RecoveryCode(&'a str),
+    /// A WebAuthn factor's answer to the ceremony started for the login `login`.
+    Credential {
+        factor_id: &'a str,
+        credential: &'a serde_json::Value,
+        login: Option<&'a [u8]>,
+    },
 }
 
 impl<'a> Proof<'a> {
@@ -50,6 +56,11 @@ pub enum Method {
     Sms,
     MagicLink,
     RecoveryCode,
+    /// A passkey or security key; `synced` when the credential may live on several
+    /// devices (backup-eligible), a software-protected key rather than a hardware one.
+    Webauthn {
+        synced: bool,
+    },
 }
 
 impl Method {
@@ -60,16 +71,17 @@ impl Method {
             Self::Sms => "sms",
             Self::MagicLink => "magic_link",
             Self::RecoveryCode => "recovery_code",
+            Self::Webauthn { .. } => "webauthn",
         }
     }
 
-    pub fn of_factor(factor_type: FactorType) -> Option<Self> {
+    pub fn of_factor(factor_type: FactorType) -> Self {
         match factor_type {
-            FactorType::Totp => Some(Self::Totp),
-            FactorType::Email => Some(Self::Email),
-            FactorType::Sms => Some(Self::Sms),
-            FactorType::MagicLink => Some(Self::MagicLink),
-            FactorType::Webauthn => None,
+            FactorType::Totp => Self::Totp,
+            FactorType::Email => Self::Email,
+            FactorType::Sms => Self::Sms,
+            FactorType::MagicLink => Self::MagicLink,
+            FactorType::Webauthn => Self::Webauthn { synced: false },
         }
     }
 
@@ -79,6 +91,8 @@ impl Method {
             Self::Totp | Self::RecoveryCode => Amr::Otp,
             Self::Email | Self::MagicLink => Amr::Mail,
             Self::Sms => Amr::Sms,
+            Self::Webauthn { synced: false } => Amr::Hwk,
+            Self::Webauthn { synced: true } => Amr::Swk,
         }
     }
 }
@@ -203,6 +217,9 @@ pub async fn verify(
     // whether it was a TOTP code already used.
     let mut tried: Option<(String, FactorType)> = None;
     let mut replayed = false;
+    // What a WebAuthn answer proved, or why it was refused.
+    let mut asserted: Option<webauthn::Asserted> = None;
+    let mut refusal: Option<webauthn::Refusal> = None;
     // `Some(Some(factor))`: a code for `factor`; `Some(None)`: a recovery code;
     // `None`: nothing matched.
     let outcome = match proof {
@@ -250,6 +267,29 @@ pub async fn verify(
             }
             matched
         }
+        Proof::Credential { factor_id, credential, login } => {
+            let factor = state
+                .store
+                .factor(user_id, factor_id, now)
+                .await?
+                .filter(|f| f.status == FactorStatus::Active && f.factor_type == FactorType::Webauthn);
+            tried = factor.as_ref().map(|f| (f.id.clone(), f.factor_type));
+            match factor {
+                Some(factor) => {
+                    match webauthn::finish_authentication(state, &factor, credential, login).await? {
+                        Ok(passed) => {
+                            asserted = Some(passed);
+                            Some(Some(factor))
+                        }
+                        Err(why) => {
+                            refusal = Some(why);
+                            None
+                        }
+                    }
+                }
+                None => None,
+            }
+        }
         Proof::RecoveryCode(code) => {
             // Recovery codes stand in for an active factor; without one they open nothing
             // (a setup that issued them early may never have been confirmed).
@@ -267,7 +307,10 @@ pub async fn verify(
     match outcome {
         Some(Some(factor)) => {
             succeeded(state, user_id).await?;
-            let method = Method::of_factor(factor.factor_type).unwrap_or(Method::Totp);
+            let method = match asserted {
+                Some(passed) => Method::Webauthn { synced: passed.synced },
+                None => Method::of_factor(factor.factor_type),
+            };
             audit::record(
                 state,
                 Event::new("mfa.verified", user_id, meta).factor(&factor.id, factor.factor_type).actor(actor),
@@ -285,13 +328,18 @@ pub async fn verify(
         None => {
             // A refused replay is its own event: a code seen twice may mean it was read
             // over the user's shoulder or phished.
-            let kind = if replayed { "mfa.replay_refused" } else { "mfa.failed" };
+            let kind = match refusal {
+                _ if replayed => "mfa.replay_refused",
+                Some(webauthn::Refusal::CounterRegressed) => "webauthn.counter_regressed",
+                _ => "mfa.failed",
+            };
             let event = Event::new(kind, user_id, meta).actor(actor);
             let event = match &tried {
                 Some((id, factor_type)) => event.factor(id, *factor_type),
                 None => event,
             };
-            Err(failed(state, user_id, failures, Attempt::AfterFirstFactor, event).await)
+            let error = failed(state, user_id, failures, Attempt::AfterFirstFactor, event).await;
+            Err(refusal.map_or(error, webauthn::Refusal::error))
         }
     }
 }

@@ -109,15 +109,6 @@ async fn factors_belong_to_their_owner(app: TestApp) {
         )
         .await;
     assert_eq!(bad.code(), "invalid_friendly_name");
-    let unsupported = app
-        .send(
-            app.client
-                .post(app.url("/v1/me/factors"))
-                .bearer_auth(access(&alice))
-                .json(&json!({ "type": "webauthn" })),
-        )
-        .await;
-    assert_eq!(unsupported.code(), "unsupported_factor_type");
     let unknown = app
         .send(
             app.client

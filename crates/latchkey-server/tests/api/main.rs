@@ -32,3 +32,4 @@ mod sessions;
 mod timing;
 mod tokens;
 mod totp;
+mod webauthn;

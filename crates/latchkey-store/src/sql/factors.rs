@@ -1,4 +1,5 @@
-//! Second factors, recovery codes, the brute-force guard and MFA tokens.
+//! Second factors (and WebAuthn credentials), recovery codes, the brute-force guard and
+//! MFA tokens.
 
 use async_trait::async_trait;
 use latchkey_core::UnixTime;
@@ -7,17 +8,20 @@ use latchkey_core::lockout::LockoutPolicy;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, challenges, devices, join_list, parse_stored, split_list};
+use super::{
+    SqlStore, ceremonies, challenges, devices, is_unique_violation, join_list, parse_stored, split_list,
+};
 use crate::{
-    AttemptClaim, Challenge, CodeChallengeQuery, Factor, FactorRemoval, FactorStore, GuardState, MfaToken,
-    NewChallenge, NewFactor, NewMfaToken, RememberedDevice, StoreResult, StoredSecret, TotpSettings,
+    AttemptClaim, Ceremony, Challenge, CodeChallengeQuery, Factor, FactorRemoval, FactorStore, GuardState,
+    MfaToken, NewChallenge, NewFactor, NewMfaToken, RememberedDevice, StoreError, StoreResult, StoredSecret,
+    TotpSettings,
 };
 
 macro_rules! factor_columns {
     () => {
         "id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce, secret_key_id,
          algorithm, digits, period, last_step, destination, created_at, confirmed_at, last_used_at, expires_at,
-         verified_at"
+         verified_at, credential_id"
     };
 }
 
@@ -51,6 +55,7 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
         last_used_at: row.try_get("last_used_at")?,
         expires_at: row.try_get("expires_at")?,
         verified_at: row.try_get("verified_at")?,
+        credential_id: row.try_get("credential_id")?,
     })
 }
 
@@ -500,7 +505,8 @@ impl FactorStore for SqlStore {
             .rows_affected();
         let challenges = challenges::purge(&self.pool, now).await?;
         let devices = devices::purge(&self.pool, now).await?;
-        Ok(factors + tokens + challenges + devices)
+        let ceremonies = ceremonies::purge(&self.pool, now).await?;
+        Ok(factors + tokens + challenges + devices + ceremonies)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -516,6 +522,81 @@ impl FactorStore for SqlStore {
         now: UnixTime,
     ) -> StoreResult<Option<RememberedDevice>> {
         devices::use_token(&self.pool, user_id, token_hash, now).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn create_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()> {
+        ceremonies::create(&self.pool, ceremony).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn take_ceremony(&self, challenge_hash: &[u8], now: UnixTime) -> StoreResult<Option<Ceremony>> {
+        ceremonies::take(&self.pool, challenge_hash, now).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
+    async fn set_factor_credential(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        credential_id: &[u8],
+        credential: &StoredSecret,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE factors SET credential_id = $3, secret_sealed = $4, secret_nonce = $5, secret_key_id = $6
+             WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $7
+               AND factor_type = 'webauthn'",
+        )
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(credential_id.to_vec())
+        .bind(credential.sealed.clone())
+        .bind(credential.nonce.clone())
+        .bind(&credential.key_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::CredentialTaken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
+    async fn update_factor_credential(
+        &self,
+        factor_id: &str,
+        credential: &StoredSecret,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE factors SET secret_sealed = $2, secret_nonce = $3, secret_key_id = $4, last_used_at = $5
+             WHERE id = $1 AND status = 'active'",
+        )
+        .bind(factor_id)
+        .bind(credential.sealed.clone())
+        .bind(credential.nonce.clone())
+        .bind(&credential.key_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn factor_by_credential(&self, credential_id: &[u8], now: UnixTime) -> StoreResult<Option<Factor>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM factors WHERE credential_id = $1 AND (status = 'active' OR expires_at > $2)"
+        ))
+        .bind(credential_id.to_vec())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(factor_from_row).transpose()
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]

@@ -16,6 +16,7 @@ use latchkey_core::UnixTime;
 
 mod accounts;
 mod audit;
+mod ceremonies;
 mod challenges;
 mod delivery;
 mod devices;

@@ -39,3 +39,4 @@ mod challenges;
 mod delivery;
 mod devices;
 mod factors;
+mod webauthn;

@@ -1,0 +1,382 @@
+//! Passkeys and security keys (WebAuthn, DESIGN rule 13), on `webauthn-rs`.
+//!
+//! A ceremony (registration or authentication) has two halves: the options the browser
+//! passes to `navigator.credentials.create` or `.get`, and the library's state, which
+//! stays on the server: sealed under the master key (rule 9) with its purpose and user
+//! as associated data, stored under the keyed hash of the challenge, and spent by one
+//! conditional statement when the browser's answer comes back, so two instances
+//! finishing the same ceremony cannot both succeed. The answer names its ceremony
+//! itself: its `clientDataJSON` carries the challenge. A ceremony lives 5 minutes.
+//!
+//! A registered credential (its public key and signature counter) is sealed in its
+//! factor like a TOTP secret; its id is stored in the clear, unique across every
+//! account.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey_core::crypto::HashPurpose;
+use latchkey_store::{Ceremony, CeremonyPurpose, Factor, StoreError, User};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    WebauthnError,
+};
+
+use crate::http::error::{ApiError, ErrorCode};
+use crate::keys;
+use crate::state::AppState;
+
+/// How long a ceremony may take, in seconds.
+pub const CEREMONY_TTL_SECS: i64 = 300;
+
+/// Why a credential was refused; `details.reason` of `invalid_credential`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No live ceremony has this challenge: never issued, expired, or already used.
+    UnknownChallenge,
+    /// The ceremony was for another user, factor, login or purpose.
+    WrongCeremony,
+    /// Signed for another origin or relying party.
+    WrongOrigin,
+    /// The authenticator did not verify the user (PIN, biometrics) and it is required.
+    UserNotVerified,
+    /// The signature does not verify, or the credential is not the one asked for.
+    BadSignature,
+    /// The signature counter went backwards: the authenticator may have been cloned.
+    CounterRegressed,
+    /// The answer is not a well-formed WebAuthn answer.
+    Malformed,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownChallenge => "unknown_challenge",
+            Self::WrongCeremony => "wrong_ceremony",
+            Self::WrongOrigin => "wrong_origin",
+            Self::UserNotVerified => "user_not_verified",
+            Self::BadSignature => "bad_signature",
+            Self::CounterRegressed => "counter_regressed",
+            Self::Malformed => "malformed",
+        }
+    }
+
+    fn of(error: &WebauthnError) -> Self {
+        use WebauthnError as E;
+        match error {
+            E::InvalidRPOrigin | E::InvalidRPIDHash | E::CredentialCrossOrigin => Self::WrongOrigin,
+            E::UserNotVerified | E::UserNotPresent | E::InconsistentUserVerificationPolicy => {
+                Self::UserNotVerified
+            }
+            E::MismatchedChallenge | E::ChallengeNotFound => Self::UnknownChallenge,
+            E::CredentialPossibleCompromise => Self::CounterRegressed,
+            E::ParseCBORFailure(_)
+            | E::ParseJSONFailure(_)
+            | E::ParseNOMFailure
+            | E::ParseInsufficientBytesAvailable
+            | E::InvalidClientDataType
+            | E::MissingAttestationCredentialData => Self::Malformed,
+            _ => Self::BadSignature,
+        }
+    }
+
+    /// The error a client gets.
+    pub fn error(self) -> ApiError {
+        ApiError::new(ErrorCode::InvalidCredential).with_details(json!({ "reason": self.as_str() }))
+    }
+}
+
+/// A ceremony was found and spent: the library state and whose it was.
+struct Spent<T> {
+    ceremony: Ceremony,
+    state: T,
+}
+
+fn ceremony_context(purpose: CeremonyPurpose, user_id: Option<&str>) -> Vec<u8> {
+    format!("webauthn-ceremony:{}:{}", purpose.as_str(), user_id.unwrap_or("-")).into_bytes()
+}
+
+/// The associated data binding a sealed credential to its owner and factor.
+fn credential_context(user_id: &str, factor_id: &str) -> Vec<u8> {
+    format!("webauthn:{user_id}:{factor_id}").into_bytes()
+}
+
+fn challenge_hash(state: &AppState, challenge: &[u8]) -> Vec<u8> {
+    state.keys.hashing.hash(HashPurpose::WebauthnChallenge, challenge).to_vec()
+}
+
+/// The WebAuthn user handle of a user: their id, which is a UUID.
+fn user_handle(user: &User) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(&user.id).map_err(ApiError::internal)
+}
+
+/// Stores the server's half of a ceremony whose challenge is `challenge`.
+async fn remember<T: Serialize>(
+    state: &AppState,
+    challenge: &[u8],
+    purpose: CeremonyPurpose,
+    user_id: Option<&str>,
+    factor_id: Option<&str>,
+    mfa_token_hash: Option<&[u8]>,
+    library_state: &T,
+) -> Result<(), ApiError> {
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(library_state).map_err(ApiError::internal)?);
+    let sealed = keys::seal_secret(&state.keys, &json, &ceremony_context(purpose, user_id))
+        .map_err(ApiError::internal)?;
+    let now = state.now();
+    state
+        .store
+        .create_ceremony(&Ceremony {
+            challenge_hash: challenge_hash(state, challenge),
+            purpose,
+            user_id: user_id.map(str::to_owned),
+            factor_id: factor_id.map(str::to_owned),
+            mfa_token_hash: mfa_token_hash.map(<[u8]>::to_vec),
+            state: sealed,
+            created_at: now,
+            expires_at: now + CEREMONY_TTL_SECS,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Spends the ceremony `client_data_json` answers, if it is live and for `purpose`.
+async fn spend<T: DeserializeOwned>(
+    state: &AppState,
+    client_data_json: &[u8],
+    purpose: CeremonyPurpose,
+) -> Result<Result<Spent<T>, Refusal>, ApiError> {
+    let Some(challenge) = challenge_of(client_data_json) else { return Ok(Err(Refusal::Malformed)) };
+    let Some(ceremony) = state.store.take_ceremony(&challenge_hash(state, &challenge), state.now()).await?
+    else {
+        return Ok(Err(Refusal::UnknownChallenge));
+    };
+    if ceremony.purpose != purpose {
+        return Ok(Err(Refusal::WrongCeremony));
+    }
+    let context = ceremony_context(purpose, ceremony.user_id.as_deref());
+    let json = keys::open_secret(&state.keys, &ceremony.state, &context).map_err(ApiError::internal)?;
+    let library_state = serde_json::from_slice(&json).map_err(ApiError::internal)?;
+    Ok(Ok(Spent { ceremony, state: library_state }))
+}
+
+/// The challenge a `clientDataJSON` answers.
+fn challenge_of(client_data_json: &[u8]) -> Option<Vec<u8>> {
+    let client_data: Value = serde_json::from_slice(client_data_json).ok()?;
+    let challenge = client_data.get("challenge")?.as_str()?;
+    URL_SAFE_NO_PAD.decode(challenge.trim_end_matches('=')).ok()
+}
+
+/// Reads a credential the browser returned. Binary fields may come as URL-safe base64
+/// with or without padding, or as standard base64, as clients written for other
+/// libraries send them; a malformed answer is a 400 naming the field.
+pub fn parse_credential<T: DeserializeOwned>(credential: &Value) -> Result<T, ApiError> {
+    let mut credential = credential.clone();
+    for pointer in [
+        "/rawId",
+        "/response/clientDataJSON",
+        "/response/attestationObject",
+        "/response/authenticatorData",
+        "/response/signature",
+        "/response/userHandle",
+    ] {
+        if let Some(Value::String(text)) = credential.pointer_mut(pointer) {
+            *text = text.trim_end_matches('=').replace('+', "-").replace('/', "_");
+        }
+    }
+    serde_path_to_error::deserialize(credential).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "credential".to_owned() } else { format!("credential.{path}") };
+        ApiError::field(ErrorCode::InvalidField, &field)
+            .with_message(format!("`{field}` is not a well-formed WebAuthn credential field."))
+    })
+}
+
+/// The user's WebAuthn credentials, opened.
+fn open_passkey(state: &AppState, factor: &Factor) -> Result<Passkey, ApiError> {
+    let stored = factor
+        .secret
+        .as_ref()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a WebAuthn factor without its credential")))?;
+    let json = keys::open_secret(&state.keys, stored, &credential_context(&factor.user_id, &factor.id))
+        .map_err(ApiError::internal)?;
+    serde_json::from_slice(&json).map_err(ApiError::internal)
+}
+
+fn seal_passkey(
+    state: &AppState,
+    factor: &Factor,
+    passkey: &Passkey,
+) -> Result<latchkey_store::StoredSecret, ApiError> {
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(passkey).map_err(ApiError::internal)?);
+    keys::seal_secret(&state.keys, &json, &credential_context(&factor.user_id, &factor.id))
+        .map_err(ApiError::internal)
+}
+
+/// Starts registering a credential for the pending WebAuthn factor `factor` of `user`;
+/// returns the `PublicKeyCredentialCreationOptions` for `navigator.credentials.create`.
+/// The user's other credentials are excluded, and a resident key (a passkey that can
+/// sign in without a username) is asked for where the authenticator can hold one.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id, factor_id = %factor.id))]
+pub async fn start_registration(state: &AppState, user: &User, factor: &Factor) -> Result<Value, ApiError> {
+    let existing = state
+        .store
+        .factors(&user.id, state.now())
+        .await?
+        .into_iter()
+        .filter_map(|f| f.credential_id)
+        .collect();
+    let (options, registration) = state
+        .webauthn
+        .start_passkey_registration(
+            user_handle(user)?,
+            &user.email,
+            &user.email,
+            Some(existing),
+        )
+        .map_err(ApiError::internal)?;
+    let challenge = options.public_key.challenge.to_vec();
+    remember(
+        state,
+        &challenge,
+        CeremonyPurpose::Register,
+        Some(&user.id),
+        Some(&factor.id),
+        None,
+        &registration,
+    )
+    .await?;
+    let mut options = serde_json::to_value(&options.public_key).map_err(ApiError::internal)?;
+    // A discoverable credential where the authenticator can keep one, so the passkey
+    // can also sign in without a username; the server's checks do not depend on it.
+    if let Some(selection) = options.get_mut("authenticatorSelection").and_then(Value::as_object_mut) {
+        selection.insert("residentKey".into(), json!("preferred"));
+    }
+    Ok(options)
+}
+
+/// Finishes registering `credential` for the pending factor `factor`: on success the
+/// factor holds the sealed credential (still pending; the caller activates it).
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor.id))]
+pub async fn finish_registration(
+    state: &AppState,
+    factor: &Factor,
+    credential: &Value,
+) -> Result<Result<(), Refusal>, ApiError> {
+    let answer: RegisterPublicKeyCredential = parse_credential(credential)?;
+    let spent = match spend::<PasskeyRegistration>(
+        state,
+        &answer.response.client_data_json,
+        CeremonyPurpose::Register,
+    )
+    .await?
+    {
+        Ok(spent) => spent,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if spent.ceremony.user_id.as_deref() != Some(factor.user_id.as_str())
+        || spent.ceremony.factor_id.as_deref() != Some(factor.id.as_str())
+    {
+        return Ok(Err(Refusal::WrongCeremony));
+    }
+    let passkey = match state.webauthn.finish_passkey_registration(&answer, &spent.state) {
+        Ok(passkey) => passkey,
+        Err(error) => {
+            tracing::info!(%error, "a WebAuthn registration was refused");
+            return Ok(Err(Refusal::of(&error)));
+        }
+    };
+    let sealed = seal_passkey(state, factor, &passkey)?;
+    match state
+        .store
+        .set_factor_credential(&factor.user_id, &factor.id, passkey.cred_id(), &sealed, state.now())
+        .await
+    {
+        Ok(true) => Ok(Ok(())),
+        Ok(false) => Err(ErrorCode::FactorNotFound.into()),
+        Err(StoreError::CredentialTaken) => Err(ErrorCode::CredentialAlreadyRegistered.into()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Starts authenticating with the active WebAuthn factor `factor` as the second factor
+/// of the login whose MFA token hashes to `login`; returns the
+/// `PublicKeyCredentialRequestOptions` for `navigator.credentials.get`.
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor.id))]
+pub async fn start_authentication(
+    state: &AppState,
+    factor: &Factor,
+    login: &[u8],
+) -> Result<Value, ApiError> {
+    let passkey = open_passkey(state, factor)?;
+    let (options, authentication) =
+        state.webauthn.start_passkey_authentication(&[passkey]).map_err(ApiError::internal)?;
+    let challenge = options.public_key.challenge.to_vec();
+    remember(
+        state,
+        &challenge,
+        CeremonyPurpose::Login,
+        Some(&factor.user_id),
+        Some(&factor.id),
+        Some(login),
+        &authentication,
+    )
+    .await?;
+    serde_json::to_value(&options.public_key).map_err(ApiError::internal)
+}
+
+/// A WebAuthn assertion that passed.
+#[derive(Debug, Clone, Copy)]
+pub struct Asserted {
+    /// The credential may be synced between devices (a backup-eligible passkey): a
+    /// software-protected key in RFC 8176's terms, `swk`, rather than `hwk`.
+    pub synced: bool,
+}
+
+/// Checks `credential` as the second factor of the login `login` with the active
+/// factor `factor`; on success its signature counter is stored.
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor.id))]
+pub async fn finish_authentication(
+    state: &AppState,
+    factor: &Factor,
+    credential: &Value,
+    login: Option<&[u8]>,
+) -> Result<Result<Asserted, Refusal>, ApiError> {
+    let answer: PublicKeyCredential = parse_credential(credential)?;
+    let spent = match spend::<PasskeyAuthentication>(
+        state,
+        &answer.response.client_data_json,
+        CeremonyPurpose::Login,
+    )
+    .await?
+    {
+        Ok(spent) => spent,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if spent.ceremony.user_id.as_deref() != Some(factor.user_id.as_str())
+        || spent.ceremony.factor_id.as_deref() != Some(factor.id.as_str())
+        || spent.ceremony.mfa_token_hash.as_deref() != login
+    {
+        return Ok(Err(Refusal::WrongCeremony));
+    }
+    let result = match state.webauthn.finish_passkey_authentication(&answer, &spent.state) {
+        Ok(result) => result,
+        Err(error) => {
+            tracing::info!(%error, "a WebAuthn assertion was refused");
+            return Ok(Err(Refusal::of(&error)));
+        }
+    };
+    let mut passkey = open_passkey(state, factor)?;
+    if result.cred_id() != passkey.cred_id() {
+        return Ok(Err(Refusal::BadSignature));
+    }
+    passkey.update_credential(&result);
+    state
+        .store
+        .update_factor_credential(&factor.id, &seal_passkey(state, factor, &passkey)?, state.now())
+        .await?;
+    Ok(Ok(Asserted { synced: result.backup_eligible() }))
+}
