@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
-use crate::http::extract::{AuthUser, ClientMeta, JsonBody};
+use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::login_throttle::Client;
 use crate::service::sessions::{self, IssuedTokens};
@@ -26,6 +26,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(mfa_challenge))
         .routes(routes!(mfa_verify))
+        .routes(routes!(passkey_options))
+        .routes(routes!(passkey_login))
         .routes(routes!(magic_link))
 }
 
@@ -312,6 +314,97 @@ async fn mfa_verify(
     };
     let tokens = login::complete(&state, body.mfa_token.expose_secret(), proof, &meta).await?;
     Ok(Json(tokens.into()))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+struct PasskeyOptionsRequest {
+    /// The account, when the user typed it; without it any passkey of this site the
+    /// browser holds may answer (usernameless, conditional UI).
+    #[schema(example = "ada@example.com")]
+    email: Option<String>,
+}
+
+/// What the browser needs to sign in with a passkey.
+#[derive(Serialize, ToSchema)]
+struct PasskeyOptions {
+    /// `PublicKeyCredentialRequestOptions` (JSON form) for
+    /// `navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(request_options)})`.
+    #[schema(value_type = Object)]
+    request_options: serde_json::Value,
+    /// `conditional` without an address: pass `mediation: "conditional"` so the browser
+    /// offers passkeys in the address field's autofill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mediation: Option<&'static str>,
+    expires_in: i64,
+}
+
+/// `POST /v1/auth/passkey/options`: starts a sign-in with a passkey alone.
+#[utoipa::path(post, path = "/v1/auth/passkey/options", tag = "auth",
+    request_body = PasskeyOptionsRequest,
+    responses((status = 200, description = "Options for the browser, valid 5 minutes.", body = PasskeyOptions)))]
+async fn passkey_options(
+    State(state): State<AppState>,
+    OptionalJsonBody(body): OptionalJsonBody<PasskeyOptionsRequest>,
+) -> Result<Json<PasskeyOptions>, ApiError> {
+    let email = match body.unwrap_or_default().email {
+        Some(email) => Some(
+            latchkey_core::email::Email::parse(&email)
+                .map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?
+                .normalized,
+        ),
+        None => None,
+    };
+    let started = webauthn::start_sign_in(&state, email.as_deref()).await?;
+    Ok(Json(PasskeyOptions {
+        request_options: started.options,
+        mediation: started.mediation,
+        expires_in: webauthn::CEREMONY_TTL_SECS,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasskeyLogin {
+    /// The browser's answer to `navigator.credentials.get`, as JSON
+    /// (`PublicKeyCredential.toJSON()`).
+    #[schema(value_type = Object)]
+    credential: serde_json::Value,
+}
+
+/// The account a passkey signed in.
+#[derive(Serialize, ToSchema)]
+struct SignedInUser {
+    id: String,
+    email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PasskeySession {
+    #[serde(flatten)]
+    tokens: TokenResponse,
+    user: SignedInUser,
+}
+
+/// `POST /v1/auth/passkey/login`: signs in with a passkey alone, which is both factors
+/// (the authenticator verified the user): an `aal2` session whose `amr` is `hwk` or
+/// `swk`.
+#[utoipa::path(post, path = "/v1/auth/passkey/login", tag = "auth",
+    request_body = PasskeyLogin,
+    responses(
+        (status = 200, description = "An `aal2` session and its account.", body = PasskeySession),
+        (status = 401, description = "The account is disabled.", body = ErrorBody),
+        (status = 403, description = "The second factor is locked.", body = ErrorBody),
+        (status = 422, description = "The answer was refused (`invalid_credential`, `details.reason`).", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts.", body = ErrorBody),
+    ))]
+async fn passkey_login(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    JsonBody(body): JsonBody<PasskeyLogin>,
+) -> Result<Json<PasskeySession>, ApiError> {
+    let (tokens, user) = login::with_passkey(&state, &body.credential, &meta).await?;
+    Ok(Json(PasskeySession { tokens: tokens.into(), user: SignedInUser { id: user.id, email: user.email } }))
 }
 
 #[derive(Deserialize, ToSchema)]

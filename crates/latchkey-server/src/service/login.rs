@@ -7,15 +7,16 @@ use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::login::{AfterFirstFactor, after_first_factor};
 use latchkey_core::session::{Aal, Amr, after_second_factor};
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
-use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken};
+use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken, User};
 
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
 use crate::random;
+use crate::service::audit::{self, Event};
 use crate::service::challenges::{self, Send, Sent};
 use crate::service::second_factor::{self, Proof};
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{devices, factors, webauthn};
+use crate::service::{accounts, devices, factors, webauthn};
 use crate::state::AppState;
 
 /// The second step a client must take.
@@ -250,6 +251,51 @@ pub async fn complete(
     }
     let amr = after_second_factor(&token.amr, verified.method.amr());
     sessions::start(state, &token.user_id, Aal::Aal2, &amr, state.now(), false, meta).await
+}
+
+/// Signs in with a passkey alone, which is both factors: the browser's answer to
+/// `webauthn::start_sign_in`. Gives an `aal2` session whose `amr` is `hwk` (or `swk`
+/// for a passkey that may be synced), and the account. Failed answers count toward the
+/// second-factor guard of the credential's owner, like any failed second factor.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn with_passkey(
+    state: &AppState,
+    credential: &serde_json::Value,
+    meta: &ClientMeta,
+) -> Result<(IssuedTokens, User), ApiError> {
+    let sign_in = match webauthn::read_sign_in(state, credential).await? {
+        Ok(sign_in) => sign_in,
+        Err(refusal) => {
+            audit::record(state, Event::about("login.failed", None, meta).failed()).await;
+            return Err(refusal.error());
+        }
+    };
+    let user = accounts::by_id(state, &sign_in.factor.user_id).await?;
+    if user.disabled_at.is_some() {
+        return Err(ErrorCode::InvalidCredentials.into());
+    }
+    let factor_id = sign_in.factor.id.clone();
+    let failures = second_factor::claim_attempt(state, &user.id, meta).await?;
+    match sign_in.check(state).await? {
+        Ok(signed) => {
+            second_factor::succeeded(state, &user.id).await?;
+            let event = Event::new("mfa.verified", &user.id, meta).factor(&factor_id, FactorType::Webauthn);
+            audit::record(state, event).await;
+            audit::record(state, Event::new("login.succeeded", &user.id, meta)).await;
+            let amr = [second_factor::Method::Webauthn { synced: signed.asserted.synced }.amr()];
+            let tokens = sessions::start(state, &user.id, Aal::Aal2, &amr, state.now(), false, meta).await?;
+            Ok((tokens, user))
+        }
+        Err(refusal) => {
+            let kind = match refusal {
+                webauthn::Refusal::CounterRegressed => "webauthn.counter_regressed",
+                _ => "mfa.failed",
+            };
+            let event = Event::new(kind, &user.id, meta).factor(&factor_id, FactorType::Webauthn);
+            second_factor::failed(state, &user.id, failures, second_factor::Attempt::Setup, event).await;
+            Err(refusal.error())
+        }
+    }
 }
 
 /// A login whose client sends the second factor with the first in one request

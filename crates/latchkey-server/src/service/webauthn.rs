@@ -15,14 +15,15 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::crypto::HashPurpose;
+use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_store::{Ceremony, CeremonyPurpose, Factor, StoreError, User};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    WebauthnError,
+    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, WebauthnError,
 };
 
 use crate::http::error::{ApiError, ErrorCode};
@@ -231,12 +232,7 @@ pub async fn start_registration(state: &AppState, user: &User, factor: &Factor) 
         .collect();
     let (options, registration) = state
         .webauthn
-        .start_passkey_registration(
-            user_handle(user)?,
-            &user.email,
-            &user.email,
-            Some(existing),
-        )
+        .start_passkey_registration(user_handle(user)?, &user.email, &user.email, Some(existing))
         .map_err(ApiError::internal)?;
     let challenge = options.public_key.challenge.to_vec();
     remember(
@@ -379,4 +375,174 @@ pub async fn finish_authentication(
         .update_factor_credential(&factor.id, &seal_passkey(state, factor, &passkey)?, state.now())
         .await?;
     Ok(Ok(Asserted { synced: result.backup_eligible() }))
+}
+
+/// The server's half of a sign-in with a passkey alone: for an account named by its
+/// address, its credentials; for nobody in particular, any discoverable credential.
+#[derive(Serialize, Deserialize)]
+enum SignInState {
+    Named(PasskeyAuthentication),
+    Discoverable(DiscoverableAuthentication),
+}
+
+/// What a browser needs to sign in with a passkey.
+pub struct SignInOptions {
+    /// `PublicKeyCredentialRequestOptions`, JSON form.
+    pub options: Value,
+    /// `conditional` when the browser may offer the user's passkeys in the address
+    /// field's autofill (no address was given).
+    pub mediation: Option<&'static str>,
+}
+
+/// The active WebAuthn factors of `user_id`, with their credentials opened.
+async fn passkeys(state: &AppState, user_id: &str) -> Result<Vec<Passkey>, ApiError> {
+    let mut keys = Vec::new();
+    for factor in state.store.factors(user_id, state.now()).await? {
+        if factor.factor_type == FactorType::Webauthn && factor.status == FactorStatus::Active {
+            keys.push(open_passkey(state, &factor)?);
+        }
+    }
+    Ok(keys)
+}
+
+/// Starts a sign-in with a passkey alone. With `email` (already normalised), the
+/// account's credentials are allowed; an address without an account or without a
+/// passkey gets a credential id derived from the address instead, so the answer does
+/// not tell who has one. Without `email`, any discoverable credential may answer
+/// (conditional UI).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn start_sign_in(state: &AppState, email: Option<&str>) -> Result<SignInOptions, ApiError> {
+    let account = match email {
+        Some(email) => state.store.user_by_email(email).await?.filter(|u| u.disabled_at.is_none()),
+        None => None,
+    };
+    let keys = match &account {
+        Some(user) => passkeys(state, &user.id).await?,
+        None => Vec::new(),
+    };
+    if !keys.is_empty() {
+        let (options, authentication) =
+            state.webauthn.start_passkey_authentication(&keys).map_err(ApiError::internal)?;
+        let challenge = options.public_key.challenge.to_vec();
+        let user_id = account.as_ref().map(|u| u.id.as_str());
+        remember(
+            state,
+            &challenge,
+            CeremonyPurpose::SignIn,
+            user_id,
+            None,
+            None,
+            &SignInState::Named(authentication),
+        )
+        .await?;
+        let options = serde_json::to_value(&options.public_key).map_err(ApiError::internal)?;
+        return Ok(SignInOptions { options, mediation: None });
+    }
+    let (options, authentication) =
+        state.webauthn.start_discoverable_authentication().map_err(ApiError::internal)?;
+    let challenge = options.public_key.challenge.to_vec();
+    remember(
+        state,
+        &challenge,
+        CeremonyPurpose::SignIn,
+        None,
+        None,
+        None,
+        &SignInState::Discoverable(authentication),
+    )
+    .await?;
+    let mut json = serde_json::to_value(&options.public_key).map_err(ApiError::internal)?;
+    match email {
+        Some(email) => {
+            // As many credentials as most accounts have: one, derived from the address.
+            let decoy =
+                state.keys.hashing.hash(HashPurpose::WebauthnChallenge, format!("decoy:{email}").as_bytes());
+            json["allowCredentials"] =
+                json!([{ "type": "public-key", "id": URL_SAFE_NO_PAD.encode(&decoy[..16]) }]);
+            // Shaped like a named account's options, which ask for no extensions.
+            if let Some(fields) = json.as_object_mut() {
+                fields.remove("extensions");
+            }
+            Ok(SignInOptions { options: json, mediation: None })
+        }
+        None => Ok(SignInOptions { options: json, mediation: Some("conditional") }),
+    }
+}
+
+/// The factor whose credential answered a sign-in, and what the answer proved.
+pub struct SignedIn {
+    pub factor: Factor,
+    pub asserted: Asserted,
+}
+
+/// A sign-in answer, read: the ceremony it answers is spent and its credential's
+/// factor found, but the signature is not checked yet (the caller counts the attempt
+/// against the factor's owner first, then calls [`SignIn::check`]).
+pub struct SignIn {
+    answer: PublicKeyCredential,
+    library_state: SignInState,
+    ceremony_user: Option<String>,
+    pub factor: Factor,
+}
+
+/// Reads a sign-in answer: `Ok(Err(refusal))` for an unknown or spent ceremony or a
+/// credential no active factor holds.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn read_sign_in(state: &AppState, credential: &Value) -> Result<Result<SignIn, Refusal>, ApiError> {
+    let answer: PublicKeyCredential = parse_credential(credential)?;
+    let spent = match spend::<SignInState>(state, &answer.response.client_data_json, CeremonyPurpose::SignIn)
+        .await?
+    {
+        Ok(spent) => spent,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let factor = state
+        .store
+        .factor_by_credential(answer.get_credential_id(), state.now())
+        .await?
+        .filter(|f| f.status == FactorStatus::Active && f.factor_type == FactorType::Webauthn);
+    let Some(factor) = factor else { return Ok(Err(Refusal::BadSignature)) };
+    Ok(Ok(SignIn { answer, library_state: spent.state, ceremony_user: spent.ceremony.user_id, factor }))
+}
+
+impl SignIn {
+    /// Checks the answer's signature (and user verification, origin, counter) against
+    /// the factor's credential; on success its counter is stored.
+    pub async fn check(self, state: &AppState) -> Result<Result<SignedIn, Refusal>, ApiError> {
+        let passkey = open_passkey(state, &self.factor)?;
+        let result = match self.library_state {
+            SignInState::Named(authentication) => {
+                if self.ceremony_user.as_deref() != Some(self.factor.user_id.as_str()) {
+                    return Ok(Err(Refusal::WrongCeremony));
+                }
+                state.webauthn.finish_passkey_authentication(&self.answer, &authentication)
+            }
+            SignInState::Discoverable(authentication) => {
+                let handle =
+                    state.webauthn.identify_discoverable_authentication(&self.answer).map(|(uuid, _)| uuid);
+                if handle.ok().map(|uuid| uuid.to_string()).as_deref() != Some(self.factor.user_id.as_str()) {
+                    return Ok(Err(Refusal::WrongCeremony));
+                }
+                state.webauthn.finish_discoverable_authentication_v2(&self.answer, authentication, &passkey)
+            }
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(error) => {
+                tracing::info!(%error, "a passkey sign-in was refused");
+                return Ok(Err(Refusal::of(&error)));
+            }
+        };
+        let mut passkey = passkey;
+        passkey.update_credential(&result);
+        state
+            .store
+            .update_factor_credential(
+                &self.factor.id,
+                &seal_passkey(state, &self.factor, &passkey)?,
+                state.now(),
+            )
+            .await?;
+        Ok(Ok(SignedIn { factor: self.factor, asserted: Asserted { synced: result.backup_eligible() } }))
+    }
 }

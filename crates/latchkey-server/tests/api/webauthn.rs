@@ -1,7 +1,9 @@
 //! Passkeys and security keys as a second factor (DESIGN rule 13), against a software
 //! authenticator (`webauthn-authenticator-rs`'s SoftPasskey) doing what a browser and
-//! its authenticator do: registration, a login's second factor, and the refusals —
-//! a replayed assertion, another origin, a malformed answer.
+//! its authenticator do: registration, a login's second factor, a sign-in with the
+//! passkey alone, and the refusals — a replayed assertion, another login's ceremony,
+//! another origin, a malformed answer. (Usernameless sign-in needs an authenticator
+//! that keeps discoverable credentials: the browser test has one.)
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -15,6 +17,7 @@ use crate::helpers::{Reply, TestApp, access};
 
 on_both_backends!(
     a_passkey_is_registered_and_passes_a_login_as_the_second_factor,
+    a_passkey_signs_in_alone,
     an_answer_for_another_origin_changes_nothing,
     malformed_answers_are_refused_naming_the_field,
 );
@@ -191,4 +194,57 @@ async fn malformed_answers_are_refused_naming_the_field(app: TestApp) {
     // Nothing was spent: the ceremony still finishes.
     let credential = create(&mut authenticator(), ORIGIN, &options);
     assert_eq!(confirm(&app, &token, &factor_id, credential).await.status, StatusCode::OK);
+}
+
+/// A user with a confirmed passkey: their access token, the factor's id and the
+/// authenticator holding the key.
+async fn registered(app: &TestApp, email: &str) -> (String, String, SoftPasskey) {
+    let token = access(&app.user(email).await);
+    let (factor_id, options) = start(app, &token).await;
+    let mut key = authenticator();
+    let credential = create(&mut key, ORIGIN, &options);
+    assert_eq!(confirm(app, &token, &factor_id, credential).await.status, StatusCode::OK);
+    (token, factor_id, key)
+}
+
+async fn a_passkey_signs_in_alone(app: TestApp) {
+    let (_, _, mut key) = registered(&app, "alone@example.com").await;
+    let options = app.post("/v1/auth/passkey/options", json!({ "email": "Alone@Example.com" })).await;
+    assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+    assert_eq!(options.body["expires_in"], 300);
+    assert!(options.body.get("mediation").is_none());
+    let allowed = &options.body["request_options"]["allowCredentials"];
+    assert_eq!(allowed.as_array().map(Vec::len), Some(1));
+
+    let assertion = get(&mut key, &options.body["request_options"]);
+    let signed_in = app.post("/v1/auth/passkey/login", json!({ "credential": assertion })).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(signed_in.body["user"]["email"], "alone@example.com");
+    assert_eq!(signed_in.body["aal"], "aal2");
+    let me = app.get_bearer("/v1/me", signed_in.body["access_token"].as_str().unwrap()).await;
+    assert_eq!(me.body["session"]["amr"], json!(["hwk"]), "the passkey is both factors");
+    // Once only.
+    let replay = app.post("/v1/auth/passkey/login", json!({ "credential": assertion })).await;
+    assert_refused(&replay, "unknown_challenge");
+
+    // An address without an account, or without a passkey, gets an answer of the same
+    // shape: one credential, derived from the address, that no authenticator holds.
+    app.signup("nokey@example.com").await;
+    for email in ["nobody@example.com", "nokey@example.com"] {
+        let decoy = app.post("/v1/auth/passkey/options", json!({ "email": email })).await;
+        assert_eq!(decoy.status, StatusCode::OK);
+        let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(keys(&decoy.body["request_options"]), keys(&options.body["request_options"]), "{email}");
+        assert_eq!(decoy.body["request_options"]["allowCredentials"].as_array().map(Vec::len), Some(1));
+        let again = app.post("/v1/auth/passkey/options", json!({ "email": email })).await;
+        assert_eq!(
+            again.body["request_options"]["allowCredentials"],
+            decoy.body["request_options"]["allowCredentials"],
+            "the same decoy each time, as a real account's credential would be"
+        );
+    }
+    // Without an address: any discoverable passkey may answer, offered by autofill.
+    let usernameless = app.post("/v1/auth/passkey/options", json!({})).await;
+    assert_eq!(usernameless.body["mediation"], "conditional");
+    assert!(usernameless.body["request_options"]["allowCredentials"].as_array().is_none_or(Vec::is_empty));
 }
