@@ -3,7 +3,8 @@
 // Latchkey whose public URL is on localhost. In the page, as an app's own script
 // would: register a passkey as a second factor, log in with the password and the
 // passkey, sign in with the passkey alone without typing an address, and check the
-// refusals (an authenticator that did not verify the user; the same answer twice).
+// refusals (the same answer twice; a clone whose signature counter went backwards; an
+// authenticator that did not verify the user).
 // Usage: node passkeys.mjs <base URL on localhost>
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -100,6 +101,20 @@ try {
   assert.equal(alone.again.status, 422);
   assert.equal(alone.again.body.error.details.reason, "unknown_challenge");
   console.log("signed in with the passkey alone, no address typed");
+
+  // A clone of the authenticator, whose signature counter is behind the original's:
+  // refused, and audited as a possibly cloned credential.
+  const [used] = (await devtools.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
+  assert.ok(used.signCount >= 3, `the counter moved with each use: ${used.signCount}`);
+  await devtools.send("WebAuthn.removeCredential", { authenticatorId, credentialId: used.credentialId });
+  await devtools.send("WebAuthn.addCredential", { authenticatorId, credential: { ...used, signCount: 0 } });
+  const cloned = await page.evaluate(async () => {
+    const options = await api("/v1/auth/passkey/options", {});
+    return api("/v1/auth/passkey/login", { credential: await get(options.body.request_options) });
+  });
+  assert.equal(cloned.status, 422, JSON.stringify(cloned.body));
+  assert.equal(cloned.body.error.details.reason, "counter_regressed");
+  console.log("refused a cloned authenticator whose counter went backwards");
 
   // An authenticator that does not verify the user, asked (by a tampered page) not to:
   // the server requires verification and refuses the answer.
