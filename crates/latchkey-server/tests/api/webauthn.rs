@@ -13,11 +13,12 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
-use crate::helpers::{Reply, TestApp, access};
+use crate::helpers::{Reply, TestApp, access, join_all};
 
 on_both_backends!(
     a_passkey_is_registered_and_passes_a_login_as_the_second_factor,
     a_passkey_signs_in_alone,
+    two_instances_finishing_one_ceremony_succeed_once,
     an_answer_for_another_origin_changes_nothing,
     malformed_answers_are_refused_naming_the_field,
 );
@@ -247,4 +248,55 @@ async fn a_passkey_signs_in_alone(app: TestApp) {
     let usernameless = app.post("/v1/auth/passkey/options", json!({})).await;
     assert_eq!(usernameless.body["mediation"], "conditional");
     assert!(usernameless.body["request_options"]["allowCredentials"].as_array().is_none_or(Vec::is_empty));
+}
+
+/// A second instance on the app's database, with the same master key; its base URL.
+async fn second_instance(app: &TestApp) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::helpers::test_config(&app.db, dir.path());
+    let second =
+        latchkey_server::Application::build_with_clock(config, std::sync::Arc::new(app.clock.clone()))
+            .await
+            .unwrap();
+    let base = format!("http://{}", second.local_addr().unwrap());
+    tokio::spawn(second.run_until_stopped(std::future::pending()));
+    (base, dir)
+}
+
+async fn two_instances_finishing_one_ceremony_succeed_once(app: TestApp) {
+    let (second, _dir) = second_instance(&app).await;
+    let bases = [app.base.clone(), second];
+    let post = |i: usize, path: String, token: Option<String>, body: Value| {
+        let mut request = app.client.post(format!("{}{path}", bases[i % 2])).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        app.send(request)
+    };
+
+    // One registration answer, twenty finishes at once on two instances.
+    let token = access(&app.user("race@example.com").await);
+    let (factor_id, options) = start(&app, &token).await;
+    let mut key = authenticator();
+    let credential = create(&mut key, ORIGIN, &options);
+    let path = format!("/v1/me/factors/{factor_id}/verify");
+    let replies = join_all(
+        (0..20).map(|i| post(i, path.clone(), Some(token.clone()), json!({ "credential": credential }))),
+    )
+    .await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM factors WHERE credential_id IS NOT NULL").await, 1);
+
+    // One sign-in answer, twenty uses at once: one session.
+    let sessions_before = app.count("SELECT COUNT(*) FROM sessions").await;
+    let options = app.post("/v1/auth/passkey/options", json!({ "email": "race@example.com" })).await;
+    let assertion = get(&mut key, &options.body["request_options"]);
+    let replies = join_all(
+        (0..20).map(|i| post(i, "/v1/auth/passkey/login".into(), None, json!({ "credential": assertion }))),
+    )
+    .await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, sessions_before + 1);
 }
