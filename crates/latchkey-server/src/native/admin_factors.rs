@@ -1,5 +1,6 @@
 //! Factor administration and sidecar verification with an API key:
-//! `/v1/users/{id}/factors[/{fid}]` and `POST /v1/users/{id}/verify`.
+//! `/v1/users/{id}/factors[/{fid}]`, `POST /v1/users/{id}/verify` and
+//! `POST /v1/users/{id}/webauthn/options`.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,11 +15,15 @@ use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AdminKey, ClientMeta, JsonBody, Path};
 use crate::native::factors::FactorView;
 use crate::service::second_factor::{self, Proof};
-use crate::service::{accounts, factors, reauth};
+use crate::service::{accounts, factors, reauth, webauthn};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, reset)).routes(routes!(remove)).routes(routes!(verify))
+    OpenApiRouter::new()
+        .routes(routes!(list, reset))
+        .routes(routes!(remove))
+        .routes(routes!(verify))
+        .routes(routes!(webauthn_options))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -119,7 +124,40 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `code` (TOTP) or `recovery_code`, not both.
+/// Options for the browser, valid 5 minutes.
+#[derive(Serialize, ToSchema)]
+struct SidecarWebauthnOptions {
+    /// `PublicKeyCredentialRequestOptions` (JSON form), allowing any of the user's
+    /// passkeys and security keys; send the browser's answer to
+    /// `POST /v1/users/{id}/verify` as `credential`.
+    #[schema(value_type = Object)]
+    request_options: serde_json::Value,
+    expires_in: i64,
+}
+
+/// For apps that check passwords themselves and use passkeys as the second factor:
+/// starts a WebAuthn authentication of the user.
+#[utoipa::path(post, path = "/v1/users/{id}/webauthn/options", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Options for the browser.", body = SidecarWebauthnOptions),
+        (status = 403, description = "The key lacks `users:write`.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+        (status = 409, description = "The user has no active WebAuthn factor.", body = ErrorBody),
+    ))]
+async fn webauthn_options(
+    State(state): State<AppState>,
+    admin: AdminKey,
+    Path(id): Path<String>,
+) -> Result<Json<SidecarWebauthnOptions>, ApiError> {
+    admin.require("users:write")?;
+    existing_user(&state, &id).await?;
+    let request_options = webauthn::start_sidecar_authentication(&state, &id).await?;
+    Ok(Json(SidecarWebauthnOptions { request_options, expires_in: webauthn::CEREMONY_TTL_SECS }))
+}
+
+/// `code` (TOTP), `recovery_code`, or `credential` (WebAuthn): one of them.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SidecarVerify {
@@ -127,6 +165,9 @@ struct SidecarVerify {
     code: Option<SecretString>,
     #[schema(value_type = Option<String>)]
     recovery_code: Option<SecretString>,
+    /// The browser's answer to the options of `POST /v1/users/{id}/webauthn/options`.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
 }
 
 /// For apps that check passwords themselves: is this second factor right? A wrong
@@ -152,21 +193,23 @@ async fn verify(
 ) -> Result<Json<Verdict>, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
-    let proof = match (&body.code, &body.recovery_code) {
-        (Some(code), None) => Proof::AnyTotp { code: code.expose_secret() },
-        (None, Some(code)) => Proof::RecoveryCode(code.expose_secret()),
-        (None, None) => return Err(ApiError::field(ErrorCode::MissingField, "code")),
-        (Some(_), Some(_)) => {
+    let (proof, method) = match (&body.code, &body.recovery_code, &body.credential) {
+        (Some(code), None, None) => (Proof::AnyTotp { code: code.expose_secret() }, "totp"),
+        (None, Some(code), None) => (Proof::RecoveryCode(code.expose_secret()), "recovery_code"),
+        (None, None, Some(credential)) => {
+            (Proof::Credential { factor_id: None, credential, login: None }, "webauthn")
+        }
+        (None, None, None) => return Err(ApiError::field(ErrorCode::MissingField, "code")),
+        _ => {
             return Err(ApiError::field(ErrorCode::InvalidField, "recovery_code")
-                .with_message("Give `code` or `recovery_code`, not both."));
+                .with_message("Give one of `code`, `recovery_code` and `credential`."));
         }
     };
-    let method = if body.code.is_some() { "totp" } else { "recovery_code" };
     match second_factor::verify(&state, &id, proof, &meta, Some(admin.actor())).await {
         Ok(verified) => {
             Ok(Json(Verdict { valid: true, factor_id: verified.factor_id, method: verified.method.as_str() }))
         }
-        Err(error) if error.code == ErrorCode::InvalidCode => {
+        Err(error) if matches!(error.code, ErrorCode::InvalidCode | ErrorCode::InvalidCredential) => {
             Ok(Json(Verdict { valid: false, factor_id: None, method }))
         }
         Err(error) => Err(error),

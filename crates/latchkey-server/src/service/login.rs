@@ -239,7 +239,7 @@ pub async fn complete(
             second_factor::verify(state, user_id, Proof::RecoveryCode(code), meta, None).await?
         }
         LoginProof::Credential { factor_id, credential } => {
-            let proof = Proof::Credential { factor_id, credential, login: Some(&hash) };
+            let proof = Proof::Credential { factor_id: Some(factor_id), credential, login: Some(&hash) };
             second_factor::verify(state, user_id, proof, meta, None).await?
         }
         LoginProof::Link { challenge_id } => {

@@ -32,9 +32,11 @@ pub enum Proof<'a> {
         code: &'a str,
     },
     RecoveryCode(&'a str),
-    /// A WebAuthn factor's answer to the ceremony started for the login `login`.
+    /// A WebAuthn factor's answer to the ceremony started for the login `login` (or,
+    /// without one, for the sidecar). Without `factor_id`, the factor is the one
+    /// holding the answer's credential.
     Credential {
-        factor_id: &'a str,
+        factor_id: Option<&'a str>,
         credential: &'a serde_json::Value,
         login: Option<&'a [u8]>,
     },
@@ -268,11 +270,16 @@ pub async fn verify(
             matched
         }
         Proof::Credential { factor_id, credential, login } => {
-            let factor = state
-                .store
-                .factor(user_id, factor_id, now)
-                .await?
-                .filter(|f| f.status == FactorStatus::Active && f.factor_type == FactorType::Webauthn);
+            let factor = match factor_id {
+                Some(factor_id) => state.store.factor(user_id, factor_id, now).await?,
+                None => state
+                    .store
+                    .factor_by_credential(&webauthn::credential_id(credential)?, now)
+                    .await?
+                    .filter(|f| f.user_id == user_id),
+            };
+            let factor =
+                factor.filter(|f| f.status == FactorStatus::Active && f.factor_type == FactorType::Webauthn);
             tried = factor.as_ref().map(|f| (f.id.clone(), f.factor_type));
             match factor {
                 Some(factor) => {

@@ -324,6 +324,30 @@ pub async fn start_authentication(
     serde_json::to_value(&options.public_key).map_err(ApiError::internal)
 }
 
+/// Starts authenticating `user_id` with any of their active WebAuthn factors, for an
+/// app that checks the first factor itself (the sidecar); returns the
+/// `PublicKeyCredentialRequestOptions`, or `mfa_not_enabled` when they have none.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+pub async fn start_sidecar_authentication(state: &AppState, user_id: &str) -> Result<Value, ApiError> {
+    let keys = passkeys(state, user_id).await?;
+    if keys.is_empty() {
+        return Err(
+            ApiError::new(ErrorCode::MfaNotEnabled).with_message("The user has no active WebAuthn factor.")
+        );
+    }
+    let (options, authentication) =
+        state.webauthn.start_passkey_authentication(&keys).map_err(ApiError::internal)?;
+    let challenge = options.public_key.challenge.to_vec();
+    remember(state, &challenge, CeremonyPurpose::Login, Some(user_id), None, None, &authentication).await?;
+    serde_json::to_value(&options.public_key).map_err(ApiError::internal)
+}
+
+/// The credential id an authentication answer names (its `rawId`).
+pub fn credential_id(credential: &Value) -> Result<Vec<u8>, ApiError> {
+    let answer: PublicKeyCredential = parse_credential(credential)?;
+    Ok(answer.get_credential_id().to_vec())
+}
+
 /// A WebAuthn assertion that passed.
 #[derive(Debug, Clone, Copy)]
 pub struct Asserted {
@@ -352,8 +376,9 @@ pub async fn finish_authentication(
         Ok(spent) => spent,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    // A login's ceremony names its factor; the sidecar's allows any of the user's.
     if spent.ceremony.user_id.as_deref() != Some(factor.user_id.as_str())
-        || spent.ceremony.factor_id.as_deref() != Some(factor.id.as_str())
+        || spent.ceremony.factor_id.as_deref().is_some_and(|id| id != factor.id)
         || spent.ceremony.mfa_token_hash.as_deref() != login
     {
         return Ok(Err(Refusal::WrongCeremony));

@@ -19,6 +19,7 @@ on_both_backends!(
     a_passkey_is_registered_and_passes_a_login_as_the_second_factor,
     a_passkey_signs_in_alone,
     two_instances_finishing_one_ceremony_succeed_once,
+    an_app_with_its_own_first_factor_checks_a_passkey,
     an_answer_for_another_origin_changes_nothing,
     malformed_answers_are_refused_naming_the_field,
 );
@@ -299,4 +300,32 @@ async fn two_instances_finishing_one_ceremony_succeed_once(app: TestApp) {
     let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, sessions_before + 1);
+}
+
+/// The sidecar: an app that checks passwords itself asks for options with its API key,
+/// and asks whether the browser's answer is right.
+async fn an_app_with_its_own_first_factor_checks_a_passkey(app: TestApp) {
+    let key = app.api_key(&["users:write"]).await;
+    let bare = app.user("bare@example.com").await;
+    let bare_id = app.get_bearer("/v1/me", &access(&bare)).await.body["id"].as_str().unwrap().to_owned();
+    let call = |path: String, body: Value| {
+        app.send(app.client.post(app.url(&path)).header("x-api-key", &key).json(&body))
+    };
+    let none = call(format!("/v1/users/{bare_id}/webauthn/options"), json!({})).await;
+    assert_eq!((none.status, none.code()), (StatusCode::CONFLICT, "mfa_not_enabled"));
+
+    let (token, factor_id, mut authenticator) = registered(&app, "side@example.com").await;
+    let id = app.get_bearer("/v1/me", &token).await.body["id"].as_str().unwrap().to_owned();
+    let options = call(format!("/v1/users/{id}/webauthn/options"), json!({})).await;
+    assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+    let answer = get(&mut authenticator, &options.body["request_options"]);
+    let verdict = call(format!("/v1/users/{id}/verify"), json!({ "credential": answer })).await;
+    assert_eq!(verdict.body, json!({ "valid": true, "factor_id": factor_id, "method": "webauthn" }));
+    // The same answer again, or for another user: not valid.
+    let again = call(format!("/v1/users/{id}/verify"), json!({ "credential": answer })).await;
+    assert_eq!(again.body["valid"], false, "{}", again.body);
+    let options = call(format!("/v1/users/{id}/webauthn/options"), json!({})).await;
+    let answer = get(&mut authenticator, &options.body["request_options"]);
+    let elsewhere = call(format!("/v1/users/{bare_id}/verify"), json!({ "credential": answer })).await;
+    assert_eq!(elsewhere.body["valid"], false, "{}", elsewhere.body);
 }
