@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Scenarios to run, comma-separated.
-    #[arg(long, default_value = "healthz,verify-ok,verify-bad,setup,login-mfa")]
+    #[arg(long, default_value = "healthz,verify-ok,verify-bad,setup,login-mfa,passkey-login")]
     scenarios: String,
     /// Where to write the results as JSON.
     #[arg(long)]
@@ -195,6 +195,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (factor_id, key) = setup::enrol_via_api(&client, &base, &access).await?;
         mfa_accounts.push((email.clone(), factor_id, key));
     }
+    let passkey_users =
+        setup::create_users(&client, &base, &api_key, "passkey", args.login_users, Some(PASSWORD), 4).await?;
+    let mut passkey_accounts = Vec::new();
+    for (_, email) in &passkey_users {
+        let access =
+            setup::login(&client, &base, email).await?["access_token"].as_str().context("token")?.to_owned();
+        let authenticator = setup::enrol_passkey(&client, &base, &access).await?;
+        passkey_accounts.push((email.clone(), std::sync::Mutex::new(authenticator)));
+    }
     let settled_rss_kib = memory_kib(pid, "VmRSS:");
 
     let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).collect();
@@ -275,6 +284,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 })
                 .await
             }
+            "passkey-login" => {
+                let accounts = Arc::new(std::mem::take(&mut passkey_accounts));
+                measure("passkey-login", pid, &args, Pace::Closed, None, move |n| {
+                    let accounts = Arc::clone(&accounts);
+                    let (client, base) = (client.clone(), base.clone());
+                    async move {
+                        let index = usize::try_from(n).unwrap_or(0) % accounts.len();
+                        let email = accounts[index].0.clone();
+                        let options = client
+                            .post(format!("{base}/v1/auth/passkey/options"))
+                            .json(&json!({ "email": email }))
+                            .send()
+                            .await
+                            .ok()?;
+                        if !options.status().is_success() {
+                            return Some(options.status().as_u16());
+                        }
+                        let body: Value = options.json().await.ok()?;
+                        let credential = passkey_answer(&accounts[index].1, &body["request_options"])?;
+                        let login = client
+                            .post(format!("{base}/v1/auth/passkey/login"))
+                            .json(&json!({ "credential": credential }));
+                        Some(status_of(login).await)
+                    }
+                })
+                .await
+            }
             other => anyhow::bail!("unknown scenario {other}"),
         };
         results.push(measured);
@@ -328,6 +364,20 @@ fn healthz(
         let request = client.get(&url);
         Box::pin(async move { Some(status_of(request).await) })
     }
+}
+
+/// What the user's software authenticator answers to sign-in `options`; `None` if it
+/// cannot (counted as a failed request).
+fn passkey_answer(
+    authenticator: &std::sync::Mutex<webauthn_authenticator_rs::softpasskey::SoftPasskey>,
+    options: &Value,
+) -> Option<Value> {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let options: webauthn_rs::prelude::RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": options })).ok()?;
+    let origin = webauthn_rs::prelude::Url::parse(setup::PASSKEY_ORIGIN).ok()?;
+    let answer = authenticator.lock().ok()?.do_authentication(origin, options).ok()?;
+    serde_json::to_value(answer).ok()
 }
 
 /// The sidecar verification of a fresh TOTP code for the next user in turn.

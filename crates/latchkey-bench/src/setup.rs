@@ -13,6 +13,8 @@ use latchkey_server::service::{factors, reauth};
 use latchkey_server::state::AppState;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs::prelude::{CreationChallengeResponse, Url};
 
 pub const PASSWORD: &str = "correct horse battery staple bench";
 
@@ -119,6 +121,43 @@ pub async fn enrol_via_api(
         .await?
         .error_for_status()?;
     Ok((factor_id, key))
+}
+
+/// The origin the benchmarked server's relying party expects: its `public_url` is
+/// the default, whose RP id is `localhost`.
+pub const PASSKEY_ORIGIN: &str = "http://localhost:8080";
+
+/// Registers a passkey, held by a software authenticator, for the user of `access`.
+pub async fn enrol_passkey(
+    client: &reqwest::Client,
+    base: &str,
+    access: &str,
+) -> anyhow::Result<SoftPasskey> {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let factor: Value = client
+        .post(format!("{base}/v1/me/factors"))
+        .bearer_auth(access)
+        .json(&json!({ "type": "webauthn" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let factor_id = factor["id"].as_str().context("factor id")?.to_owned();
+    let options: CreationChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": factor["webauthn"]["creation_options"] }))?;
+    let mut authenticator = SoftPasskey::new(true);
+    let credential = authenticator
+        .do_registration(Url::parse(PASSKEY_ORIGIN)?, options)
+        .map_err(|e| anyhow::anyhow!("the software authenticator failed: {e:?}"))?;
+    client
+        .post(format!("{base}/v1/me/factors/{factor_id}/verify"))
+        .bearer_auth(access)
+        .json(&json!({ "credential": credential }))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(authenticator)
 }
 
 /// The bench's own clock: it is a client measuring real time.
