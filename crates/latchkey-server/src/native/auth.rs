@@ -341,7 +341,7 @@ struct PasskeyOptions {
 
 /// `POST /v1/auth/passkey/options`: starts a sign-in with a passkey alone.
 #[utoipa::path(post, path = "/v1/auth/passkey/options", tag = "auth",
-    request_body = PasskeyOptionsRequest,
+    request_body(content = Option<PasskeyOptionsRequest>, description = "Optional: without a body, or without `email`, any discoverable passkey may answer."),
     responses((status = 200, description = "Options for the browser, valid 5 minutes.", body = PasskeyOptions)))]
 async fn passkey_options(
     State(state): State<AppState>,
