@@ -94,21 +94,30 @@ pub async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow:
     Ok(reply.json().await?)
 }
 
+/// Starts setting up a factor of `factor_type` for the user of `access`.
+async fn start_factor(
+    client: &reqwest::Client,
+    base: &str,
+    access: &str,
+    factor_type: &str,
+) -> anyhow::Result<Value> {
+    let reply = client
+        .post(format!("{base}/v1/me/factors"))
+        .bearer_auth(access)
+        .json(&json!({ "type": factor_type }))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(reply.json().await?)
+}
+
 /// Enrols and confirms TOTP through the API as the signed-in user.
 pub async fn enrol_via_api(
     client: &reqwest::Client,
     base: &str,
     access: &str,
 ) -> anyhow::Result<(String, Vec<u8>)> {
-    let factor: Value = client
-        .post(format!("{base}/v1/me/factors"))
-        .bearer_auth(access)
-        .json(&json!({ "type": "totp" }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let factor = start_factor(client, base, access, "totp").await?;
     let factor_id = factor["id"].as_str().context("factor id")?.to_owned();
     let key = base32::decode(factor["totp"]["secret"].as_str().context("secret")?).context("secret")?;
     let params = totp::Params::default();
@@ -134,15 +143,7 @@ pub async fn enrol_passkey(
     access: &str,
 ) -> anyhow::Result<SoftPasskey> {
     use webauthn_authenticator_rs::WebauthnAuthenticator;
-    let factor: Value = client
-        .post(format!("{base}/v1/me/factors"))
-        .bearer_auth(access)
-        .json(&json!({ "type": "webauthn" }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let factor = start_factor(client, base, access, "webauthn").await?;
     let factor_id = factor["id"].as_str().context("factor id")?.to_owned();
     let options: CreationChallengeResponse =
         serde_json::from_value(json!({ "publicKey": factor["webauthn"]["creation_options"] }))?;

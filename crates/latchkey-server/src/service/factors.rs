@@ -185,6 +185,28 @@ pub async fn enroll_totp(
     })
 }
 
+/// A new pending factor of `factor_type` for `user`, lapsing after
+/// `mfa.pending_factor_ttl_secs`, with nothing type-specific set.
+fn pending(
+    state: &AppState,
+    user: &User,
+    factor_type: FactorType,
+    friendly_name: Option<String>,
+) -> NewFactor {
+    let now = state.now();
+    NewFactor {
+        id: Uuid::now_v7().to_string(),
+        user_id: user.id.clone(),
+        factor_type,
+        friendly_name,
+        secret: None,
+        totp: None,
+        destination: None,
+        created_at: now,
+        expires_at: now + state.config.mfa.pending_factor_ttl_secs,
+    }
+}
+
 /// Creates a pending WebAuthn factor (replacing any pending one) and starts its
 /// registration; returns it with the `PublicKeyCredentialCreationOptions` the browser
 /// needs. [`confirm_credential`] finishes it with the browser's answer.
@@ -199,21 +221,8 @@ pub async fn enroll_webauthn(
     authorized_for(by, user)?;
     let friendly_name = friendly_name.map(|n| check_friendly_name(&n)).transpose()?;
     ensure_room(state, &user.id, FactorType::Webauthn).await?;
-    let now = state.now();
-    let factor = state
-        .store
-        .create_pending_factor(&NewFactor {
-            id: Uuid::now_v7().to_string(),
-            user_id: user.id.clone(),
-            factor_type: FactorType::Webauthn,
-            friendly_name,
-            secret: None,
-            totp: None,
-            destination: None,
-            created_at: now,
-            expires_at: now + state.config.mfa.pending_factor_ttl_secs,
-        })
-        .await?;
+    let factor =
+        state.store.create_pending_factor(&pending(state, user, FactorType::Webauthn, friendly_name)).await?;
     let options = webauthn::start_registration(state, user, &factor).await?;
     audit::record(
         state,
@@ -272,21 +281,9 @@ pub async fn enroll_contact(
     let channel = if factor_type == FactorType::Sms { Channel::Sms } else { Channel::Email };
     let send = Send { destination: &destination, channel, user_id: Some(&user.id), meta };
     challenges::claim_send(state, send).await?;
-    let now = state.now();
-    let factor = state
-        .store
-        .create_pending_factor(&NewFactor {
-            id: Uuid::now_v7().to_string(),
-            user_id: user.id.clone(),
-            factor_type,
-            friendly_name,
-            secret: None,
-            totp: None,
-            destination: Some(destination),
-            created_at: now,
-            expires_at: now + state.config.mfa.pending_factor_ttl_secs,
-        })
-        .await?;
+    let factor =
+        NewFactor { destination: Some(destination), ..pending(state, user, factor_type, friendly_name) };
+    let factor = state.store.create_pending_factor(&factor).await?;
     let sent = challenges::send_code(state, &factor, ChallengePurpose::Enroll, None, meta).await?;
     audit::record(state, Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, factor_type)).await;
     Ok((factor, sent))
