@@ -368,40 +368,9 @@ impl Config {
             .map_err(|e| format!("totp: {e}"))
     }
 
-    /// The WebAuthn relying party: its id and the origins allowed to use it, with the
-    /// defaults `WebauthnConfig` describes.
+    /// The WebAuthn relying party: its id and the origins allowed to use it.
     pub fn relying_party(&self) -> Result<(String, Vec<webauthn_rs::prelude::Url>), ConfigError> {
-        use webauthn_rs::prelude::Url;
-        let invalid = |what: &str| ConfigError::Invalid(what.to_owned());
-        let public =
-            Url::parse(&self.public_url).map_err(|_| invalid("public_url must be an http(s) URL"))?;
-        let public_host = public.host_str().unwrap_or_default().to_owned();
-        let host_is_ip = public_host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok();
-        let rp_id = match &self.webauthn.rp_id {
-            Some(rp_id) => rp_id.clone(),
-            None if host_is_ip => "localhost".to_owned(),
-            None => public_host.clone(),
-        };
-        if rp_id.is_empty() || rp_id.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok() {
-            return Err(invalid("webauthn.rp_id must be a domain name (an IP address is not a valid RP id)"));
-        }
-        let origins = if self.webauthn.origins.is_empty() {
-            let mut origin = public;
-            if host_is_ip && self.webauthn.rp_id.is_none() {
-                origin.set_host(Some("localhost")).map_err(|_| invalid("public_url has no host"))?;
-            }
-            vec![origin]
-        } else {
-            self.webauthn
-                .origins
-                .iter()
-                .map(|origin| {
-                    Url::parse(origin)
-                        .map_err(|_| invalid("webauthn.origins holds URLs like \"https://example.com\""))
-                })
-                .collect::<Result<_, _>>()?
-        };
-        Ok((rp_id, origins))
+        self.webauthn.relying_party(&self.public_url).map_err(|why| ConfigError::Invalid(why.to_owned()))
     }
 
     /// The trusted proxies' addresses (validated at load).
@@ -609,5 +578,20 @@ mod tests {
         }
         let missing = dir.path().join("absent.toml");
         assert!(Config::load(Some(&missing), &env(&[]), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn the_relying_party_defaults_to_the_public_url_and_never_to_an_ip_address() {
+        let mut config = Config::default();
+        let (rp_id, origins) = config.relying_party().unwrap();
+        assert_eq!((rp_id.as_str(), origins[0].as_str()), ("localhost", "http://localhost:8080/"));
+        config.public_url = "https://auth.example.com".into();
+        let (rp_id, origins) = config.relying_party().unwrap();
+        assert_eq!((rp_id.as_str(), origins[0].as_str()), ("auth.example.com", "https://auth.example.com/"));
+        config.webauthn.rp_id = Some("10.0.0.1".into());
+        assert!(config.relying_party().is_err(), "an IP address is not an RP id");
+        config.webauthn.rp_id = Some("example.com".into());
+        config.webauthn.origins = vec!["not a url".into()];
+        assert!(config.validate().is_err());
     }
 }

@@ -7,6 +7,7 @@ use latchkey_core::lockout::LockoutPolicy;
 use latchkey_core::login::ThrottlePolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
+use webauthn_rs::prelude::Url;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -386,6 +387,37 @@ pub struct WebauthnConfig {
     /// `public_url`'s, on the host `localhost` when the RP id defaults to it.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub origins: Vec<String>,
+}
+
+impl WebauthnConfig {
+    /// The relying party's id and the origins allowed to use it, with the defaults the
+    /// fields describe, for a service at `public_url`; what is wrong, if anything.
+    pub fn relying_party(&self, public_url: &str) -> Result<(String, Vec<Url>), &'static str> {
+        let is_ip = |host: &str| host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok();
+        let public = Url::parse(public_url).map_err(|_| "public_url must be an http(s) URL")?;
+        let public_host = public.host_str().unwrap_or_default().to_owned();
+        let rp_id = match &self.rp_id {
+            Some(rp_id) => rp_id.clone(),
+            None if is_ip(&public_host) => "localhost".to_owned(),
+            None => public_host.clone(),
+        };
+        if rp_id.is_empty() || is_ip(&rp_id) {
+            return Err("webauthn.rp_id must be a domain name (an IP address is not a valid RP id)");
+        }
+        if !self.origins.is_empty() {
+            let origins = self.origins.iter().map(|origin| Url::parse(origin));
+            let origins = origins.collect::<Result<_, _>>();
+            return Ok((
+                rp_id,
+                origins.map_err(|_| "webauthn.origins holds URLs like \"https://example.com\"")?,
+            ));
+        }
+        let mut origin = public;
+        if is_ip(&public_host) && self.rp_id.is_none() {
+            origin.set_host(Some("localhost")).map_err(|_| "public_url has no host")?;
+        }
+        Ok((rp_id, vec![origin]))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -24,7 +24,7 @@ use crate::http::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie, sec
 use crate::http::openapi;
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, devices, factors, reauth};
+use crate::service::{accounts, challenges, devices, factors, reauth, recovery_codes};
 use crate::state::AppState;
 
 mod auth;
@@ -256,14 +256,13 @@ async fn setup(
             FactorType::Sms => Some(account.phone.as_deref().ok_or(Code::PhoneNumberRequired)?),
             _ => None,
         };
-        let destination = factors::contact_destination(&state, &account, factor_type, None, phone)?;
+        let destination = challenges::contact_destination(&state, &account, factor_type, None, phone)?;
         factors::enroll_contact(&state, &by, &account, factor_type, destination, None, &meta)
             .await
             .map_err(mfa_operation)?;
         (String::new(), String::new())
     };
-    let recovery_codes =
-        factors::issue_recovery_codes_at_setup(&state, &by, &meta).await.map_err(mfa_operation)?;
+    let recovery_codes = recovery_codes::issue_at_setup(&state, &by, &meta).await.map_err(mfa_operation)?;
     Ok(Json(SetupAnswer { secret, url, recovery_codes, mfa_type: body.mfa_type, enabled: false }))
 }
 

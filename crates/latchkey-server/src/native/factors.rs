@@ -14,7 +14,7 @@ use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, Path};
 use crate::service::factors::{Enrolment, RecoveryCodes};
-use crate::service::{accounts, factors, reauth};
+use crate::service::{accounts, challenges, factors, reauth, recovery_codes};
 use crate::state::AppState;
 use latchkey_core::challenge;
 use latchkey_core::factor::FactorType;
@@ -193,7 +193,7 @@ async fn create(
     if factor_type != FactorType::Totp {
         // The destination is checked before re-authentication so a typo is reported
         // even when the login is old.
-        let destination = factors::contact_destination(
+        let destination = challenges::contact_destination(
             &state,
             &account,
             factor_type,
@@ -376,6 +376,6 @@ async fn regenerate_recovery_codes(
         body.unwrap_or_default().current_password,
     )
     .await?;
-    let recovery_codes = factors::regenerate_recovery_codes(&state, &by, &meta).await?;
+    let recovery_codes = recovery_codes::regenerate(&state, &by, &meta).await?;
     Ok(Json(RecoveryCodeList { recovery_codes }))
 }

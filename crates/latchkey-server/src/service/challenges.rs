@@ -6,11 +6,13 @@ use latchkey_core::challenge::{
     self, CODE_TTL_SECS, LINK_TTL_SECS, MAX_ATTEMPTS, SEND_MIN_INTERVAL_SECS, SENDS_PER_HOUR,
 };
 use latchkey_core::crypto::{HashPurpose, constant_time_eq};
+use latchkey_core::email::Email;
 use latchkey_core::factor::FactorType;
+use latchkey_core::phone;
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
 use latchkey_store::{
     Challenge, ChallengeKind, ChallengePurpose, Channel, CodeChallengeQuery, Factor, NewChallenge, SendClaim,
-    SendKey, SendLimits,
+    SendKey, SendLimits, User,
 };
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -92,6 +94,35 @@ pub fn channel(factor: &Factor) -> Channel {
 
 fn code_hash(state: &AppState, challenge_id: &str, code: &str) -> [u8; 32] {
     state.keys.hashing.hash(HashPurpose::ChallengeCode, format!("{challenge_id}:{code}").as_bytes())
+}
+
+/// Where a new email, SMS or magic-link factor sends its codes, checked: an email
+/// address (the account's unless `email` is given) or an E.164 number in an allowed
+/// country.
+pub fn contact_destination(
+    state: &AppState,
+    user: &User,
+    factor_type: FactorType,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Result<String, ApiError> {
+    match factor_type {
+        FactorType::Sms => {
+            let number = phone.ok_or_else(|| ApiError::field(ErrorCode::MissingField, "phone"))?;
+            let number = phone::normalize_e164(number)
+                .map_err(|_| ApiError::field(ErrorCode::InvalidPhone, "phone"))?;
+            if !challenge::phone_country_allowed(&number, &state.config.sms.allowed_country_codes) {
+                return Err(ApiError::field(ErrorCode::PhoneNotAllowed, "phone"));
+            }
+            Ok(number)
+        }
+        _ => match email {
+            Some(address) => Ok(Email::parse(address)
+                .map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?
+                .address),
+            None => Ok(user.email.clone()),
+        },
+    }
 }
 
 /// Where an email, SMS or magic-link factor sends its codes and links.

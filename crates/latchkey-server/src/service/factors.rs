@@ -1,12 +1,9 @@
 //! The factor lifecycle: enrolment (pending), confirmation (active, with the first
 //! factor's recovery codes), renaming, removal, and recovery-code regeneration.
 
-use latchkey_core::challenge;
 use latchkey_core::crypto::HashPurpose;
-use latchkey_core::email::Email;
 use latchkey_core::factor::{FactorStatus, FactorType};
-use latchkey_core::phone;
-use latchkey_core::recovery::{self, CODE_BYTES, CODES_PER_SET};
+use latchkey_core::recovery;
 use latchkey_core::totp::{self, SECRET_BYTES};
 use latchkey_core::{UnixTime, base32};
 use latchkey_store::{ChallengePurpose, Channel, Factor, NewFactor, TotpSettings, User};
@@ -20,7 +17,7 @@ use crate::service::challenges::{self, Send, Sent};
 use crate::service::notify::{self, Notice};
 use crate::service::reauth::Authorized;
 use crate::service::second_factor::{self, Attempt, Method, factor_params, open_totp_secret, secret_context};
-use crate::service::{sessions, webauthn};
+use crate::service::{recovery_codes, sessions, webauthn};
 use crate::state::AppState;
 use crate::{keys, qr, random};
 
@@ -232,35 +229,6 @@ pub async fn enroll_webauthn(
     Ok((factor, options))
 }
 
-/// Where a new email, SMS or magic-link factor sends its codes, checked: an email
-/// address (the account's unless `email` is given) or an E.164 number in an allowed
-/// country.
-pub fn contact_destination(
-    state: &AppState,
-    user: &User,
-    factor_type: FactorType,
-    email: Option<&str>,
-    phone: Option<&str>,
-) -> Result<String, ApiError> {
-    match factor_type {
-        FactorType::Sms => {
-            let number = phone.ok_or_else(|| ApiError::field(ErrorCode::MissingField, "phone"))?;
-            let number = phone::normalize_e164(number)
-                .map_err(|_| ApiError::field(ErrorCode::InvalidPhone, "phone"))?;
-            if !challenge::phone_country_allowed(&number, &state.config.sms.allowed_country_codes) {
-                return Err(ApiError::field(ErrorCode::PhoneNotAllowed, "phone"));
-            }
-            Ok(number)
-        }
-        _ => match email {
-            Some(address) => Ok(Email::parse(address)
-                .map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))?
-                .address),
-            None => Ok(user.email.clone()),
-        },
-    }
-}
-
 /// Creates a pending email, SMS or magic-link factor (replacing a pending one of the
 /// type) and sends it a code; the code confirms the factor. Sends are throttled per
 /// destination.
@@ -399,7 +367,7 @@ pub async fn confirm(
     let first = activated(state, user_id, &factor, Some(user), meta).await?;
     let recovery_codes = match codes {
         RecoveryCodes::IssueWithFirstFactor if first => {
-            Some(issue_recovery_codes(state, user_id, now).await?)
+            Some(recovery_codes::issue(state, user_id, now).await?)
         }
         _ => None,
     };
@@ -528,58 +496,6 @@ async fn raise_session(
         tracing::info!(user_id = %user.session.user_id, ended, "ended sessions that predate the first second factor");
     }
     Ok(())
-}
-
-/// Makes a new set of recovery codes (the old set dies) and returns them, once.
-#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
-pub async fn issue_recovery_codes(
-    state: &AppState,
-    user_id: &str,
-    now: UnixTime,
-) -> Result<Vec<String>, ApiError> {
-    let codes: Vec<String> =
-        (0..CODES_PER_SET).map(|_| recovery::format_code(&random::bytes::<CODE_BYTES>())).collect();
-    let hashes: Vec<Vec<u8>> = codes
-        .iter()
-        .filter_map(|code| recovery::normalize(code))
-        .map(|canonical| state.keys.hashing.hash(HashPurpose::RecoveryCode, canonical.as_bytes()).to_vec())
-        .collect();
-    state.store.replace_recovery_codes(user_id, &hashes, now).await?;
-    Ok(codes)
-}
-
-/// Recovery codes handed out with a new factor's setup, before it is confirmed (for
-/// surfaces that show them with the secret). A user who already has an active factor
-/// gets a regenerated set, audited and notified like any regeneration.
-#[tracing::instrument(level = "debug", skip_all)]
-pub async fn issue_recovery_codes_at_setup(
-    state: &AppState,
-    by: &Authorized,
-    meta: &ClientMeta,
-) -> Result<Vec<String>, ApiError> {
-    if has_active(state, by.user_id(), None).await? {
-        regenerate_recovery_codes(state, by, meta).await
-    } else {
-        issue_recovery_codes(state, by.user_id(), state.now()).await
-    }
-}
-
-/// Regenerates recovery codes for a user who has an active factor.
-#[tracing::instrument(level = "debug", skip_all)]
-pub async fn regenerate_recovery_codes(
-    state: &AppState,
-    by: &Authorized,
-    meta: &ClientMeta,
-) -> Result<Vec<String>, ApiError> {
-    let user_id = by.user_id();
-    let now = state.now();
-    if !has_active(state, user_id, None).await? {
-        return Err(ErrorCode::MfaNotEnabled.into());
-    }
-    let codes = issue_recovery_codes(state, user_id, now).await?;
-    audit::record(state, Event::new("recovery_codes.regenerated", user_id, meta)).await;
-    notify::send(state, user_id, Notice::RecoveryCodesRegenerated, meta).await;
-    Ok(codes)
 }
 
 /// Removes one of the user's factors (the last active one takes the recovery codes

@@ -13,6 +13,7 @@ pub mod magic_link;
 pub mod notify;
 pub mod outgoing;
 pub mod reauth;
+pub mod recovery_codes;
 pub mod second_factor;
 pub mod sessions;
 pub mod webauthn;

@@ -1,12 +1,12 @@
-//! WebAuthn ceremonies in progress: stored sealed, found by their challenge's hash,
-//! spent once.
+//! WebAuthn: ceremonies in progress (stored sealed, found by their challenge's hash,
+//! spent once) and the credentials factors hold.
 
 use latchkey_core::UnixTime;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::parse_stored;
-use crate::{Ceremony, CeremonyPurpose, StoreResult, StoredSecret};
+use super::{is_unique_violation, parse_stored};
+use crate::{Ceremony, CeremonyPurpose, StoreError, StoreResult, StoredSecret};
 
 macro_rules! ceremony_columns {
     () => {
@@ -78,4 +78,56 @@ pub(super) async fn purge(pool: &AnyPool, now: UnixTime) -> StoreResult<u64> {
         .execute(pool)
         .await?;
     Ok(result.rows_affected())
+}
+
+/// Gives a pending WebAuthn factor its credential; a credential id any factor holds
+/// already is `CredentialTaken`.
+pub(super) async fn set_credential(
+    pool: &AnyPool,
+    user_id: &str,
+    factor_id: &str,
+    credential_id: &[u8],
+    credential: &StoredSecret,
+    now: UnixTime,
+) -> StoreResult<bool> {
+    let result = sqlx::query(
+        "UPDATE factors SET credential_id = $3, secret_sealed = $4, secret_nonce = $5, secret_key_id = $6
+         WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $7
+           AND factor_type = 'webauthn'",
+    )
+    .bind(factor_id)
+    .bind(user_id)
+    .bind(credential_id.to_vec())
+    .bind(credential.sealed.clone())
+    .bind(credential.nonce.clone())
+    .bind(&credential.key_id)
+    .bind(now)
+    .execute(pool)
+    .await;
+    match result {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(error) if is_unique_violation(&error) => Err(StoreError::CredentialTaken),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Replaces an active WebAuthn factor's sealed credential and records its use.
+pub(super) async fn update_credential(
+    pool: &AnyPool,
+    factor_id: &str,
+    credential: &StoredSecret,
+    now: UnixTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE factors SET secret_sealed = $2, secret_nonce = $3, secret_key_id = $4, last_used_at = $5
+         WHERE id = $1 AND status = 'active'",
+    )
+    .bind(factor_id)
+    .bind(credential.sealed.clone())
+    .bind(credential.nonce.clone())
+    .bind(&credential.key_id)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -8,12 +8,10 @@ use latchkey_core::lockout::LockoutPolicy;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{
-    SqlStore, ceremonies, challenges, devices, is_unique_violation, join_list, parse_stored, split_list,
-};
+use super::{SqlStore, ceremonies, challenges, devices, join_list, parse_stored, split_list};
 use crate::{
     AttemptClaim, Ceremony, Challenge, CodeChallengeQuery, Factor, FactorRemoval, FactorStore, GuardState,
-    MfaToken, NewChallenge, NewFactor, NewMfaToken, RememberedDevice, StoreError, StoreResult, StoredSecret,
+    MfaToken, NewChallenge, NewFactor, NewMfaToken, RememberedDevice, StoreResult, StoredSecret,
     TotpSettings,
 };
 
@@ -543,25 +541,7 @@ impl FactorStore for SqlStore {
         credential: &StoredSecret,
         now: UnixTime,
     ) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "UPDATE factors SET credential_id = $3, secret_sealed = $4, secret_nonce = $5, secret_key_id = $6
-             WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $7
-               AND factor_type = 'webauthn'",
-        )
-        .bind(factor_id)
-        .bind(user_id)
-        .bind(credential_id.to_vec())
-        .bind(credential.sealed.clone())
-        .bind(credential.nonce.clone())
-        .bind(&credential.key_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::CredentialTaken),
-            Err(error) => Err(error.into()),
-        }
+        ceremonies::set_credential(&self.pool, user_id, factor_id, credential_id, credential, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
@@ -571,18 +551,7 @@ impl FactorStore for SqlStore {
         credential: &StoredSecret,
         now: UnixTime,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE factors SET secret_sealed = $2, secret_nonce = $3, secret_key_id = $4, last_used_at = $5
-             WHERE id = $1 AND status = 'active'",
-        )
-        .bind(factor_id)
-        .bind(credential.sealed.clone())
-        .bind(credential.nonce.clone())
-        .bind(&credential.key_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        ceremonies::update_credential(&self.pool, factor_id, credential, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
