@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
-use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
+use crate::service::login::{self, Challenged, FactorChoice, LoginProof, LoginStep};
 use crate::service::login_throttle::Client;
 use crate::service::sessions::{self, IssuedTokens};
 use crate::service::{accounts, magic_link, webauthn};
@@ -219,30 +219,27 @@ async fn mfa_challenge(
     JsonBody(body): JsonBody<MfaChallenge>,
 ) -> Result<Json<ChallengeSent>, ApiError> {
     use secrecy::ExposeSecret;
-    let token = body.mfa_token.expose_secret();
     let choice = FactorChoice::Id(&body.factor_id);
-    match login::webauthn_options(&state, token, choice).await {
-        Ok((factor, options)) => {
-            return Ok(Json(ChallengeSent {
-                challenge_id: None,
-                factor_id: factor.id,
-                factor_type: factor.factor_type.to_string(),
-                sent_to: None,
-                expires_in: webauthn::CEREMONY_TTL_SECS,
-                request_options: Some(options),
-            }));
-        }
-        Err(error) if error.code == ErrorCode::ChallengeNotApplicable => {}
-        Err(error) => return Err(error),
-    }
-    let (factor, sent) = login::challenge(&state, token, choice, &meta).await?;
-    Ok(Json(ChallengeSent {
-        challenge_id: Some(sent.challenge_id),
-        factor_id: factor.id,
-        factor_type: factor.factor_type.to_string(),
-        sent_to: Some(sent.sent_to),
-        expires_in: sent.expires_in,
-        request_options: None,
+    let (factor, challenged) =
+        login::challenge(&state, body.mfa_token.expose_secret(), choice, &meta).await?;
+    let (factor_id, factor_type) = (factor.id, factor.factor_type.to_string());
+    Ok(Json(match challenged {
+        Challenged::Sent(sent) => ChallengeSent {
+            challenge_id: Some(sent.challenge_id),
+            factor_id,
+            factor_type,
+            sent_to: Some(sent.sent_to),
+            expires_in: sent.expires_in,
+            request_options: None,
+        },
+        Challenged::Webauthn(options) => ChallengeSent {
+            challenge_id: None,
+            factor_id,
+            factor_type,
+            sent_to: None,
+            expires_in: webauthn::CEREMONY_TTL_SECS,
+            request_options: Some(options),
+        },
     }))
 }
 

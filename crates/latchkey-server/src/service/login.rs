@@ -162,35 +162,31 @@ async fn mfa_token(state: &AppState, mfa_token: &str) -> Result<(MfaToken, [u8; 
     Ok((token, hash))
 }
 
-/// Starts the second step of a login with a WebAuthn factor: the
-/// `PublicKeyCredentialRequestOptions` for `navigator.credentials.get`, bound to this
-/// login.
-#[tracing::instrument(level = "debug", skip_all)]
-pub async fn webauthn_options(
-    state: &AppState,
-    mfa_token_value: &str,
-    factor: FactorChoice<'_>,
-) -> Result<(Factor, serde_json::Value), ApiError> {
-    let (token, hash) = mfa_token(state, mfa_token_value).await?;
-    let factor = chosen_factor(state, &token.user_id, factor).await?;
-    if factor.factor_type != FactorType::Webauthn {
-        return Err(ErrorCode::ChallengeNotApplicable.into());
-    }
-    let options = webauthn::start_authentication(state, &factor, &hash).await?;
-    Ok((factor, options))
+/// What the second step of a login with a factor needs from the client.
+pub enum Challenged {
+    /// A code (email, SMS) or link (magic link) is on its way.
+    Sent(Sent),
+    /// For a WebAuthn factor: the `PublicKeyCredentialRequestOptions` for
+    /// `navigator.credentials.get`.
+    Webauthn(serde_json::Value),
 }
 
-/// Sends the code (email, SMS) or link (magic link) for one of the user's factors,
-/// bound to this login. Asking again sends a new one and voids the old.
+/// Starts the second step of a login with one of the user's factors, bound to this
+/// login: sends its code or link (asking again sends a new one and voids the old), or
+/// for a WebAuthn factor starts the ceremony. A TOTP factor needs nothing.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn challenge(
     state: &AppState,
     mfa_token_value: &str,
     factor: FactorChoice<'_>,
     meta: &ClientMeta,
-) -> Result<(Factor, Sent), ApiError> {
+) -> Result<(Factor, Challenged), ApiError> {
     let (token, hash) = mfa_token(state, mfa_token_value).await?;
     let factor = chosen_factor(state, &token.user_id, factor).await?;
+    if factor.factor_type == FactorType::Webauthn {
+        let options = webauthn::start_authentication(state, &factor, &hash).await?;
+        return Ok((factor, Challenged::Webauthn(options)));
+    }
     if !factor.factor_type.is_restricted() {
         return Err(ErrorCode::ChallengeNotApplicable.into());
     }
@@ -205,7 +201,7 @@ pub async fn challenge(
     } else {
         challenges::send_code(state, &factor, ChallengePurpose::Login, login, meta).await?
     };
-    Ok((factor, sent))
+    Ok((factor, Challenged::Sent(sent)))
 }
 
 /// Completes a login with its second factor; the `mfa_token` is spent on success.
