@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::keys::{self, MasterKeySource};
 use crate::passwords::PasswordHasher;
+use crate::service::webauthn::RelyingParty;
 use crate::tokens::AccessTokens;
 
 #[derive(Clone)]
@@ -29,7 +30,7 @@ pub struct AppState {
     pub totp: totp::Params,
     pub lockout: LockoutPolicy,
     /// The WebAuthn relying party (`webauthn.*`).
-    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    pub webauthn: Arc<RelyingParty>,
 }
 
 impl AppState {
@@ -82,7 +83,7 @@ impl AppState {
         };
         let totp = config.totp_params().map_err(anyhow::Error::msg)?;
         let lockout = config.lockout_policy();
-        let webauthn = relying_party(&config)?;
+        let webauthn = RelyingParty::from_config(&config)?;
         Ok(Self {
             webauthn: Arc::new(webauthn),
             totp,
@@ -101,20 +102,6 @@ impl AppState {
     pub fn now(&self) -> latchkey_core::UnixTime {
         self.clock.now()
     }
-}
-
-/// The WebAuthn relying party the configuration describes.
-fn relying_party(config: &Config) -> anyhow::Result<webauthn_rs::Webauthn> {
-    let (rp_id, origins) = config.relying_party()?;
-    let rp_name = config.webauthn.rp_name.as_deref().unwrap_or(&config.totp.issuer);
-    let Some((first, others)) = origins.split_first() else { anyhow::bail!("webauthn.origins is empty") };
-    let mut builder = webauthn_rs::WebauthnBuilder::new(&rp_id, first)
-        .with_context(|| format!("webauthn: the origin {first} is not within the RP id {rp_id}"))?
-        .rp_name(rp_name);
-    for origin in others {
-        builder = builder.append_allowed_origin(origin);
-    }
-    builder.build().context("webauthn: the relying party is not valid")
 }
 
 /// Creates the directory of a `sqlite://path` URL so the database file can be made.

@@ -29,6 +29,11 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0006_login_throttle.sql"),
     },
     Migration { version: 7, name: "webauthn", sql: include_str!("../migrations/sqlite/0007_webauthn.sql") },
+    Migration {
+        version: 8,
+        name: "webauthn_aaguid",
+        sql: include_str!("../migrations/sqlite/0008_webauthn_aaguid.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -47,6 +52,11 @@ const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0006_login_throttle.sql"),
     },
     Migration { version: 7, name: "webauthn", sql: include_str!("../migrations/postgres/0007_webauthn.sql") },
+    Migration {
+        version: 8,
+        name: "webauthn_aaguid",
+        sql: include_str!("../migrations/postgres/0008_webauthn_aaguid.sql"),
+    },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

@@ -148,6 +148,8 @@ pub struct Factor {
     pub verified_at: Option<UnixTime>,
     /// A WebAuthn factor's credential id, once its registration finished.
     pub credential_id: Option<Vec<u8>>,
+    /// The AAGUID (authenticator model) a WebAuthn factor's authenticator reported.
+    pub aaguid: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -189,13 +189,15 @@ pub trait FactorStore: Send + Sync {
     /// when there is none, it expired, or it was spent (by one conditional statement,
     /// so of concurrent finishes only one gets it).
     async fn take_ceremony(&self, challenge_hash: &[u8], now: UnixTime) -> StoreResult<Option<Ceremony>>;
-    /// Gives a pending WebAuthn factor its credential (id and sealed credential);
-    /// `CredentialTaken` when any factor already has that credential id.
+    /// Gives a pending WebAuthn factor its credential (id, the authenticator's AAGUID
+    /// when it reported one, and the sealed credential); `CredentialTaken` when any
+    /// factor already has that credential id.
     async fn set_factor_credential(
         &self,
         user_id: &str,
         factor_id: &str,
         credential_id: &[u8],
+        aaguid: Option<&str>,
         credential: &StoredSecret,
         now: UnixTime,
     ) -> StoreResult<bool>;

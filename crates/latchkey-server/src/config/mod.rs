@@ -250,6 +250,7 @@ impl Config {
             );
         }
         self.relying_party()?;
+        self.webauthn.attestation_policy().map_err(ConfigError::Invalid)?;
         if http.trusted_proxies.iter().any(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
             return invalid("http.trusted_proxies holds IP addresses, like \"10.0.0.2\"");
         }
@@ -593,5 +594,18 @@ mod tests {
         config.webauthn.rp_id = Some("example.com".into());
         config.webauthn.origins = vec!["not a url".into()];
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn an_aaguid_allow_list_needs_direct_attestation_and_the_makers_roots() {
+        let mut config = Config::default();
+        config.webauthn.allowed_aaguids = vec!["cb69481e-8ff7-4039-93ec-0a2729a154a8".into()];
+        assert!(config.validate().is_err(), "an allow-list without attestation checks nothing");
+        config.webauthn.attestation = sections::Attestation::Direct;
+        assert!(config.validate().is_err(), "a self-reported AAGUID is only a claim");
+        config.webauthn.attestation_roots = Some("/etc/latchkey/roots.pem".into());
+        config.validate().unwrap();
+        config.webauthn.allowed_aaguids = vec!["yubikey".into()];
+        assert!(config.validate().is_err(), "not a UUID");
     }
 }

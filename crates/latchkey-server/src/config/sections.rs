@@ -387,9 +387,70 @@ pub struct WebauthnConfig {
     /// `public_url`'s, on the host `localhost` when the RP id defaults to it.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub origins: Vec<String>,
+    /// Whether the authenticator must verify the user (PIN, biometrics) when it is used
+    /// as a second factor. Signing in with a passkey alone always requires it.
+    pub user_verification: UserVerification,
+    /// What registration asks the authenticator to prove about its make and model.
+    pub attestation: Attestation,
+    /// With `attestation = "direct"`: a PEM file of the attestation root certificates
+    /// of the security keys' makers; a registration must chain up to one of them.
+    pub attestation_roots: Option<PathBuf>,
+    /// With `attestation = "direct"`: the authenticator models (AAGUIDs) that may
+    /// register; any other is refused.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub allowed_aaguids: Vec<String>,
+}
+
+/// `webauthn.user_verification`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserVerification {
+    /// Every use verifies the user: a passkey is then a factor of its own.
+    #[default]
+    Required,
+    /// Asked for, not required, as a second factor: security keys without a PIN work.
+    Preferred,
+}
+
+/// `webauthn.attestation`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attestation {
+    /// Any authenticator may register; its make is not checked.
+    #[default]
+    None,
+    /// Only authenticators whose attestation chains up to `attestation_roots` and whose
+    /// model is in `allowed_aaguids` may register (security keys a company issues).
+    Direct,
 }
 
 impl WebauthnConfig {
+    /// The AAGUIDs `allowed_aaguids` lists, when the attestation settings hang together.
+    pub fn attestation_policy(&self) -> Result<Vec<uuid::Uuid>, String> {
+        let aaguids = self
+            .allowed_aaguids
+            .iter()
+            .map(|text| {
+                uuid::Uuid::parse_str(text)
+                    .map_err(|_| format!("webauthn.allowed_aaguids: `{text}` is not a UUID"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.attestation {
+            Attestation::None if !aaguids.is_empty() || self.attestation_roots.is_some() => Err(
+                "webauthn.allowed_aaguids and webauthn.attestation_roots need webauthn.attestation = \"direct\""
+                    .to_owned(),
+            ),
+            Attestation::None => Ok(aaguids),
+            Attestation::Direct if aaguids.is_empty() || self.attestation_roots.is_none() => Err(
+                "webauthn.attestation = \"direct\" needs webauthn.attestation_roots (the makers' root \
+                 certificates, PEM) and webauthn.allowed_aaguids: an AAGUID alone is only the \
+                 authenticator's claim"
+                    .to_owned(),
+            ),
+            Attestation::Direct => Ok(aaguids),
+        }
+    }
+
     /// The relying party's id and the origins allowed to use it, with the defaults the
     /// fields describe, for a service at `public_url`; what is wrong, if anything.
     pub fn relying_party(&self, public_url: &str) -> Result<(String, Vec<Url>), &'static str> {

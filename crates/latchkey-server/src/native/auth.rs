@@ -145,7 +145,7 @@ pub struct MfaRequired {
 #[derive(Serialize, ToSchema)]
 pub struct FactorSummary {
     pub id: String,
-    /// `totp`, `email`, `sms` or `magic_link`.
+    /// `totp`, `email`, `sms`, `magic_link` or `webauthn`.
     #[serde(rename = "type")]
     pub factor_type: String,
     pub friendly_name: Option<String>,

@@ -14,7 +14,7 @@ use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, Path};
 use crate::service::factors::{Enrolment, RecoveryCodes};
-use crate::service::{accounts, challenges, factors, reauth, recovery_codes};
+use crate::service::{accounts, challenges, factors, reauth, recovery_codes, webauthn};
 use crate::state::AppState;
 use latchkey_core::challenge;
 use latchkey_core::factor::FactorType;
@@ -31,7 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Serialize, ToSchema)]
 pub struct FactorView {
     pub id: String,
-    /// `totp`, `email`, `sms` or `magic_link`.
+    /// `totp`, `email`, `sms`, `magic_link` or `webauthn`.
     #[serde(rename = "type")]
     pub factor_type: String,
     /// `pending` until confirmed with a code, then `active`.
@@ -43,18 +43,33 @@ pub struct FactorView {
     /// NIST SP 800-63B restricted authenticator (email, SMS): apps may steer people
     /// to TOTP or passkeys.
     pub restricted: bool,
+    /// A WebAuthn factor's authenticator model, when the authenticator names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authenticator: Option<AuthenticatorView>,
     pub created_at: String,
     pub confirmed_at: Option<String>,
     pub last_used_at: Option<String>,
 }
 
+/// The model of a passkey's or security key's authenticator.
+#[derive(Serialize, ToSchema)]
+pub struct AuthenticatorView {
+    /// The model's AAGUID, as the authenticator reported it.
+    pub aaguid: String,
+    /// The model's name, for the common passkey providers and security keys.
+    pub name: Option<&'static str>,
+}
+
 impl From<Factor> for FactorView {
     fn from(factor: Factor) -> Self {
+        let authenticator =
+            factor.aaguid.map(|aaguid| AuthenticatorView { name: webauthn::model_name(&aaguid), aaguid });
         let destination =
             factor.destination.as_deref().map(|d| challenge::mask_destination(factor.factor_type, d));
         Self {
             id: factor.id,
             restricted: factor.factor_type.is_restricted(),
+            authenticator,
             destination,
             factor_type: factor.factor_type.to_string(),
             status: factor.status.to_string(),
@@ -88,7 +103,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<Fact
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateFactor {
-    /// `totp`, `email`, `sms` or `magic_link` (`webauthn` is refused).
+    /// `totp`, `email`, `sms`, `magic_link` or `webauthn`.
     #[serde(rename = "type")]
     #[schema(example = "totp")]
     factor_type: String,

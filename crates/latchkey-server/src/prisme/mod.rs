@@ -160,13 +160,19 @@ fn session(headers: &HeaderMap, auth: std::result::Result<SessionAuth, ApiError>
     Ok(auth?)
 }
 
-async fn has_totp(state: &AppState, user_id: &str) -> std::result::Result<bool, ApiError> {
-    factors::has_active(state, user_id, Some(FactorType::Totp)).await
-}
-
-/// `totp` when the user has an active TOTP factor, else `none`.
+/// What the session waits for: `totp` when the user has an active TOTP factor; `*`
+/// when their second factors are of kinds Prisme has no name for (a passkey, email or
+/// SMS codes, set up on the native API), which a recovery code can also pass here;
+/// `none` without any.
 async fn mfa_method(state: &AppState, user_id: &str) -> Result<&'static str> {
-    Ok(if has_totp(state, user_id).await? { "totp" } else { "none" })
+    let active = factors::active_factors(state, user_id).await?;
+    Ok(if active.iter().any(|f| f.factor_type == FactorType::Totp) {
+        "totp"
+    } else if active.is_empty() {
+        "none"
+    } else {
+        "*"
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -186,7 +192,7 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
 struct LoginAnswer {
     id: String,
     email: String,
-    /// `totp` or `none`.
+    /// `totp`, `*` (second factors of other kinds) or `none`.
     mfa: &'static str,
     token: String,
     session_id: String,
@@ -227,7 +233,7 @@ async fn login(
 struct MeAnswer {
     id: String,
     email: String,
-    /// `totp` or `none`.
+    /// `totp`, `*` (second factors of other kinds) or `none`.
     mfa: &'static str,
     session_id: String,
     expires: String,
@@ -259,7 +265,7 @@ async fn me(
 
 #[derive(Deserialize, ToSchema)]
 struct Totp {
-    /// The code from the authenticator app.
+    /// The code from the authenticator app, or a recovery code.
     totp: Option<String>,
 }
 
@@ -289,12 +295,11 @@ async fn login_mfa(
     let auth = session(&headers, auth)?;
     let JsonBody(body) = body?;
     let user_id = auth.session.user_id.as_str();
-    if !has_totp(&state, user_id).await? {
+    let code = required(body.totp, "totp")?;
+    if mfa_method(&state, user_id).await? == "none" {
         return Err(PrismeError::new(StatusCode::NOT_FOUND, "NotFoundError", "No MFA configured"));
     }
-    let code = required(body.totp, "totp")?;
-    let verified =
-        second_factor::verify(&state, user_id, Proof::AnyTotp { code: &code }, &meta, None).await?;
+    let verified = second_factor::verify(&state, user_id, Proof::typed(&code), &meta, None).await?;
     sessions::raise(&state, &auth.session, verified.method.amr()).await?;
     Ok(Json(Success { success: true }))
 }

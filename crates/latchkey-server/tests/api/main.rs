@@ -33,3 +33,4 @@ mod timing;
 mod tokens;
 mod totp;
 mod webauthn;
+mod webauthn_policy;

@@ -10,6 +10,7 @@ on_both_backends!(
     the_mfa_lifecycle_works_for_a_prisme_client,
     setup_needs_both_fields_the_password_and_a_user,
     failures_answer_in_prisme_format_and_are_throttled,
+    a_passkey_holder_is_asked_for_a_second_factor_and_may_use_a_recovery_code,
 );
 
 impl TestApp {
@@ -172,4 +173,28 @@ async fn failures_answer_in_prisme_format_and_are_throttled(app: TestApp) {
         (throttled.body["details"]["retryAfter"].clone(), throttled.headers["retry-after"].to_str().unwrap()),
         (json!(30), "30")
     );
+}
+
+/// A passkey set up on the native API still guards the Prisme login: the session waits
+/// (`mfa: "*"`, a kind Prisme has no name for), and a Prisme client, which cannot run a
+/// WebAuthn ceremony, passes it with a recovery code.
+async fn a_passkey_holder_is_asked_for_a_second_factor_and_may_use_a_recovery_code(app: TestApp) {
+    use crate::webauthn::{ORIGIN, confirm, create, start};
+    let token = access(&app.user("keyed@example.com").await);
+    let (factor_id, options) = start(&app, &token).await;
+    let mut key = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let confirmed = confirm(&app, &token, &factor_id, create(&mut key, ORIGIN, &options)).await;
+    let recovery_code = confirmed.body["recovery_codes"][0].as_str().unwrap().to_owned();
+
+    let login = app.prisme_login("keyed@example.com").await;
+    assert_eq!(login["mfa"], "*");
+    let waiting = login["token"].as_str().unwrap().to_owned();
+    let me = app.send(app.client.get(app.url("/v2/me")).bearer_auth(&waiting)).await;
+    assert_eq!(me.body["mfa"], "*");
+    let blocked = app.send(app.client.get(app.url("/v1/me/factors")).bearer_auth(&waiting)).await;
+    assert_eq!(blocked.status, StatusCode::UNAUTHORIZED, "the session waits: {}", blocked.body);
+    let wrong = app.v2("/v2/login/mfa", Some(&waiting), json!({ "totp": "123456" })).await;
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "AuthenticationError", "Bad TOTP");
+    let passed = app.v2("/v2/login/mfa", Some(&waiting), json!({ "totp": recovery_code })).await;
+    assert_eq!(passed.body, json!({ "success": true }), "{}", passed.body);
 }

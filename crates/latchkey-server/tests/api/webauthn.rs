@@ -27,7 +27,7 @@ on_both_backends!(
 /// Where the test server's pages are, as the relying party sees them: `public_url`
 /// is `http://127.0.0.1:8080`, so the RP id is `localhost` and its origin
 /// `http://localhost:8080`.
-const ORIGIN: &str = "http://localhost:8080";
+pub(crate) const ORIGIN: &str = "http://localhost:8080";
 
 /// A software authenticator that performs user verification.
 fn authenticator() -> SoftPasskey {
@@ -35,14 +35,14 @@ fn authenticator() -> SoftPasskey {
 }
 
 /// What `navigator.credentials.create` answers for `options` at `origin`, as JSON.
-fn create(authenticator: &mut SoftPasskey, origin: &str, options: &Value) -> Value {
+pub(crate) fn create(authenticator: &mut impl WebauthnAuthenticator, origin: &str, options: &Value) -> Value {
     let options: CreationChallengeResponse = serde_json::from_value(json!({ "publicKey": options })).unwrap();
     let credential = authenticator.do_registration(Url::parse(origin).unwrap(), options).unwrap();
     serde_json::to_value(credential).unwrap()
 }
 
 /// What `navigator.credentials.get` answers for `options`, as JSON.
-fn get(authenticator: &mut SoftPasskey, options: &Value) -> Value {
+pub(crate) fn get(authenticator: &mut impl WebauthnAuthenticator, options: &Value) -> Value {
     let options: RequestChallengeResponse = serde_json::from_value(json!({ "publicKey": options })).unwrap();
     let credential = authenticator.do_authentication(Url::parse(ORIGIN).unwrap(), options).unwrap();
     serde_json::to_value(credential).unwrap()
@@ -59,7 +59,7 @@ fn in_standard_base64(mut credential: Value) -> Value {
     credential
 }
 
-async fn start(app: &TestApp, token: &str) -> (String, Value) {
+pub(crate) async fn start(app: &TestApp, token: &str) -> (String, Value) {
     let created = app
         .post_bearer("/v1/me/factors", token, json!({ "type": "webauthn", "friendly_name": "laptop" }))
         .await;
@@ -68,12 +68,12 @@ async fn start(app: &TestApp, token: &str) -> (String, Value) {
     (created.body["id"].as_str().unwrap().to_owned(), options)
 }
 
-async fn confirm(app: &TestApp, token: &str, factor_id: &str, credential: Value) -> Reply {
+pub(crate) async fn confirm(app: &TestApp, token: &str, factor_id: &str, credential: Value) -> Reply {
     app.post_bearer(&format!("/v1/me/factors/{factor_id}/verify"), token, json!({ "credential": credential }))
         .await
 }
 
-fn assert_refused(reply: &Reply, reason: &str) {
+pub(crate) fn assert_refused(reply: &Reply, reason: &str) {
     assert_eq!(
         (reply.status, reply.code(), reply.body["error"]["details"]["reason"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_credential", Some(reason)),
@@ -200,7 +200,7 @@ async fn malformed_answers_are_refused_naming_the_field(app: TestApp) {
 
 /// A user with a confirmed passkey: their access token, the factor's id and the
 /// authenticator holding the key.
-async fn registered(app: &TestApp, email: &str) -> (String, String, SoftPasskey) {
+pub(crate) async fn registered(app: &TestApp, email: &str) -> (String, String, SoftPasskey) {
     let token = access(&app.user(email).await);
     let (factor_id, options) = start(app, &token).await;
     let mut key = authenticator();

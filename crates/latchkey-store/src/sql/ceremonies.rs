@@ -87,11 +87,13 @@ pub(super) async fn set_credential(
     user_id: &str,
     factor_id: &str,
     credential_id: &[u8],
+    aaguid: Option<&str>,
     credential: &StoredSecret,
     now: UnixTime,
 ) -> StoreResult<bool> {
     let result = sqlx::query(
-        "UPDATE factors SET credential_id = $3, secret_sealed = $4, secret_nonce = $5, secret_key_id = $6
+        "UPDATE factors SET credential_id = $3, secret_sealed = $4, secret_nonce = $5, secret_key_id = $6,
+                aaguid = $8
          WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $7
            AND factor_type = 'webauthn'",
     )
@@ -102,6 +104,7 @@ pub(super) async fn set_credential(
     .bind(credential.nonce.clone())
     .bind(&credential.key_id)
     .bind(now)
+    .bind(aaguid)
     .execute(pool)
     .await;
     match result {

@@ -19,7 +19,7 @@ macro_rules! factor_columns {
     () => {
         "id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce, secret_key_id,
          algorithm, digits, period, last_step, destination, created_at, confirmed_at, last_used_at, expires_at,
-         verified_at, credential_id"
+         verified_at, credential_id, aaguid"
     };
 }
 
@@ -54,6 +54,7 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
         expires_at: row.try_get("expires_at")?,
         verified_at: row.try_get("verified_at")?,
         credential_id: row.try_get("credential_id")?,
+        aaguid: row.try_get("aaguid")?,
     })
 }
 
@@ -538,10 +539,12 @@ impl FactorStore for SqlStore {
         user_id: &str,
         factor_id: &str,
         credential_id: &[u8],
+        aaguid: Option<&str>,
         credential: &StoredSecret,
         now: UnixTime,
     ) -> StoreResult<bool> {
-        ceremonies::set_credential(&self.pool, user_id, factor_id, credential_id, credential, now).await
+        ceremonies::set_credential(&self.pool, user_id, factor_id, credential_id, aaguid, credential, now)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]

@@ -66,24 +66,29 @@ async fn a_ceremony_is_spent_once_even_concurrently(store: SqlStore) {
     );
 }
 
+/// An authenticator model's AAGUID.
+const KEY_MODEL: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+
 async fn a_credential_belongs_to_one_factor_of_one_account(store: SqlStore) {
     with_user(&store, "u1").await;
     with_user(&store, "u2").await;
     store.create_pending_factor(&pending_key("k1", "u1")).await.unwrap();
     store.create_pending_factor(&pending_key("k2", "u2")).await.unwrap();
-    assert!(store.set_factor_credential("u1", "k1", b"cred", &sealed(2), 1001).await.unwrap());
+    assert!(
+        store.set_factor_credential("u1", "k1", b"cred", Some(KEY_MODEL), &sealed(2), 1001).await.unwrap()
+    );
     assert!(matches!(
-        store.set_factor_credential("u2", "k2", b"cred", &sealed(3), 1001).await,
+        store.set_factor_credential("u2", "k2", b"cred", None, &sealed(3), 1001).await,
         Err(StoreError::CredentialTaken)
     ));
     assert!(
-        !store.set_factor_credential("u2", "k1", b"other", &sealed(3), 1001).await.unwrap(),
+        !store.set_factor_credential("u2", "k1", b"other", None, &sealed(3), 1001).await.unwrap(),
         "not u2's factor"
     );
     let found = store.factor_by_credential(b"cred", 1002).await.unwrap().unwrap();
     assert_eq!(
-        (found.id.as_str(), found.credential_id.as_deref(), found.secret),
-        ("k1", Some(&b"cred"[..]), Some(sealed(2)))
+        (found.id.as_str(), found.credential_id.as_deref(), found.aaguid.as_deref(), found.secret),
+        ("k1", Some(&b"cred"[..]), Some(KEY_MODEL), Some(sealed(2)))
     );
     assert!(store.factor_by_credential(b"nothing", 1002).await.unwrap().is_none());
 }

@@ -12,6 +12,10 @@
 //! factor like a TOTP secret; its id is stored in the clear, unique across every
 //! account.
 
+mod authenticators;
+mod credential;
+mod relying_party;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::crypto::HashPurpose;
@@ -22,73 +26,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, WebauthnError,
+    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PublicKeyCredential,
+    RegisterPublicKeyCredential,
 };
 
+pub use self::authenticators::model_name;
+pub use self::credential::{Refusal, parse_credential};
+use self::credential::{aaguid_of, challenge_of};
+pub use self::relying_party::RelyingParty;
+use self::relying_party::{Authentication, Registration};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::keys;
 use crate::state::AppState;
 
 /// How long a ceremony may take, in seconds.
 pub const CEREMONY_TTL_SECS: i64 = 300;
-
-/// Why a credential was refused; `details.reason` of `invalid_credential`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// No live ceremony has this challenge: never issued, expired, or already used.
-    UnknownChallenge,
-    /// The ceremony was for another user, factor, login or purpose.
-    WrongCeremony,
-    /// Signed for another origin or relying party.
-    WrongOrigin,
-    /// The authenticator did not verify the user (PIN, biometrics) and it is required.
-    UserNotVerified,
-    /// The signature does not verify, or the credential is not the one asked for.
-    BadSignature,
-    /// The signature counter went backwards: the authenticator may have been cloned.
-    CounterRegressed,
-    /// The answer is not a well-formed WebAuthn answer.
-    Malformed,
-}
-
-impl Refusal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UnknownChallenge => "unknown_challenge",
-            Self::WrongCeremony => "wrong_ceremony",
-            Self::WrongOrigin => "wrong_origin",
-            Self::UserNotVerified => "user_not_verified",
-            Self::BadSignature => "bad_signature",
-            Self::CounterRegressed => "counter_regressed",
-            Self::Malformed => "malformed",
-        }
-    }
-
-    fn of(error: &WebauthnError) -> Self {
-        use WebauthnError as E;
-        match error {
-            E::InvalidRPOrigin | E::InvalidRPIDHash | E::CredentialCrossOrigin => Self::WrongOrigin,
-            E::UserNotVerified | E::UserNotPresent | E::InconsistentUserVerificationPolicy => {
-                Self::UserNotVerified
-            }
-            E::MismatchedChallenge | E::ChallengeNotFound => Self::UnknownChallenge,
-            E::CredentialPossibleCompromise => Self::CounterRegressed,
-            E::ParseCBORFailure(_)
-            | E::ParseJSONFailure(_)
-            | E::ParseNOMFailure
-            | E::ParseInsufficientBytesAvailable
-            | E::InvalidClientDataType
-            | E::MissingAttestationCredentialData => Self::Malformed,
-            _ => Self::BadSignature,
-        }
-    }
-
-    /// The error a client gets.
-    pub fn error(self) -> ApiError {
-        ApiError::new(ErrorCode::InvalidCredential).with_details(json!({ "reason": self.as_str() }))
-    }
-}
 
 /// A ceremony was found and spent: the library state and whose it was.
 struct Spent<T> {
@@ -160,40 +112,13 @@ async fn spend<T: DeserializeOwned>(
     }
     let context = ceremony_context(purpose, ceremony.user_id.as_deref());
     let json = keys::open_secret(&state.keys, &ceremony.state, &context).map_err(ApiError::internal)?;
-    let library_state = serde_json::from_slice(&json).map_err(ApiError::internal)?;
+    // A ceremony an older version started may be in a shape this one no longer reads:
+    // the browser starts again, as after an expiry.
+    let Ok(library_state) = serde_json::from_slice(&json) else {
+        tracing::warn!(purpose = purpose.as_str(), "a WebAuthn ceremony in an unreadable shape was dropped");
+        return Ok(Err(Refusal::UnknownChallenge));
+    };
     Ok(Ok(Spent { ceremony, state: library_state }))
-}
-
-/// The challenge a `clientDataJSON` answers.
-fn challenge_of(client_data_json: &[u8]) -> Option<Vec<u8>> {
-    let client_data: Value = serde_json::from_slice(client_data_json).ok()?;
-    let challenge = client_data.get("challenge")?.as_str()?;
-    URL_SAFE_NO_PAD.decode(challenge.trim_end_matches('=')).ok()
-}
-
-/// Reads a credential the browser returned. Binary fields may come as URL-safe base64
-/// with or without padding, or as standard base64, as clients written for other
-/// libraries send them; a malformed answer is a 400 naming the field.
-pub fn parse_credential<T: DeserializeOwned>(credential: &Value) -> Result<T, ApiError> {
-    let mut credential = credential.clone();
-    for pointer in [
-        "/rawId",
-        "/response/clientDataJSON",
-        "/response/attestationObject",
-        "/response/authenticatorData",
-        "/response/signature",
-        "/response/userHandle",
-    ] {
-        if let Some(Value::String(text)) = credential.pointer_mut(pointer) {
-            *text = text.trim_end_matches('=').replace('+', "-").replace('/', "_");
-        }
-    }
-    serde_path_to_error::deserialize(credential).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if path == "." { "credential".to_owned() } else { format!("credential.{path}") };
-        ApiError::field(ErrorCode::InvalidField, &field)
-            .with_message(format!("`{field}` is not a well-formed WebAuthn credential field."))
-    })
 }
 
 /// The user's WebAuthn credentials, opened.
@@ -232,7 +157,7 @@ pub async fn start_registration(state: &AppState, user: &User, factor: &Factor) 
         .collect();
     let (options, registration) = state
         .webauthn
-        .start_passkey_registration(user_handle(user)?, &user.email, &user.email, Some(existing))
+        .start_registration(user_handle(user)?, &user.email, existing)
         .map_err(ApiError::internal)?;
     let challenge = options.public_key.challenge.to_vec();
     remember(
@@ -263,22 +188,19 @@ pub async fn finish_registration(
     credential: &Value,
 ) -> Result<Result<(), Refusal>, ApiError> {
     let answer: RegisterPublicKeyCredential = parse_credential(credential)?;
-    let spent = match spend::<PasskeyRegistration>(
-        state,
-        &answer.response.client_data_json,
-        CeremonyPurpose::Register,
-    )
-    .await?
-    {
-        Ok(spent) => spent,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
+    let spent =
+        match spend::<Registration>(state, &answer.response.client_data_json, CeremonyPurpose::Register)
+            .await?
+        {
+            Ok(spent) => spent,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
     if spent.ceremony.user_id.as_deref() != Some(factor.user_id.as_str())
         || spent.ceremony.factor_id.as_deref() != Some(factor.id.as_str())
     {
         return Ok(Err(Refusal::WrongCeremony));
     }
-    let passkey = match state.webauthn.finish_passkey_registration(&answer, &spent.state) {
+    let passkey = match state.webauthn.finish_registration(&answer, &spent.state) {
         Ok(passkey) => passkey,
         Err(error) => {
             tracing::info!(%error, "a WebAuthn registration was refused");
@@ -286,9 +208,17 @@ pub async fn finish_registration(
         }
     };
     let sealed = seal_passkey(state, factor, &passkey)?;
+    let aaguid = aaguid_of(&answer.response.attestation_object);
     match state
         .store
-        .set_factor_credential(&factor.user_id, &factor.id, passkey.cred_id(), &sealed, state.now())
+        .set_factor_credential(
+            &factor.user_id,
+            &factor.id,
+            passkey.cred_id(),
+            aaguid.as_deref(),
+            &sealed,
+            state.now(),
+        )
         .await
     {
         Ok(true) => Ok(Ok(())),
@@ -309,7 +239,7 @@ pub async fn start_authentication(
 ) -> Result<Value, ApiError> {
     let passkey = open_passkey(state, factor)?;
     let (options, authentication) =
-        state.webauthn.start_passkey_authentication(&[passkey]).map_err(ApiError::internal)?;
+        state.webauthn.start_authentication(&[passkey]).map_err(ApiError::internal)?;
     let challenge = options.public_key.challenge.to_vec();
     remember(
         state,
@@ -335,8 +265,7 @@ pub async fn start_sidecar_authentication(state: &AppState, user_id: &str) -> Re
             ApiError::new(ErrorCode::MfaNotEnabled).with_message("The user has no active WebAuthn factor.")
         );
     }
-    let (options, authentication) =
-        state.webauthn.start_passkey_authentication(&keys).map_err(ApiError::internal)?;
+    let (options, authentication) = state.webauthn.start_authentication(&keys).map_err(ApiError::internal)?;
     let challenge = options.public_key.challenge.to_vec();
     remember(state, &challenge, CeremonyPurpose::Login, Some(user_id), None, None, &authentication).await?;
     serde_json::to_value(&options.public_key).map_err(ApiError::internal)
@@ -366,16 +295,13 @@ pub async fn finish_authentication(
     login: Option<&[u8]>,
 ) -> Result<Result<Asserted, Refusal>, ApiError> {
     let answer: PublicKeyCredential = parse_credential(credential)?;
-    let spent = match spend::<PasskeyAuthentication>(
-        state,
-        &answer.response.client_data_json,
-        CeremonyPurpose::Login,
-    )
-    .await?
-    {
-        Ok(spent) => spent,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
+    let spent =
+        match spend::<Authentication>(state, &answer.response.client_data_json, CeremonyPurpose::Login)
+            .await?
+        {
+            Ok(spent) => spent,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
     // A login's ceremony names its factor; the sidecar's allows any of the user's.
     if spent.ceremony.user_id.as_deref() != Some(factor.user_id.as_str())
         || spent.ceremony.factor_id.as_deref().is_some_and(|id| id != factor.id)
@@ -383,7 +309,7 @@ pub async fn finish_authentication(
     {
         return Ok(Err(Refusal::WrongCeremony));
     }
-    let result = match state.webauthn.finish_passkey_authentication(&answer, &spent.state) {
+    let result = match state.webauthn.finish_authentication(&answer, &spent.state) {
         Ok(result) => result,
         Err(error) => {
             tracing::info!(%error, "a WebAuthn assertion was refused");
@@ -447,7 +373,7 @@ pub async fn start_sign_in(state: &AppState, email: Option<&str>) -> Result<Sign
     };
     if !keys.is_empty() {
         let (options, authentication) =
-            state.webauthn.start_passkey_authentication(&keys).map_err(ApiError::internal)?;
+            state.webauthn.library.start_passkey_authentication(&keys).map_err(ApiError::internal)?;
         let challenge = options.public_key.challenge.to_vec();
         let user_id = account.as_ref().map(|u| u.id.as_str());
         remember(
@@ -464,7 +390,7 @@ pub async fn start_sign_in(state: &AppState, email: Option<&str>) -> Result<Sign
         return Ok(SignInOptions { options, mediation: None });
     }
     let (options, authentication) =
-        state.webauthn.start_discoverable_authentication().map_err(ApiError::internal)?;
+        state.webauthn.library.start_discoverable_authentication().map_err(ApiError::internal)?;
     let challenge = options.public_key.challenge.to_vec();
     remember(
         state,
@@ -540,15 +466,22 @@ impl SignIn {
                 if self.ceremony_user.as_deref() != Some(self.factor.user_id.as_str()) {
                     return Ok(Err(Refusal::WrongCeremony));
                 }
-                state.webauthn.finish_passkey_authentication(&self.answer, &authentication)
+                state.webauthn.library.finish_passkey_authentication(&self.answer, &authentication)
             }
             SignInState::Discoverable(authentication) => {
-                let handle =
-                    state.webauthn.identify_discoverable_authentication(&self.answer).map(|(uuid, _)| uuid);
+                let handle = state
+                    .webauthn
+                    .library
+                    .identify_discoverable_authentication(&self.answer)
+                    .map(|(uuid, _)| uuid);
                 if handle.ok().map(|uuid| uuid.to_string()).as_deref() != Some(self.factor.user_id.as_str()) {
                     return Ok(Err(Refusal::WrongCeremony));
                 }
-                state.webauthn.finish_discoverable_authentication_v2(&self.answer, authentication, &passkey)
+                state.webauthn.library.finish_discoverable_authentication_v2(
+                    &self.answer,
+                    authentication,
+                    &passkey,
+                )
             }
         };
         let result = match result {
