@@ -160,6 +160,9 @@ pub enum HashPurpose {
     LoginThrottle,
     /// A WebAuthn challenge, as the key of its ceremony.
     WebauthnChallenge,
+    /// The source of the recovery codes shown with a factor's setup, before it is
+    /// confirmed (derived from the pending factor's id; stored only once confirmed).
+    SetupRecoveryCode,
 }
 
 impl HashPurpose {
@@ -173,6 +176,7 @@ impl HashPurpose {
             Self::LinkToken => b"link-token",
             Self::Destination => b"destination",
             Self::DeviceToken => b"device-token",
+            Self::SetupRecoveryCode => b"setup-recovery-code",
             Self::LoginThrottle => b"login-throttle",
             Self::WebauthnChallenge => b"webauthn-challenge",
         }

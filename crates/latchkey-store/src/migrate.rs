@@ -34,6 +34,11 @@ const SQLITE: &[Migration] = &[
         name: "webauthn_aaguid",
         sql: include_str!("../migrations/sqlite/0008_webauthn_aaguid.sql"),
     },
+    Migration {
+        version: 9,
+        name: "organizations",
+        sql: include_str!("../migrations/sqlite/0009_organizations.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -56,6 +61,11 @@ const POSTGRES: &[Migration] = &[
         version: 8,
         name: "webauthn_aaguid",
         sql: include_str!("../migrations/postgres/0008_webauthn_aaguid.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "organizations",
+        sql: include_str!("../migrations/postgres/0009_organizations.sql"),
     },
 ];
 

@@ -467,3 +467,44 @@ pub struct Ceremony {
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
+
+/// A role in an organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgRole {
+    Owner,
+    Administrator,
+    Member,
+}
+
+impl OrgRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Administrator => "administrator",
+            Self::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "owner" => Some(Self::Owner),
+            "administrator" => Some(Self::Administrator),
+            "member" => Some(Self::Member),
+            _ => None,
+        }
+    }
+
+    /// Owners and administrators manage the organisation's members.
+    pub fn manages(self) -> bool {
+        matches!(self, Self::Owner | Self::Administrator)
+    }
+}
+
+/// A user's place in an organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub org_id: String,
+    pub role: OrgRole,
+    /// The organisation requires a second factor of every member.
+    pub mfa_enforced: bool,
+}

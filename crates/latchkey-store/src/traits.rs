@@ -8,12 +8,29 @@ use crate::*;
 
 /// Everything the service stores.
 pub trait Store:
-    AccountStore + FactorStore + LoginThrottleStore + DeliveryStore + AuditStore + Send + Sync + 'static
+    AccountStore
+    + FactorStore
+    + LoginThrottleStore
+    + OrganizationStore
+    + DeliveryStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
-impl<T: AccountStore + FactorStore + LoginThrottleStore + DeliveryStore + AuditStore + Send + Sync + 'static>
-    Store for T
+impl<
+    T: AccountStore
+        + FactorStore
+        + LoginThrottleStore
+        + OrganizationStore
+        + DeliveryStore
+        + AuditStore
+        + Send
+        + Sync
+        + 'static,
+> Store for T
 {
 }
 
@@ -253,6 +270,27 @@ pub trait LoginThrottleStore: Send + Sync {
     /// Deletes first-factor counts whose last attempt was before `before` and that
     /// delay nothing any more.
     async fn purge_login_throttle(&self, before: UnixTime, now: UnixTime) -> StoreResult<u64>;
+}
+
+/// Organisations (the Flashback surface's): a user's membership and role, whether an
+/// organisation enforces MFA, and the factor type a user prefers.
+#[async_trait]
+pub trait OrganizationStore: Send + Sync {
+    /// The user's organisation, their role in it and whether it enforces MFA.
+    async fn membership(&self, user_id: &str) -> StoreResult<Option<Membership>>;
+    /// Puts the user in `org_id` (created if new) with `role`, or takes them out of
+    /// their organisation (`None`).
+    async fn set_membership(
+        &self,
+        user_id: &str,
+        member: Option<(&str, OrgRole)>,
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    /// Turns the organisation's MFA enforcement on or off; `false` when it does not exist.
+    async fn set_mfa_enforced(&self, org_id: &str, enforced: bool, now: UnixTime) -> StoreResult<bool>;
+    /// The factor type the user prefers to be asked for first, as stored.
+    async fn preferred_factor_type(&self, user_id: &str) -> StoreResult<Option<String>>;
+    async fn set_preferred_factor_type(&self, user_id: &str, factor_type: Option<&str>) -> StoreResult<()>;
 }
 
 /// Outgoing messages: the send throttle and the delivery queue.

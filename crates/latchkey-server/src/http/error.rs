@@ -48,6 +48,8 @@ pub enum ErrorCode {
     InvalidFriendlyName,
     MfaNotEnabled,
     SecondFactorRequired,
+    MfaSetupRequired,
+    InsufficientRole,
     RateLimited,
     PhoneNotAllowed,
     ChallengeNotApplicable,
@@ -60,7 +62,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 44] = [
+    pub const ALL: [ErrorCode; 46] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -96,6 +98,8 @@ impl ErrorCode {
         Self::InvalidFriendlyName,
         Self::MfaNotEnabled,
         Self::SecondFactorRequired,
+        Self::MfaSetupRequired,
+        Self::InsufficientRole,
         Self::RateLimited,
         Self::PhoneNotAllowed,
         Self::ChallengeNotApplicable,
@@ -144,6 +148,8 @@ impl ErrorCode {
             Self::InvalidFriendlyName => "invalid_friendly_name",
             Self::MfaNotEnabled => "mfa_not_enabled",
             Self::SecondFactorRequired => "second_factor_required",
+            Self::MfaSetupRequired => "mfa_setup_required",
+            Self::InsufficientRole => "insufficient_role",
             Self::RateLimited => "rate_limited",
             Self::PhoneNotAllowed => "phone_not_allowed",
             Self::ChallengeNotApplicable => "challenge_not_applicable",
@@ -190,6 +196,7 @@ impl ErrorCode {
             Self::InvalidFriendlyName => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MfaNotEnabled => StatusCode::CONFLICT,
             Self::SecondFactorRequired => StatusCode::UNAUTHORIZED,
+            Self::MfaSetupRequired | Self::InsufficientRole => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::PhoneNotAllowed | Self::ChallengeNotApplicable | Self::InvalidChallenge => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -245,6 +252,12 @@ impl ErrorCode {
             }
             Self::MfaNotEnabled => "This needs an active second factor first.",
             Self::SecondFactorRequired => "This session has not passed its second factor yet.",
+            Self::InsufficientRole => {
+                "Only an owner or administrator of the user's organization may do this."
+            }
+            Self::MfaSetupRequired => {
+                "Your organization requires a second factor: set one up from a client of the Flashback API first."
+            }
             Self::RateLimited => {
                 "Too many codes or links were sent to this destination; wait for the time in Retry-After."
             }

@@ -1,5 +1,5 @@
 //! The HTTP shell every surface stands on: the router that mounts the surfaces side
-//! by side (`native`, `prisme`, `lerian`, `mudbase`, `pages`), the JSON 404/405
+//! by side (`native`, `prisme`, `lerian`, `mudbase`, `flashback`, `pages`), the JSON 404/405
 //! answers, and the layers every response passes through (request id, tracing, panic
 //! guard, load shedding, body limit, time limit, `Cache-Control: no-store`); with the
 //! extractors (`extract`), the native error body (`error`), the OpenAPI documents
@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use self::error::{ApiError, ErrorCode};
 use self::openapi::{Documents, Surface};
 use crate::state::AppState;
-use crate::{lerian, mudbase, native, pages, prisme};
+use crate::{flashback, lerian, mudbase, native, pages, prisme};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -85,6 +85,8 @@ async fn shed(uri: Uri, _overloaded: BoxError) -> Response {
         mudbase::MudbaseError::from(error).into_response()
     } else if lerian::owns(path) {
         lerian::LerianError::from(error).into_response()
+    } else if flashback::owns(path) {
+        flashback::FlashbackError::from(error).into_response()
     } else {
         error.into_response()
     }
@@ -100,6 +102,7 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
             Surface::Prisme => openapi::router(surface).nest("/v2", prisme::routes()),
             Surface::Mudbase => openapi::router(surface).nest("/api", mudbase::routes(state.clone())),
             Surface::Lerian => openapi::router(surface).merge(lerian::routes()),
+            Surface::Flashback => openapi::router(surface).merge(flashback::routes()),
         };
         let (routes, document) = routes.split_for_parts();
         router = router.merge(routes);
@@ -108,7 +111,7 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
                 ErrorCode::ALL.iter().map(|code| (code.status().as_u16(), code.as_str())).collect()
             }
             Surface::Lerian => lerian::catalogue(),
-            Surface::Prisme | Surface::Mudbase => Vec::new(),
+            Surface::Prisme | Surface::Mudbase | Surface::Flashback => Vec::new(),
         };
         documents.push((surface, openapi::complete(surface, &catalogue, document)));
     }

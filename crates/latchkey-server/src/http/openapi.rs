@@ -24,10 +24,11 @@ pub enum Surface {
     Prisme,
     Mudbase,
     Lerian,
+    Flashback,
 }
 
 impl Surface {
-    pub const ALL: [Surface; 4] = [Self::Native, Self::Prisme, Self::Mudbase, Self::Lerian];
+    pub const ALL: [Surface; 5] = [Self::Native, Self::Prisme, Self::Mudbase, Self::Lerian, Self::Flashback];
 
     /// The name in `/openapi/{name}.json` (the native document is `/openapi.json`).
     pub fn name(self) -> &'static str {
@@ -36,6 +37,7 @@ impl Surface {
             Self::Prisme => "prisme",
             Self::Mudbase => "mudbase",
             Self::Lerian => "lerian",
+            Self::Flashback => "flashback",
         }
     }
 
@@ -45,6 +47,7 @@ impl Surface {
             Self::Prisme => "/openapi/prisme.json",
             Self::Mudbase => "/openapi/mudbase.json",
             Self::Lerian => "/openapi/lerian.json",
+            Self::Flashback => "/openapi/flashback.json",
         }
     }
 
@@ -54,6 +57,7 @@ impl Surface {
             Self::Prisme => "Latchkey: Prisme.ai-compatible MFA API",
             Self::Mudbase => "Latchkey: Mudbase-compatible 2FA API",
             Self::Lerian => "Latchkey: Lerian Identity-compatible MFA API",
+            Self::Flashback => "Latchkey: Flashback-compatible MFA API",
         }
     }
 
@@ -74,6 +78,10 @@ impl Surface {
             Self::Lerian => {
                 "The MFA and login endpoints of Lerian Identity under `/v1`. Errors are `{\"code\", \"title\", \"message\"}`."
             }
+            Self::Flashback => {
+                "The login and MFA endpoints of Flashback: `/user/login`, `/user/refresh` and `/mfa/...`. \
+                 Answers are `{\"success\": true, \"data\"?, \"message\"?}`; errors `{\"success\": false, \"error\"}`."
+            }
         }
     }
 
@@ -92,6 +100,9 @@ impl Surface {
             Self::Prisme => &[("prisme", "Login, MFA and the user's MFA method, as Prisme.ai serves them.")],
             Self::Mudbase => &[("mudbase", "Login, refresh and 2FA, as Mudbase serves them.")],
             Self::Lerian => &[("lerian", "MFA setup and login, as Lerian Identity serves them.")],
+            Self::Flashback => {
+                &[("flashback", "Login, MFA and organisation enforcement, as Flashback serves them.")]
+            }
         }
     }
 
@@ -102,6 +113,7 @@ impl Surface {
             Self::Prisme => "PrismeError",
             Self::Mudbase => "MudbaseError",
             Self::Lerian => "LerianError",
+            Self::Flashback => "FlashbackError",
         }
     }
 
@@ -109,7 +121,7 @@ impl Surface {
     fn body_statuses(self) -> &'static [u16] {
         match self {
             Self::Native => &[400, 413, 415, 422],
-            Self::Prisme | Self::Mudbase | Self::Lerian => &[400, 413],
+            Self::Prisme | Self::Mudbase | Self::Lerian | Self::Flashback => &[400, 413],
         }
     }
 
@@ -132,7 +144,7 @@ impl Surface {
         };
         match self {
             Self::Native | Self::Lerian => vec![("bearer", bearer()), ("api_key", api_key())],
-            Self::Prisme | Self::Mudbase => vec![("bearer", bearer())],
+            Self::Prisme | Self::Mudbase | Self::Flashback => vec![("bearer", bearer())],
         }
     }
 }

@@ -153,7 +153,7 @@ async fn webauthn_options(
 ) -> Result<Json<SidecarWebauthnOptions>, ApiError> {
     admin.require("users:write")?;
     existing_user(&state, &id).await?;
-    let request_options = webauthn::start_sidecar_authentication(&state, &id).await?;
+    let request_options = webauthn::start_any_authentication(&state, &id, None).await?;
     Ok(Json(SidecarWebauthnOptions { request_options, expires_in: webauthn::CEREMONY_TTL_SECS }))
 }
 

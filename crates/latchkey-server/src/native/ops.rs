@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(prisme_document))
         .routes(routes!(mudbase_document))
         .routes(routes!(lerian_document))
+        .routes(routes!(flashback_document))
         .routes(routes!(docs_page))
         .routes(routes!(docs_script))
         .routes(routes!(docs_style))
@@ -103,6 +104,13 @@ async fn mudbase_document(Extension(documents): Extension<Documents>) -> Respons
     responses((status = 200, description = "An OpenAPI 3.1 document.", body = Object)))]
 async fn lerian_document(Extension(documents): Extension<Documents>) -> Response {
     document(&documents, Surface::Lerian)
+}
+
+/// The Flashback-compatible API.
+#[utoipa::path(get, path = "/openapi/flashback.json", tag = "operations",
+    responses((status = 200, description = "An OpenAPI 3.1 document.", body = Object)))]
+async fn flashback_document(Extension(documents): Extension<Documents>) -> Response {
+    document(&documents, Surface::Flashback)
 }
 
 /// The page's own script and style only; it talks to this server alone.

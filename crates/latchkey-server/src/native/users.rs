@@ -13,12 +13,16 @@ use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
-use crate::http::extract::{AdminKey, JsonBody, Path, Query};
+use crate::http::extract::{AdminKey, ClientMeta, JsonBody, Path, Query};
 use crate::service::accounts::{self, NewAccount};
+use crate::service::organizations;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_users, create_user)).routes(routes!(get_user, delete_user))
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, delete_user))
+        .routes(routes!(get_organization, set_organization))
 }
 
 /// A user as administrators see it.
@@ -171,4 +175,84 @@ async fn delete_user(
     }
     tracing::info!(user_id = %id, api_key = %admin.0.id, "user deleted by an operator");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's organisation (the Flashback surface's `orgId`) and role in it.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Organization {
+    /// The organisation's id (1–100 letters, digits, `-`, `_`, `.`); created when first
+    /// named. `null` takes the user out of their organisation.
+    org_id: Option<String>,
+    /// `owner`, `administrator` or `member` (default): owners and administrators may
+    /// enforce MFA for the organisation and reset its members' factors.
+    #[schema(example = "member")]
+    role: Option<String>,
+    /// Whether the organisation requires a second factor of every member (read only).
+    #[serde(default, skip_deserializing)]
+    mfa_enforced: bool,
+}
+
+/// The user's organisation and role (scope `users:read`).
+#[utoipa::path(get, path = "/v1/users/{id}/organization", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The membership (`org_id: null` for none).", body = Organization),
+        (status = 403, description = "The key lacks `users:read`.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+    ))]
+async fn get_organization(
+    State(state): State<AppState>,
+    admin: AdminKey,
+    Path(id): Path<String>,
+) -> Result<Json<Organization>, ApiError> {
+    admin.require("users:read")?;
+    organization_of(&state, &id).await
+}
+
+async fn organization_of(state: &AppState, id: &str) -> Result<Json<Organization>, ApiError> {
+    accounts::by_id(state, id).await?;
+    let membership = organizations::membership(state, id).await?;
+    Ok(Json(match membership {
+        Some(m) => Organization {
+            org_id: Some(m.org_id),
+            role: Some(m.role.as_str().to_owned()),
+            mfa_enforced: m.mfa_enforced,
+        },
+        None => Organization { org_id: None, role: None, mfa_enforced: false },
+    }))
+}
+
+/// Puts the user in an organisation with a role, or takes them out (scope
+/// `users:write`).
+#[utoipa::path(put, path = "/v1/users/{id}/organization", tag = "users",
+    params(("id" = String, Path, description = "The user's id.")),
+    request_body = Organization,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The membership now.", body = Organization),
+        (status = 403, description = "The key lacks `users:write`.", body = ErrorBody),
+        (status = 404, description = "No user has this id.", body = ErrorBody),
+        (status = 422, description = "A bad `org_id` or `role`.", body = ErrorBody),
+    ))]
+async fn set_organization(
+    State(state): State<AppState>,
+    admin: AdminKey,
+    meta: ClientMeta,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Organization>,
+) -> Result<Json<Organization>, ApiError> {
+    admin.require("users:write")?;
+    accounts::by_id(&state, &id).await?;
+    let role = match body.role.as_deref() {
+        None => latchkey_store::OrgRole::Member,
+        Some(text) => latchkey_store::OrgRole::parse(text).ok_or_else(|| {
+            ApiError::field(ErrorCode::InvalidField, "role")
+                .with_message("`role` is `owner`, `administrator` or `member`.")
+        })?,
+    };
+    let member = body.org_id.as_deref().map(|org_id| (org_id, role));
+    organizations::set_membership(&state, &id, member, &admin.actor(), &meta).await?;
+    organization_of(&state, &id).await
 }

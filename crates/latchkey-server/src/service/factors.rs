@@ -43,6 +43,33 @@ pub async fn active_factors(state: &AppState, user_id: &str) -> Result<Vec<Facto
         .collect())
 }
 
+/// The user's factors, pending (unexpired) and active, oldest first.
+pub async fn all_factors(state: &AppState, user_id: &str) -> Result<Vec<Factor>, ApiError> {
+    Ok(state.store.factors(user_id, state.now()).await?)
+}
+
+/// The factor type the user prefers to be asked for first, when they still have an
+/// active factor of it.
+pub async fn preferred_type(state: &AppState, user_id: &str) -> Result<Option<FactorType>, ApiError> {
+    let preferred = state.store.preferred_factor_type(user_id).await?.as_deref().and_then(FactorType::parse);
+    Ok(match preferred {
+        Some(factor_type) if has_active(state, user_id, Some(factor_type)).await? => Some(factor_type),
+        _ => None,
+    })
+}
+
+/// Makes `factor_type`, of which the user has an active factor, the one they prefer.
+pub async fn set_preferred_type(
+    state: &AppState,
+    user_id: &str,
+    factor_type: FactorType,
+) -> Result<(), ApiError> {
+    if !has_active(state, user_id, Some(factor_type)).await? {
+        return Err(ErrorCode::FactorNotFound.into());
+    }
+    Ok(state.store.set_preferred_factor_type(user_id, Some(factor_type.as_str())).await?)
+}
+
 /// Whether the user has a confirmed factor of `factor_type` (any type when `None`).
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn has_active(

@@ -7,16 +7,16 @@ use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::login::{AfterFirstFactor, after_first_factor};
 use latchkey_core::session::{Aal, Amr, after_second_factor};
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
-use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken, User};
+use latchkey_store::{ChallengePurpose, Factor, MfaToken, NewMfaToken, Session, User};
 
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
 use crate::random;
 use crate::service::audit::{self, Event};
 use crate::service::challenges::{self, Send, Sent};
-use crate::service::second_factor::{self, Proof};
+use crate::service::second_factor::{self, Proof, Verified};
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, devices, factors, webauthn};
+use crate::service::{accounts, devices, factors, organizations, webauthn};
 use crate::state::AppState;
 
 /// The second step a client must take.
@@ -35,7 +35,9 @@ pub enum LoginStep {
 /// active factor gets an MFA token, unless `device` is the token of a device they
 /// asked to be remembered: that login gets an `aal2` session whose `amr` lists only
 /// the first factor, so re-authentication for sensitive changes still needs a second
-/// factor proven in the session.
+/// factor proven in the session. A member of an organisation that enforces MFA who has
+/// no factor gets `mfa_setup_required`: they set one up through a surface whose
+/// session can wait for it (Flashback), never past it.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn after_first(
     state: &AppState,
@@ -46,6 +48,9 @@ pub async fn after_first(
 ) -> Result<LoginStep, ApiError> {
     let now = state.now();
     let factors = factors::active_factors(state, user_id).await?;
+    if factors.is_empty() && organizations::enforced(state, user_id).await? {
+        return Err(ErrorCode::MfaSetupRequired.into());
+    }
     match after_first_factor(factors.len()) {
         AfterFirstFactor::Session => {
             Ok(LoginStep::Session(sessions::start(state, user_id, Aal::Aal1, amr, now, false, meta).await?))
@@ -87,20 +92,40 @@ pub async fn after_password(
 }
 
 /// A password login for a surface whose session waits in place for its second factor
-/// (Prisme.ai): an `aal1` session, marked as waiting when the user has an active factor,
-/// which opens nothing but that surface's second-factor step until `sessions::raise`
-/// clears the mark. Returns the tokens and whether the session waits.
+/// (Prisme.ai, Flashback): an `aal1` session, marked as waiting when the user has an
+/// active factor (or must set one up: their organisation enforces MFA), which opens
+/// nothing but that surface's MFA steps until `sessions::raise` clears the mark.
+/// Returns the tokens and whether the session waits.
 pub async fn with_waiting_session(
     state: &AppState,
     user_id: &str,
     meta: &ClientMeta,
 ) -> Result<(IssuedTokens, bool), ApiError> {
     let waiting = match after_first_factor(factors::active_factors(state, user_id).await?.len()) {
-        AfterFirstFactor::Session => false,
+        AfterFirstFactor::Session => organizations::setup_required(state, user_id).await?,
         AfterFirstFactor::SecondFactorRequired => true,
     };
     let tokens = sessions::start(state, user_id, Aal::Aal1, &[Amr::Pwd], state.now(), waiting, meta).await?;
     Ok((tokens, waiting))
+}
+
+/// Finishes a login that waited in its session (Flashback's) once `verified` proved the
+/// second factor: the waiting session ends and a new `aal2` session begins, so the
+/// limited token the login gave opens nothing more.
+#[tracing::instrument(level = "debug", skip_all, fields(session_id = %session.id))]
+pub async fn replace_waiting_session(
+    state: &AppState,
+    session: &Session,
+    verified: &Verified,
+    meta: &ClientMeta,
+) -> Result<IssuedTokens, ApiError> {
+    if verified.user_id() != session.user_id {
+        return Err(ApiError::internal(anyhow::anyhow!("a second factor proven for another user")));
+    }
+    let amr = after_second_factor(&session.amr, verified.method.amr());
+    let tokens = sessions::start(state, &session.user_id, Aal::Aal2, &amr, state.now(), false, meta).await?;
+    sessions::logout(state, &session.id).await?;
+    Ok(tokens)
 }
 
 /// Which of the user's active factors a login step means: one by id, or (for
@@ -308,6 +333,9 @@ pub async fn in_one_step(
 ) -> Result<(IssuedTokens, bool), ApiError> {
     let now = state.now();
     let factors = factors::active_factors(state, user_id).await?;
+    if factors.is_empty() && organizations::enforced(state, user_id).await? {
+        return Err(ErrorCode::MfaSetupRequired.into());
+    }
     match after_first_factor(factors.len()) {
         AfterFirstFactor::Session => {
             Ok((sessions::start(state, user_id, Aal::Aal1, &[Amr::Pwd], now, false, meta).await?, false))

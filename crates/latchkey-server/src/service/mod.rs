@@ -11,6 +11,7 @@ pub mod login;
 pub mod login_throttle;
 pub mod magic_link;
 pub mod notify;
+pub mod organizations;
 pub mod outgoing;
 pub mod reauth;
 pub mod recovery_codes;

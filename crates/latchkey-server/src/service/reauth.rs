@@ -72,20 +72,25 @@ fn required(reason: &str) -> ApiError {
 }
 
 /// The rule itself, for the user of `session` changing their own factors. A session
-/// still waiting for its second factor (Prisme.ai's login) never qualifies.
+/// still waiting for its second factor (Prisme.ai's and Flashback's logins) never
+/// qualifies.
 #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
 pub async fn require_recent_authentication(
     state: &AppState,
     session: &Session,
     current_password: Option<SecretString>,
 ) -> Result<Authorized, ApiError> {
-    if session.mfa_pending {
+    let has_factor = factors::has_active(state, &session.user_id, None).await?;
+    // A session waiting for a second factor the user has does not qualify; one waiting
+    // for the user to set up their first (their organisation enforces MFA) is judged
+    // as any session of a user without a factor is.
+    if session.mfa_pending && has_factor {
         return Err(required(RECENT_MFA_LOGIN_NEEDED));
     }
     let authorized =
         || Authorized { user_id: session.user_id.clone(), actor: None, session_id: Some(session.id.clone()) };
     let recent = state.now() - session.auth_time < state.config.mfa.reauth_window_secs;
-    if factors::has_active(state, &session.user_id, None).await? {
+    if has_factor {
         // An `aal2` session lists its second factor in `amr`; one opened by a
         // remembered device lists only the first, and does not count.
         let second_factor_proven = session.aal == "aal2" && session.amr.len() >= 2;

@@ -13,6 +13,7 @@ mod cli;
 mod contact;
 mod delivery;
 mod factors;
+mod flashback;
 mod input;
 mod lerian;
 mod login_throttle;

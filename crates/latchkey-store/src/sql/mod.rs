@@ -21,6 +21,7 @@ mod challenges;
 mod delivery;
 mod devices;
 mod factors;
+mod organizations;
 mod throttle;
 
 /// The database a URL names.

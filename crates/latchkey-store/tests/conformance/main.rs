@@ -39,4 +39,5 @@ mod challenges;
 mod delivery;
 mod devices;
 mod factors;
+mod organizations;
 mod webauthn;

@@ -254,11 +254,26 @@ pub async fn start_authentication(
     serde_json::to_value(&options.public_key).map_err(ApiError::internal)
 }
 
-/// Starts authenticating `user_id` with any of their active WebAuthn factors, for an
-/// app that checks the first factor itself (the sidecar); returns the
-/// `PublicKeyCredentialRequestOptions`, or `mfa_not_enabled` when they have none.
+/// What binds a ceremony to a login that waits in its session (Flashback's): the
+/// keyed hash of the session's id, in the place an MFA token's hash takes.
+pub fn session_binding(state: &AppState, session_id: &str) -> Vec<u8> {
+    state
+        .keys
+        .hashing
+        .hash(HashPurpose::WebauthnChallenge, format!("session:{session_id}").as_bytes())
+        .to_vec()
+}
+
+/// Starts authenticating `user_id` with any of their active WebAuthn factors: for an
+/// app that checks the first factor itself (the sidecar, `login: None`), or for the
+/// login `login` names; returns the `PublicKeyCredentialRequestOptions`, or
+/// `mfa_not_enabled` when they have none.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
-pub async fn start_sidecar_authentication(state: &AppState, user_id: &str) -> Result<Value, ApiError> {
+pub async fn start_any_authentication(
+    state: &AppState,
+    user_id: &str,
+    login: Option<&[u8]>,
+) -> Result<Value, ApiError> {
     let keys = passkeys(state, user_id).await?;
     if keys.is_empty() {
         return Err(
@@ -267,7 +282,7 @@ pub async fn start_sidecar_authentication(state: &AppState, user_id: &str) -> Re
     }
     let (options, authentication) = state.webauthn.start_authentication(&keys).map_err(ApiError::internal)?;
     let challenge = options.public_key.challenge.to_vec();
-    remember(state, &challenge, CeremonyPurpose::Login, Some(user_id), None, None, &authentication).await?;
+    remember(state, &challenge, CeremonyPurpose::Login, Some(user_id), None, login, &authentication).await?;
     serde_json::to_value(&options.public_key).map_err(ApiError::internal)
 }
 
