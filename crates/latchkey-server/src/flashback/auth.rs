@@ -157,8 +157,7 @@ pub(super) struct VerifyLogin {
     mfa_type: Option<String>,
     /// GOOGLE_AUTH: the app's code, or a backup code.
     code: Option<String>,
-    /// MAGIC_LINK: not offered by this server.
-    #[allow(dead_code)]
+    /// MAGIC_LINK: the token of the link `/mfa/magic-link/send` emailed.
     token: Option<String>,
     /// PASSKEY: the browser's answer to `/mfa/passkey/auth-options`.
     #[schema(value_type = Option<Object>)]
@@ -208,13 +207,33 @@ pub(super) async fn verify_login(
             credential: required(body.credential.as_ref(), "credential")?,
             login: Some(&binding),
         },
-        _ => return Err(FlashbackError::bad_request("MFA method not available")),
+        _ => {
+            let token = required(body.token.as_deref(), "token")?;
+            return finish(
+                &state,
+                session,
+                login::verify_waiting_link(&state, session, token, &meta).await,
+                &meta,
+            )
+            .await;
+        }
     };
     if organizations::setup_required(&state, &session.user_id).await? {
         return Err(ApiError::from(ErrorCode::MfaSetupRequired).into());
     }
-    let verified = second_factor::verify(&state, &session.user_id, proof, &meta, None).await?;
-    let tokens = login::replace_waiting_session(&state, session, &verified, &meta).await?;
+    let verified = second_factor::verify(&state, &session.user_id, proof, &meta, None).await;
+    finish(&state, session, verified, &meta).await
+}
+
+/// The full session after a second factor passed.
+async fn finish(
+    state: &AppState,
+    session: &latchkey_store::Session,
+    verified: std::result::Result<second_factor::Verified, ApiError>,
+    meta: &ClientMeta,
+) -> Result<Json<VerifiedLogin>> {
+    let verified = verified?;
+    let tokens = login::replace_waiting_session(state, session, &verified, meta).await?;
     Ok(Json(VerifiedLogin {
         success: true,
         message: "MFA verification successful",

@@ -18,8 +18,9 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, SessionAuth};
 use crate::service::factors::{self, Enrolment, RecoveryCodes};
 use crate::service::reauth::{self, Authorized};
-use crate::service::{accounts, organizations, recovery_codes, webauthn};
+use crate::service::{accounts, login, magic_link, organizations, recovery_codes, webauthn};
 use crate::state::AppState;
+use latchkey_core::email::Email;
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T> {
     value.ok_or_else(|| FlashbackError::bad_request(&format!("{field} is required")))
@@ -161,8 +162,7 @@ pub(super) async fn methods(
 pub(super) struct SetupRequest {
     #[schema(schema_with = mfa_type_schema)]
     mfa_type: Option<String>,
-    /// For MAGIC_LINK, which this server does not offer.
-    #[allow(dead_code)]
+    /// For MAGIC_LINK: where links go (the account's address when absent).
     email: Option<String>,
     /// For PASSKEY: `{name}` becomes the factor's name.
     #[schema(value_type = Option<Object>)]
@@ -199,10 +199,17 @@ pub(super) async fn setup(
     let auth = setting_up(&state, auth).await?;
     let JsonBody(body) = body?;
     let factor_type = factor_type(&required(body.mfa_type, "mfaType")?)?;
-    if factor_type == FactorType::MagicLink {
-        return Err(FlashbackError::bad_request("MFA method not available"));
-    }
     let (by, user) = authorised(&state, &auth).await?;
+    if factor_type == FactorType::MagicLink {
+        factors::ensure_not_enabled(&state, &user.id, Some(FactorType::MagicLink)).await?;
+        let email = match body.email.as_deref() {
+            Some(email) => Email::parse(email)
+                .map_err(|_| FlashbackError::bad_request("email is not a valid address"))?,
+            None => Email::parse(&user.email).map_err(ApiError::internal)?,
+        };
+        factors::enroll_magic_link_by_link(&state, &by, &user, email.normalized.clone(), &meta).await?;
+        return Ok(data(json!({ "email": email.normalized, "verificationRequired": true })));
+    }
     if factor_type == FactorType::Totp {
         factors::ensure_not_enabled(&state, &user.id, Some(FactorType::Totp)).await?;
         let enrollment = factors::enroll_totp(&state, &by, &user, None, &meta).await?;
@@ -540,4 +547,53 @@ pub(super) async fn passkey_auth_options(
     let binding = webauthn::session_binding(&state, &auth.session.id);
     let options = webauthn::start_any_authentication(&state, &auth.session.user_id, Some(&binding)).await?;
     Ok(data(options))
+}
+
+/// `POST /mfa/magic-link/send`: emails the link that finishes this login (the link's
+/// token goes to `/mfa/verify-login`).
+#[utoipa::path(post, path = "/magic-link/send", tag = "flashback",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`Magic link sent successfully`.", body = Envelope<Object>),
+        (status = 400, description = "No magic-link method, or the login passed MFA already.", body = FlashbackErrorBody),
+        (status = 401, description = "No valid token.", body = FlashbackErrorBody),
+        (status = 429, description = "Too many links sent.", body = FlashbackErrorBody),
+    ))]
+pub(super) async fn magic_link_send(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    auth: std::result::Result<SessionAuth, ApiError>,
+) -> Result<Json<Envelope<Value>>> {
+    let auth = waiting(auth)?;
+    let choice = login::FactorChoice::Type(FactorType::MagicLink);
+    login::challenge_waiting(&state, &auth.session, choice, &meta).await?;
+    Ok(message("Magic link sent successfully"))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(super) struct ActivateRequest {
+    /// The token of the activation link the setup emailed.
+    token: Option<String>,
+}
+
+/// `POST /mfa/magic-link/activate`: turns the magic-link method on with the setup
+/// email's token (no Bearer needed: the token is the proof). Opening the link in a
+/// browser does the same.
+#[utoipa::path(post, path = "/magic-link/activate", tag = "flashback",
+    request_body = ActivateRequest,
+    responses(
+        (status = 200, description = "`Magic link MFA activated successfully`.", body = Envelope<Object>),
+        (status = 400, description = "A bad body, or `Invalid or expired token`.", body = FlashbackErrorBody),
+    ))]
+pub(super) async fn magic_link_activate(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    body: std::result::Result<JsonBody<ActivateRequest>, ApiError>,
+) -> Result<Json<Envelope<Value>>> {
+    let JsonBody(body) = body?;
+    let token = required(body.token, "token")?;
+    match magic_link::confirm(&state, &token, &meta).await? {
+        Some(magic_link::Confirmed::Enrolled) => Ok(message("Magic link MFA activated successfully")),
+        _ => Err(FlashbackError::bad_request("Invalid or expired token")),
+    }
 }

@@ -34,6 +34,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::enforce))
         .routes(routes!(mfa::passkey_auth_options))
         .routes(routes!(mfa::complete_registration))
+        .routes(routes!(mfa::magic_link_send))
+        .routes(routes!(mfa::magic_link_activate))
         .routes(routes!(auth::verify_login));
     OpenApiRouter::new()
         .nest("/mfa", crate::http::with_own_fallbacks(mfa, FlashbackError::from))
@@ -156,7 +158,7 @@ impl From<ApiError> for FlashbackError {
                 StatusCode::FORBIDDEN,
                 "Insufficient permissions. OWNER or ADMINISTRATOR role required to reset another user's MFA.",
             ),
-            C::InvalidCode | C::InvalidCredential => {
+            C::InvalidCode | C::InvalidCredential | C::InvalidChallenge | C::ChallengePending => {
                 Self::new(StatusCode::UNAUTHORIZED, "MFA verification failed")
             }
             C::TooManyAttempts | C::RateLimited => {

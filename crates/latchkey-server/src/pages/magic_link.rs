@@ -196,6 +196,12 @@ async fn confirm(
             "Confirmed",
             "Go back to the window or device where you were signing in; it continues by itself.",
         ),
+        Confirmed::Enrolled => message(
+            &state,
+            StatusCode::OK,
+            "Sign-in links are on",
+            "From now on, signing in asks for a link sent to this address. Sign in again where you were.",
+        ),
         Confirmed::SignedIn(step) => {
             let Some(redirect_url) = state.config.magic_link.redirect_url.as_deref() else {
                 return link_not_valid(&state);

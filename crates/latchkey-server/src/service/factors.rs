@@ -284,6 +284,58 @@ pub async fn enroll_contact(
     Ok((factor, sent))
 }
 
+/// Creates a pending magic-link factor for `destination` (replacing a pending one) and
+/// emails it an activation link instead of a code (Flashback's setup): opening the link
+/// turns the factor on ([`activate_by_link`]). Sends are throttled as codes are.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user.id))]
+pub async fn enroll_magic_link_by_link(
+    state: &AppState,
+    by: &Authorized,
+    user: &User,
+    destination: String,
+    meta: &ClientMeta,
+) -> Result<Factor, ApiError> {
+    authorized_for(by, user)?;
+    ensure_room(state, &user.id, FactorType::MagicLink).await?;
+    let send = Send { destination: &destination, channel: Channel::Email, user_id: Some(&user.id), meta };
+    challenges::claim_send(state, send).await?;
+    let factor = NewFactor {
+        destination: Some(destination.clone()),
+        ..pending(state, user, FactorType::MagicLink, None)
+    };
+    let factor = state.store.create_pending_factor(&factor).await?;
+    challenges::send_link(state, &user.id, &destination, Some(&factor), ChallengePurpose::Enroll, None, meta)
+        .await?;
+    audit::record(
+        state,
+        Event::new("factor.enrolled", &user.id, meta).factor(&factor.id, FactorType::MagicLink),
+    )
+    .await;
+    Ok(factor)
+}
+
+/// Turns on the pending factor whose activation link was just opened (and spent): the
+/// link proves the address. With no session at hand, when it is the user's first
+/// factor every session ends — they never passed a second factor the account now
+/// requires. `None` when the factor is gone or active already.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
+pub async fn activate_by_link(
+    state: &AppState,
+    user_id: &str,
+    factor_id: &str,
+    meta: &ClientMeta,
+) -> Result<Option<Factor>, ApiError> {
+    let now = state.now();
+    let Some(factor) = state.store.factor(user_id, factor_id, now).await? else { return Ok(None) };
+    if factor.status != FactorStatus::Pending
+        || !state.store.activate_factor(user_id, factor_id, None, now).await?
+    {
+        return Ok(None);
+    }
+    activated(state, user_id, &factor, None, meta).await?;
+    Ok(state.store.factor(user_id, factor_id, now).await?)
+}
+
 /// What confirming the first factor does about recovery codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecoveryCodes {

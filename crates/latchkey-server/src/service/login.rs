@@ -207,26 +207,67 @@ pub async fn challenge(
     meta: &ClientMeta,
 ) -> Result<(Factor, Challenged), ApiError> {
     let (token, hash) = mfa_token(state, mfa_token_value).await?;
-    let factor = chosen_factor(state, &token.user_id, factor).await?;
+    challenge_for(state, &token.user_id, factor, &hash, meta).await
+}
+
+/// [`challenge`] for a login that waits in its session (Flashback's): the code, link
+/// or ceremony is bound to the session.
+#[tracing::instrument(level = "debug", skip_all, fields(session_id = %session.id))]
+pub async fn challenge_waiting(
+    state: &AppState,
+    session: &Session,
+    factor: FactorChoice<'_>,
+    meta: &ClientMeta,
+) -> Result<(Factor, Challenged), ApiError> {
+    let binding = webauthn::session_binding(state, &session.id);
+    challenge_for(state, &session.user_id, factor, &binding, meta).await
+}
+
+/// The second step's start for the login `login` (an MFA token's hash, or a waiting
+/// session's binding) of `user_id`.
+async fn challenge_for(
+    state: &AppState,
+    user_id: &str,
+    factor: FactorChoice<'_>,
+    login: &[u8],
+    meta: &ClientMeta,
+) -> Result<(Factor, Challenged), ApiError> {
+    let factor = chosen_factor(state, user_id, factor).await?;
     if factor.factor_type == FactorType::Webauthn {
-        let options = webauthn::start_authentication(state, &factor, &hash).await?;
+        let options = webauthn::start_authentication(state, &factor, login).await?;
         return Ok((factor, Challenged::Webauthn(options)));
     }
     if !factor.factor_type.is_restricted() {
         return Err(ErrorCode::ChallengeNotApplicable.into());
     }
     let to = challenges::destination(&factor)?;
-    let send =
-        Send { destination: to, channel: challenges::channel(&factor), user_id: Some(&token.user_id), meta };
+    let send = Send { destination: to, channel: challenges::channel(&factor), user_id: Some(user_id), meta };
     challenges::claim_send(state, send).await?;
-    let login = Some(hash.to_vec());
+    let login = Some(login.to_vec());
     let sent = if factor.factor_type == FactorType::MagicLink {
-        challenges::send_link(state, &token.user_id, to, Some(&factor), ChallengePurpose::Login, login, meta)
-            .await?
+        challenges::send_link(state, user_id, to, Some(&factor), ChallengePurpose::Login, login, meta).await?
     } else {
         challenges::send_code(state, &factor, ChallengePurpose::Login, login, meta).await?
     };
     Ok((factor, Challenged::Sent(sent)))
+}
+
+/// The second factor of a login that waits in its session, proven by the token of the
+/// link [`challenge_waiting`] sent (a client that reads the link itself, as Flashback's
+/// does): the link must be this session's, and it is spent.
+#[tracing::instrument(level = "debug", skip_all, fields(session_id = %session.id))]
+pub async fn verify_waiting_link(
+    state: &AppState,
+    session: &Session,
+    token: &str,
+    meta: &ClientMeta,
+) -> Result<Verified, ApiError> {
+    let challenge = challenges::confirm_link(state, token)
+        .await?
+        .filter(|c| c.user_id == session.user_id && c.purpose == ChallengePurpose::Login)
+        .ok_or(ErrorCode::InvalidChallenge)?;
+    let binding = webauthn::session_binding(state, &session.id);
+    second_factor::verify_link(state, &session.user_id, &challenge.id, &binding, meta).await
 }
 
 /// Completes a login with its second factor; the `mfa_token` is spent on success.

@@ -10,6 +10,7 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
 use crate::service::audit::{self, Event};
 use crate::service::challenges::{self, Send};
+use crate::service::factors;
 use crate::service::login::{self, LoginStep};
 use crate::state::AppState;
 
@@ -19,6 +20,8 @@ pub enum Confirmed {
     SecondFactor,
     /// A sign-in: a session, or the second factor the account requires.
     SignedIn(LoginStep),
+    /// A magic-link factor's activation link (Flashback's setup): the factor is on.
+    Enrolled,
 }
 
 /// Emails a sign-in link to `email` if it belongs to an active account. The answer
@@ -84,6 +87,12 @@ pub async fn confirm(
             audit::record(state, Event::new("magic_link.signed_in", user_id, meta)).await;
             Ok(Some(Confirmed::SignedIn(login::after_first(state, user_id, &[Amr::Mail], None, meta).await?)))
         }
-        ChallengePurpose::Enroll => Ok(None),
+        ChallengePurpose::Enroll => {
+            let Some(factor_id) = challenge.factor_id.as_deref() else { return Ok(None) };
+            if !state.store.spend_challenge(&challenge.id, true, state.now()).await? {
+                return Ok(None);
+            }
+            Ok(factors::activate_by_link(state, user_id, factor_id, meta).await?.map(|_| Confirmed::Enrolled))
+        }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::helpers::{PASSWORD, Reply, TestApp, access, oathtool, tool};
+use crate::mail::{self, SmtpSink};
 use crate::webauthn::{ORIGIN, create, get};
 
 on_both_backends!(
@@ -18,6 +19,8 @@ on_both_backends!(
     an_organization_enforces_mfa_and_its_administrators_reset_it,
     errors_come_in_the_envelope,
 );
+
+with_each_backend!(a_magic_link_is_activated_and_finishes_a_login_through_smtp);
 
 impl TestApp {
     async fn flashback(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
@@ -332,6 +335,57 @@ async fn errors_come_in_the_envelope(app: TestApp) {
         .fb_post("/mfa/verify-login", Some(&token), json!({ "mfaType": "GOOGLE_AUTH", "code": "1" }))
         .await;
     assert_envelope_error(&not_waiting, StatusCode::BAD_REQUEST, "MFA already verified for this session");
-    let magic = app.fb_post("/mfa/setup", Some(&token), json!({ "mfaType": "MAGIC_LINK" })).await;
-    assert_envelope_error(&magic, StatusCode::BAD_REQUEST, "MFA method not available");
+    let activate = app.fb_post("/mfa/magic-link/activate", None, json!({ "token": "lkl_nothing" })).await;
+    assert_envelope_error(&activate, StatusCode::BAD_REQUEST, "Invalid or expired token");
+}
+
+/// The token of the newest link among the first `count` messages to `to`.
+async fn link_token(sink: &SmtpSink, to: &str, count: usize) -> String {
+    let messages = mail::wait_for(sink.path(), to, count).await;
+    let with_link = messages.iter().rev().find(|m| m.text.contains("magic-link?token=")).expect("a link");
+    with_link.link().split("token=").nth(1).unwrap().to_owned()
+}
+
+async fn a_magic_link_is_activated_and_finishes_a_login_through_smtp(backend: latchkey_store::Backend) {
+    let sink = SmtpSink::start(false, None);
+    let url = sink.url(None);
+    let app = TestApp::spawn_with(backend, |c| c.email.smtp_url = Some(url)).await;
+    app.signup("linked@example.com").await;
+    let token = app.fb_login("linked@example.com").await["accessToken"].as_str().unwrap().to_owned();
+    let setup = app.fb_post("/mfa/setup", Some(&token), json!({ "mfaType": "MAGIC_LINK" })).await;
+    assert_eq!(
+        setup.body,
+        json!({ "success": true, "data": { "email": "linked@example.com", "verificationRequired": true } })
+    );
+    let activation = link_token(&sink, "linked@example.com", 1).await;
+    let activated = app.fb_post("/mfa/magic-link/activate", None, json!({ "token": activation })).await;
+    assert_message(&activated, "Magic link MFA activated successfully");
+    let again = app.fb_post("/mfa/magic-link/activate", None, json!({ "token": activation })).await;
+    assert_envelope_error(&again, StatusCode::BAD_REQUEST, "Invalid or expired token");
+    assert_eq!(
+        app.get_bearer("/v1/me", &token).await.status,
+        StatusCode::UNAUTHORIZED,
+        "sessions before MFA end"
+    );
+
+    let limited = app.fb_login("linked@example.com").await["accessToken"].as_str().unwrap().to_owned();
+    app.advance(61); // one send a minute per address
+    let sent = app.fb_post("/mfa/magic-link/send", Some(&limited), json!({})).await;
+    assert_message(&sent, "Magic link sent successfully");
+    let link = link_token(&sink, "linked@example.com", 3).await;
+    // Another login cannot use this login's link.
+    let other = app.fb_login("linked@example.com").await["accessToken"].as_str().unwrap().to_owned();
+    let crossed = app
+        .fb_post("/mfa/verify-login", Some(&other), json!({ "mfaType": "MAGIC_LINK", "token": link }))
+        .await;
+    assert_envelope_error(&crossed, StatusCode::UNAUTHORIZED, "MFA verification failed");
+    app.advance(61);
+    app.fb_post("/mfa/magic-link/send", Some(&limited), json!({})).await;
+    let link = link_token(&sink, "linked@example.com", 4).await;
+    let passed = app
+        .fb_post("/mfa/verify-login", Some(&limited), json!({ "mfaType": "MAGIC_LINK", "token": link }))
+        .await;
+    assert_eq!(passed.status, StatusCode::OK, "{}", passed.body);
+    let me = app.get_bearer("/v1/me", passed.body["fullAccessToken"].as_str().unwrap()).await;
+    assert_eq!(me.body["session"]["amr"], json!(["pwd", "mail"]));
 }
