@@ -11,6 +11,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::helpers::{PASSWORD, Reply, TestApp, access, oathtool, tool};
 use crate::mail::{self, SmtpSink};
+use crate::schema::assert_matches;
 use crate::webauthn::{ORIGIN, create, get};
 
 on_both_backends!(
@@ -41,15 +42,18 @@ impl TestApp {
     async fn fb_login(&self, email: &str) -> Value {
         let reply = self.fb_post("/user/login", None, json!({ "email": email, "password": PASSWORD })).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_matches("flashback", "login200", &reply.body);
         reply.body
     }
 }
 
 fn assert_envelope_error(reply: &Reply, status: StatusCode, error: &str) {
+    assert_matches("flashback", "error", &reply.body);
     assert_eq!((reply.status, &reply.body), (status, &json!({ "success": false, "error": error })));
 }
 
 fn assert_message(reply: &Reply, message: &str) {
+    assert_matches("flashback", "message200", &reply.body);
     assert_eq!(
         (reply.status, &reply.body),
         (StatusCode::OK, &json!({ "success": true, "message": message })),
@@ -68,6 +72,7 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
 
     let setup = app.fb_post("/mfa/setup", Some(&token), json!({ "mfaType": "GOOGLE_AUTH" })).await;
     assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+    assert_matches("flashback", "setupGoogleAuth200", &setup.body);
     let secret = setup.body["data"]["secret"].as_str().unwrap().to_owned();
     let backup: Vec<String> = setup.body["data"]["backupCodes"]
         .as_array()
@@ -93,6 +98,7 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
         .await;
     assert_message(&verified, "MFA setup verified and enabled");
     let status = app.flashback(Method::GET, "/mfa/status", Some(&token), None).await;
+    assert_matches("flashback", "status200", &status.body);
     assert_eq!(
         status.body,
         json!({ "success": true, "data": { "isEnabled": true, "isRequired": true, "isEnforced": false,
@@ -115,6 +121,7 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
     let body = json!({ "mfaType": "GOOGLE_AUTH", "code": backup[0], "sessionId": "x", "userAgent": "y" });
     let passed = app.fb_post("/mfa/verify-login", Some(&limited), body.clone()).await;
     assert_eq!(passed.status, StatusCode::OK, "{}", passed.body);
+    assert_matches("flashback", "verifyLogin200", &passed.body);
     assert_eq!(passed.body["message"], "MFA verification successful");
     let full = passed.body["fullAccessToken"].as_str().unwrap().to_owned();
     assert_eq!(app.get_bearer("/v1/me", &full).await.body["session"]["aal"], "aal2");
@@ -132,10 +139,12 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
     let refreshed =
         app.fb_post("/user/refresh", None, json!({ "refresh_token": passed.body["refreshToken"] })).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    assert_matches("flashback", "refresh200", &refreshed.body);
     assert_eq!(refreshed.body["token"], refreshed.body["accessToken"]);
     let spent =
         app.fb_post("/user/refresh", None, json!({ "refreshToken": passed.body["refreshToken"] })).await;
     assert_eq!(spent.status, StatusCode::UNAUTHORIZED);
+    assert_matches("flashback", "authError", &spent.body);
     assert_eq!(spent.body["error_code"], "INVALID_REFRESH_TOKEN");
     // A spent refresh token presented again ends its session: log in once more.
     assert_eq!(app.get_bearer("/v1/me", &full).await.status, StatusCode::UNAUTHORIZED);
@@ -152,6 +161,7 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
     let disabled = app.fb_post("/mfa/disable", Some(&full), json!({ "mfaType": "GOOGLE_AUTH" })).await;
     assert_message(&disabled, "MFA method disabled");
     let methods = app.flashback(Method::GET, "/mfa/methods", Some(&full), None).await;
+    assert_matches("flashback", "methods200", &methods.body);
     let google = &methods.body["data"][0];
     assert_eq!((&google["type"], &google["isEnabled"]), (&json!("GOOGLE_AUTH"), &json!(false)));
 }
@@ -167,6 +177,7 @@ async fn a_passkey_finishes_a_flashback_login(app: TestApp) {
         )
         .await;
     assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+    assert_matches("flashback", "setupPasskey200", &setup.body);
     let data = &setup.body["data"];
     assert_eq!((&data["rpID"], &data["origin"]), (&json!("localhost"), &json!(ORIGIN)));
     assert_eq!(data["challenge"], data["publicKey"]["challenge"]);
@@ -179,6 +190,7 @@ async fn a_passkey_finishes_a_flashback_login(app: TestApp) {
     let limited = app.fb_login("fbkey@example.com").await["accessToken"].as_str().unwrap().to_owned();
     let options = app.fb_post("/mfa/passkey/auth-options", Some(&limited), json!({})).await;
     assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+    assert_matches("flashback", "authOptions200", &options.body);
     assert_eq!(options.body["data"]["allowCredentials"].as_array().map(Vec::len), Some(1));
     let assertion = get(&mut key, &options.body["data"]);
     let body = json!({ "mfaType": "PASSKEY", "credential": assertion });
@@ -353,6 +365,7 @@ async fn a_magic_link_is_activated_and_finishes_a_login_through_smtp(backend: la
     app.signup("linked@example.com").await;
     let token = app.fb_login("linked@example.com").await["accessToken"].as_str().unwrap().to_owned();
     let setup = app.fb_post("/mfa/setup", Some(&token), json!({ "mfaType": "MAGIC_LINK" })).await;
+    assert_matches("flashback", "setupMagicLink200", &setup.body);
     assert_eq!(
         setup.body,
         json!({ "success": true, "data": { "email": "linked@example.com", "verificationRequired": true } })

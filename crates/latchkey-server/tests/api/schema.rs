@@ -9,6 +9,7 @@ pub fn contract(fixture: &str, name: &str) -> Value {
         "prisme" => include_str!("contracts/prisme.json"),
         "mudbase" => include_str!("contracts/mudbase.json"),
         "lerian" => include_str!("contracts/lerian.json"),
+        "flashback" => include_str!("contracts/flashback.json"),
         other => panic!("no contract fixture {other}"),
     };
     let all: Value = serde_json::from_str(text).unwrap();
