@@ -4,7 +4,8 @@
 // would: register a passkey as a second factor, log in with the password and the
 // passkey, sign in with the passkey alone without typing an address, and check the
 // refusals (the same answer twice; a clone whose signature counter went backwards; an
-// authenticator that did not verify the user).
+// authenticator that did not verify the user); then, as a Flashback client, set a
+// passkey up and finish a login with it through Flashback's endpoints only.
 // Usage: node passkeys.mjs <base URL on localhost>
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -127,6 +128,36 @@ try {
   assert.equal(unverified.status, 422, JSON.stringify(unverified.body));
   assert.equal(unverified.body.error.details.reason, "user_not_verified");
   console.log("refused an answer without user verification");
+
+  // A Flashback client, using only Flashback's endpoints: set a passkey up from a
+  // session, then finish a login with it.
+  await devtools.send("WebAuthn.setUserVerified", { authenticatorId, isUserVerified: true });
+  const flashback = await page.evaluate(async ({ password }) => {
+    const email = `flashback-${Date.now()}@example.com`;
+    await api("/v1/auth/signup", { email, password });
+    const first = await api("/user/login", { email, password, deviceInfo: { name: "Chromium" } });
+    const token = first.body.accessToken;
+    const setup = await api("/mfa/setup", { mfaType: "PASSKEY", deviceInfo: { name: "Chromium" } }, token);
+    const credential = await create(setup.body.data.publicKey);
+    const completed = await api("/mfa/passkey/complete-registration",
+      { credential, challenge: setup.body.data.challenge }, token);
+    const login = await api("/user/login", { email, password });
+    const limited = login.body.accessToken;
+    const options = await api("/mfa/passkey/auth-options", {}, limited);
+    const assertion = await get(options.body.data);
+    const verified = await api("/mfa/verify-login", { mfaType: "PASSKEY", credential: assertion }, limited);
+    const status = await (await fetch("/mfa/status",
+      { headers: { authorization: `Bearer ${verified.body.fullAccessToken}` } })).json();
+    return { first: first.body.mfaRequired, setup: setup.status, completed, login: login.body.mfaRequired, verified, status };
+  }, { password });
+  assert.equal(flashback.first, false);
+  assert.equal(flashback.setup, 200);
+  assert.deepEqual(flashback.completed.body, { success: true, message: "Passkey registration completed" });
+  assert.equal(flashback.login, true, "the next login's token is limited");
+  assert.equal(flashback.verified.status, 200, JSON.stringify(flashback.verified.body));
+  assert.equal(flashback.status.data.sessionVerified, true);
+  assert.deepEqual(flashback.status.data.enabledMethods, ["PASSKEY"]);
+  console.log("a Flashback client set a passkey up and finished a login with it");
   assert.deepEqual(errors, []);
 } finally {
   await browser.close();

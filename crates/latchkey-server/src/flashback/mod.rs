@@ -163,10 +163,12 @@ impl From<ApiError> for FlashbackError {
             }
             C::TooManyAttempts | C::RateLimited => {
                 let seconds = error.retry_after.unwrap_or(1);
-                Self {
-                    retry_after: Some(seconds),
-                    ..Self::new(StatusCode::TOO_MANY_REQUESTS, &error.message)
-                }
+                let text = if error.code == C::TooManyAttempts {
+                    "Too many attempts, try again later"
+                } else {
+                    "Too many codes or links sent, try again later"
+                };
+                Self { retry_after: Some(seconds), ..Self::new(StatusCode::TOO_MANY_REQUESTS, text) }
             }
             C::SecondFactorLocked => Self::new(StatusCode::FORBIDDEN, &error.message),
             C::UserNotFound => Self::new(StatusCode::NOT_FOUND, "User not found"),

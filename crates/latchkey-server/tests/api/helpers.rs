@@ -393,9 +393,11 @@ pub enum Surface {
     Prisme,
     Lerian,
     Mudbase,
+    Flashback,
 }
 
-pub const SURFACES: [Surface; 4] = [Surface::Native, Surface::Prisme, Surface::Lerian, Surface::Mudbase];
+pub const SURFACES: [Surface; 5] =
+    [Surface::Native, Surface::Prisme, Surface::Lerian, Surface::Mudbase, Surface::Flashback];
 
 /// The error code of `reply` in its surface's own format.
 pub fn error_code(surface: Surface, reply: &Reply) -> Value {
@@ -403,6 +405,11 @@ pub fn error_code(surface: Surface, reply: &Reply) -> Value {
         Surface::Native => reply.body["error"]["code"].clone(),
         Surface::Prisme => reply.body["error"].clone(),
         Surface::Lerian | Surface::Mudbase => reply.body["code"].clone(),
+        // The login's `{error_code, message}`, or the envelope's `error` text.
+        Surface::Flashback => match reply.body.get("error_code") {
+            Some(code) => code.clone(),
+            None => reply.body["error"].clone(),
+        },
     }
 }
 

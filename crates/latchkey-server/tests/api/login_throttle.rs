@@ -32,6 +32,7 @@ async fn login(app: &TestApp, surface: Surface, email: &str, password: &str) -> 
             json!({ "grantType": "password", "username": email, "password": password }),
         ),
         Surface::Mudbase => ("/api/auth/login", json!({ "email": email, "password": password })),
+        Surface::Flashback => ("/user/login", json!({ "email": email, "password": password })),
     };
     app.post(path, body).await
 }
@@ -42,6 +43,7 @@ fn wrong_password(surface: Surface) -> (StatusCode, Value) {
         Surface::Prisme => "AuthenticationError",
         Surface::Lerian => "AUT-0003",
         Surface::Mudbase => "UNAUTHORIZED",
+        Surface::Flashback => "INVALID_PASSWORD",
     };
     (StatusCode::UNAUTHORIZED, json!(code))
 }
@@ -52,6 +54,7 @@ fn throttled(surface: Surface) -> (StatusCode, Value) {
         Surface::Prisme => "TooManyRequests",
         Surface::Lerian => "IDE-0050",
         Surface::Mudbase => "RATE_LIMITED",
+        Surface::Flashback => "Too many attempts, try again later",
     };
     (StatusCode::TOO_MANY_REQUESTS, json!(code))
 }

@@ -1,4 +1,4 @@
-//! DESIGN section 3's re-authentication rule and rule 15, as one table over the four
+//! DESIGN section 3's re-authentication rule and rule 15, as one table over the five
 //! surfaces: a sensitive change (turning MFA off, removing or adding a factor) is
 //! refused, in each surface's own format, to a session whose second factor was proven
 //! longer ago than `mfa.reauth_window_secs`, to a session opened by a remembered
@@ -23,6 +23,10 @@ fn assert_refused(surface: Surface, reply: &Reply, case: &str) {
         Surface::Prisme => (StatusCode::UNAUTHORIZED, json!("MissingMFA")),
         Surface::Lerian => (StatusCode::FORBIDDEN, json!("IDE-0055")),
         Surface::Mudbase => (StatusCode::FORBIDDEN, json!("REAUTHENTICATION_REQUIRED")),
+        Surface::Flashback => (
+            StatusCode::FORBIDDEN,
+            json!("Recent MFA verification required: verify with /mfa/verify-login first"),
+        ),
     };
     assert_eq!(found, expected, "{surface:?}, {case}: {}", reply.body);
 }
@@ -51,6 +55,9 @@ async fn sensitive_change(app: &TestApp, surface: Surface, token: &str) -> Reply
         }
         Surface::Lerian => call(app, Method::DELETE, &format!("/v1/users/{id}/mfa"), token, None).await,
         Surface::Mudbase => call(app, Method::POST, "/api/users/2fa/setup", token, Some(json!({}))).await,
+        Surface::Flashback => {
+            call(app, Method::POST, "/mfa/disable", token, Some(json!({ "mfaType": "GOOGLE_AUTH" }))).await
+        }
     }
 }
 
@@ -72,6 +79,9 @@ async fn first_factor(app: &TestApp, surface: Surface, token: &str) -> Reply {
             call(app, Method::POST, &format!("/v1/users/{id}/mfa/setup"), token, Some(body)).await
         }
         Surface::Mudbase => call(app, Method::POST, "/api/users/2fa/setup", token, Some(json!({}))).await,
+        Surface::Flashback => {
+            call(app, Method::POST, "/mfa/setup", token, Some(json!({ "mfaType": "GOOGLE_AUTH" }))).await
+        }
     }
 }
 
@@ -106,6 +116,13 @@ async fn mfa_session(app: &TestApp, surface: Surface, email: &str, key: &[u8]) -
             let body = json!({ "email": email, "password": PASSWORD, "totpToken": code });
             let tokens = app.post("/api/auth/login", body).await;
             return tokens.body["token"].as_str().unwrap().to_owned();
+        }
+        Surface::Flashback => {
+            let login = app.post("/user/login", json!({ "email": email, "password": PASSWORD })).await;
+            let limited = login.body["accessToken"].as_str().unwrap().to_owned();
+            let body = json!({ "mfaType": "GOOGLE_AUTH", "code": code });
+            let passed = call(app, Method::POST, "/mfa/verify-login", &limited, Some(body)).await;
+            return passed.body["fullAccessToken"].as_str().unwrap().to_owned();
         }
     };
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -189,6 +206,13 @@ async fn the_reauthentication_rule_is_the_same_on_every_surface(app: TestApp) {
                 .post("/api/auth/login", json!({ "email": email, "password": PASSWORD }))
                 .await
                 .body["token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            Surface::Flashback => app
+                .post("/user/login", json!({ "email": email, "password": PASSWORD }))
+                .await
+                .body["accessToken"]
                 .as_str()
                 .unwrap()
                 .to_owned(),

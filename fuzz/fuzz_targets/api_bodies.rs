@@ -1,6 +1,6 @@
-//! JSON bodies of the native API, through the whole router: each input is sent as the
-//! body of one of the operations the native OpenAPI document says take JSON, with a
-//! real user's token and an admin API key, and the answer is never a 5xx.
+//! JSON bodies of the native and Flashback APIs, through the whole router: each input
+//! is sent as the body of one of the operations their OpenAPI documents say take JSON,
+//! with a real user's token and an admin API key, and the answer is never a 5xx.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -60,20 +60,22 @@ fn target() -> &'static Target {
             call(&router, json(Method::POST, "/v1/auth/signup", credentials)).await;
             let (_, tokens) = call(&router, json(Method::POST, "/v1/auth/login", credentials)).await;
             let token = tokens["access_token"].as_str().expect("an access token").to_owned();
-            let request = Request::get("/openapi.json").body(Body::empty()).expect("a request");
-            let (_, document) = call(&router, request).await;
             let mut operations = Vec::new();
-            for (path, item) in document["paths"].as_object().expect("paths") {
-                for (method, operation) in item.as_object().expect("a path item") {
-                    if operation["requestBody"]["content"].get("application/json").is_some() {
-                        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
-                        operations.push((method, path.replace("{id}", ID).replace("{fid}", ID)));
+            for document in ["/openapi.json", "/openapi/flashback.json"] {
+                let request = Request::get(document).body(Body::empty()).expect("a request");
+                let (_, document) = call(&router, request).await;
+                for (path, item) in document["paths"].as_object().expect("paths") {
+                    for (method, operation) in item.as_object().expect("a path item") {
+                        if operation["requestBody"]["content"].get("application/json").is_some() {
+                            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+                            operations.push((method, path.replace("{id}", ID).replace("{fid}", ID)));
+                        }
                     }
                 }
             }
             (router, operations, token, key)
         });
-        assert!(operations.len() >= 10, "the native document lists its JSON operations");
+        assert!(operations.len() >= 20, "the documents list their JSON operations");
         Target { runtime, router, operations, token, key, _data: data }
     })
 }
