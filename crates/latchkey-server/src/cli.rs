@@ -84,6 +84,17 @@ enum UserCommand {
         #[arg(long)]
         phone: Option<String>,
     },
+    /// Put a user (by email) in an organisation with a role, or take them out of it.
+    Organization {
+        #[arg(long)]
+        email: String,
+        /// The organisation's id; without it, the user leaves their organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// owner, administrator or member.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +173,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
             eprintln!("created user in {}", crate::config::redacted_url(&state.config.database_url()));
             println!("{}", user.id);
+            Ok(())
+        }
+        Command::User { command: UserCommand::Organization { email, org, role } } => {
+            let role = latchkey_store::OrgRole::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role is owner, administrator or member"))?;
+            let state = open(config).await?;
+            let normalized = latchkey_core::email::Email::parse(&email)
+                .map_err(|_| anyhow::anyhow!("{email} is not an email address"))?
+                .normalized;
+            let user = state
+                .store
+                .user_by_email(&normalized)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user {email}"))?;
+            let member = org.as_deref().map(|org| (org, role));
+            crate::service::organizations::set_membership(
+                &state,
+                &user.id,
+                member,
+                "cli",
+                &Default::default(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            match org {
+                Some(org) => eprintln!("{email} is now {} of {org}", role.as_str()),
+                None => eprintln!("{email} belongs to no organisation"),
+            }
             Ok(())
         }
         Command::Apikey { command } => apikey(open(config).await?, command).await,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{FlashbackError, FlashbackErrorBody, Result, factor_type, mfa_type_schema};
+use super::{DeviceInfo, FlashbackError, FlashbackErrorBody, Result, factor_type, mfa_type_schema};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth};
 use crate::service::login_throttle::Client;
@@ -26,7 +26,7 @@ pub(super) struct LoginRequest {
     /// Accepted and not used.
     #[schema(value_type = Option<Object>)]
     #[allow(dead_code)]
-    device_info: Option<Value>,
+    device_info: Option<DeviceInfo>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::{
-    Envelope, FlashbackError, FlashbackErrorBody, Result, data, factor_type, message, mfa_type,
+    DeviceInfo, Envelope, FlashbackError, FlashbackErrorBody, Result, data, factor_type, message, mfa_type,
     mfa_type_schema,
 };
 use crate::http::error::{ApiError, ErrorCode};
@@ -164,9 +164,9 @@ pub(super) struct SetupRequest {
     mfa_type: Option<String>,
     /// For MAGIC_LINK: where links go (the account's address when absent).
     email: Option<String>,
-    /// For PASSKEY: `{name}` becomes the factor's name.
+    /// For PASSKEY: `name` becomes the factor's name.
     #[schema(value_type = Option<Object>)]
-    device_info: Option<Value>,
+    device_info: Option<DeviceInfo>,
 }
 
 /// The user of `auth`, authorised to change their factors (re-authentication as on
@@ -189,6 +189,7 @@ async fn authorised(state: &AppState, auth: &SessionAuth) -> Result<(Authorized,
         (status = 400, description = "A bad body or type, a method not offered, or one enabled already.", body = FlashbackErrorBody),
         (status = 401, description = "No valid token.", body = FlashbackErrorBody),
         (status = 403, description = "The login has not passed its second factor, or it did so too long ago.", body = FlashbackErrorBody),
+        (status = 429, description = "Too many links sent (MAGIC_LINK).", body = FlashbackErrorBody),
     ))]
 pub(super) async fn setup(
     State(state): State<AppState>,
@@ -219,7 +220,8 @@ pub(super) async fn setup(
             "backupCodes": recovery_codes::setup_codes(&state, &enrollment.factor),
         })));
     }
-    let name = body.device_info.as_ref().and_then(|info| info["name"].as_str()).map(str::to_owned);
+    let name = body.device_info.as_ref().and_then(|info| info.get("name")).and_then(Value::as_str);
+    let name = name.filter(|name| !name.trim().is_empty()).map(str::to_owned);
     let (_, options) = factors::enroll_webauthn(&state, &by, &user, name, &meta).await?;
     let origin = state
         .config

@@ -82,6 +82,10 @@ fn mfa_type_schema() -> utoipa::openapi::schema::Object {
     crate::http::openapi::one_of(&["GOOGLE_AUTH", "MAGIC_LINK", "PASSKEY"])
 }
 
+/// What a client says of its device (`deviceInfo`): an object; its `name` names a
+/// passkey.
+type DeviceInfo = serde_json::Map<String, Value>;
+
 /// A success answer: `{"success": true, "data"?, "message"?}`.
 #[derive(Serialize, ToSchema)]
 struct Envelope<T: Serialize> {

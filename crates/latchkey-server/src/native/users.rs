@@ -178,9 +178,20 @@ async fn delete_user(
 }
 
 /// A user's organisation (the Flashback surface's `orgId`) and role in it.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, ToSchema)]
 struct Organization {
+    /// `null` when the user belongs to none.
+    org_id: Option<String>,
+    /// `owner`, `administrator` or `member`.
+    role: Option<String>,
+    /// Whether the organisation requires a second factor of every member.
+    mfa_enforced: bool,
+}
+
+/// Where a user belongs.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct OrganizationChange {
     /// The organisation's id (1–100 letters, digits, `-`, `_`, `.`); created when first
     /// named. `null` takes the user out of their organisation.
     org_id: Option<String>,
@@ -188,9 +199,6 @@ struct Organization {
     /// enforce MFA for the organisation and reset its members' factors.
     #[schema(example = "member")]
     role: Option<String>,
-    /// Whether the organisation requires a second factor of every member (read only).
-    #[serde(default, skip_deserializing)]
-    mfa_enforced: bool,
 }
 
 /// The user's organisation and role (scope `users:read`).
@@ -228,7 +236,7 @@ async fn organization_of(state: &AppState, id: &str) -> Result<Json<Organization
 /// `users:write`).
 #[utoipa::path(put, path = "/v1/users/{id}/organization", tag = "users",
     params(("id" = String, Path, description = "The user's id.")),
-    request_body = Organization,
+    request_body = OrganizationChange,
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The membership now.", body = Organization),
@@ -241,7 +249,7 @@ async fn set_organization(
     admin: AdminKey,
     meta: ClientMeta,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Organization>,
+    JsonBody(body): JsonBody<OrganizationChange>,
 ) -> Result<Json<Organization>, ApiError> {
     admin.require("users:write")?;
     accounts::by_id(&state, &id).await?;

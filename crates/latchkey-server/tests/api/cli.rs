@@ -1,4 +1,5 @@
-//! The `latchkey` binary: `config check`, `migrate`, `apikey`, `user create`, and
+//! The `latchkey` binary: `config check`, `migrate`, `apikey`, `user create`,
+//! `user organization`, and
 //! `serve` with graceful shutdown on SIGTERM.
 
 use std::io::Write;
@@ -195,6 +196,26 @@ async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
     let fetched = app.admin(Method::GET, &format!("/v1/users/{}", id.trim()), &key, None).await;
     assert_eq!(fetched.body["email"], "ops@example.com");
     app.login("ops@example.com").await;
+
+    let mut org = latchkey(&app);
+    org.args([
+        "user",
+        "organization",
+        "--email",
+        "ops@example.com",
+        "--org",
+        "acme",
+        "--role",
+        "administrator",
+    ]);
+    let (ok, _, stderr) = run(org, None);
+    assert!(ok, "{stderr}");
+    let membership =
+        app.admin(Method::GET, &format!("/v1/users/{}/organization", id.trim()), &key, None).await;
+    assert_eq!(membership.body, json!({ "org_id": "acme", "role": "administrator", "mfa_enforced": false }));
+    let mut bad_role = latchkey(&app);
+    bad_role.args(["user", "organization", "--email", "ops@example.com", "--org", "acme", "--role", "king"]);
+    assert!(!run(bad_role, None).0);
 
     let mut weak = latchkey(&app);
     weak.args(["user", "create", "--email", "weak@example.com", "--password-stdin"]);
