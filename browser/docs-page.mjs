@@ -38,7 +38,8 @@ try {
   });
 
   for (const [surface, path] of [["native", "/openapi.json"], ["prisme", "/openapi/prisme.json"],
-    ["mudbase", "/openapi/mudbase.json"], ["lerian", "/openapi/lerian.json"]]) {
+    ["mudbase", "/openapi/mudbase.json"], ["lerian", "/openapi/lerian.json"],
+    ["flashback", "/openapi/flashback.json"]]) {
     const api = await (await fetch(base + path)).json();
     const expected = Object.values(api.paths)
       .flatMap((item) => ["get", "post", "put", "patch", "delete"].filter((method) => item[method])).length;

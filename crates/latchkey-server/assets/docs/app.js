@@ -228,7 +228,7 @@ function render(api) {
     for (const [path, method, operation] of entries) operations.append(operationView(path, method, operation));
   }
   const schemas = (api.components && api.components.schemas) || {};
-  const errorName = ["ErrorBody", "PrismeError", "MudbaseError", "LerianError"].find((name) => schemas[name]);
+  const errorName = ["ErrorBody", "PrismeError", "MudbaseError", "LerianError", "FlashbackError"].find((name) => schemas[name]);
   if (errorName) {
     operations.append(el("h2", { class: "tag", id: "error-format" }, "error format"),
       el("p", {}, `Every error answer has this body (${errorName}):`), schemaTree({ $ref: `#/components/schemas/${errorName}` }, 0, new Set()));

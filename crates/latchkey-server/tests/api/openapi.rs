@@ -12,8 +12,13 @@ use crate::helpers::TestApp;
 
 on_both_backends!(every_documented_operation_reaches_a_handler, the_documents_are_served_and_complete);
 
-const DOCUMENTS: [&str; 4] =
-    ["/openapi.json", "/openapi/prisme.json", "/openapi/mudbase.json", "/openapi/lerian.json"];
+const DOCUMENTS: [&str; 5] = [
+    "/openapi.json",
+    "/openapi/prisme.json",
+    "/openapi/mudbase.json",
+    "/openapi/lerian.json",
+    "/openapi/flashback.json",
+];
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 async fn document(app: &TestApp, path: &str) -> Value {
@@ -60,7 +65,7 @@ async fn status(app: &TestApp, method: &str, path: &str) -> StatusCode {
 
 async fn every_documented_operation_reaches_a_handler(app: TestApp) {
     let paths = documented(&app).await;
-    assert!(paths.len() > 40, "all four documents are read: {}", paths.len());
+    assert!(paths.len() > 40, "all five documents are read: {}", paths.len());
     let mut wrong = Vec::new();
     for (path, methods) in &paths {
         for method in METHODS {
