@@ -9,7 +9,7 @@ use latchkey_core::{base32, totp};
 use latchkey_server::Config;
 use latchkey_server::clock::SystemClock;
 use latchkey_server::http::extract::ClientMeta;
-use latchkey_server::service::{factors, reauth};
+use latchkey_server::service::{enrolment, reauth};
 use latchkey_server::state::AppState;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -71,7 +71,7 @@ pub async fn enrol_directly(config: Config, users: &[(String, String)]) -> anyho
         let user = state.store.user_by_id(id).await?.context("user vanished")?;
         // The operator's tool, acting for the user as an administrator would.
         let by = reauth::operator(id, "latchkey-bench".into());
-        let enrollment = factors::enroll_totp(&state, &by, &user, None, &meta)
+        let enrollment = enrolment::enroll_totp(&state, &by, &user, None, &meta)
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
         if !state.store.activate_factor(id, &enrollment.factor.id, None, state.now()).await? {

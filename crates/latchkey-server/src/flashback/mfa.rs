@@ -18,7 +18,7 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, SessionAuth};
 use crate::service::factors::{self, Enrolment, RecoveryCodes};
 use crate::service::reauth::{self, Authorized};
-use crate::service::{accounts, login, magic_link, organizations, recovery_codes, webauthn};
+use crate::service::{accounts, enrolment, login, magic_link, organizations, recovery_codes, webauthn};
 use crate::state::AppState;
 use latchkey_core::email::Email;
 
@@ -208,12 +208,12 @@ pub(super) async fn setup(
                 .map_err(|_| FlashbackError::bad_request("email is not a valid address"))?,
             None => Email::parse(&user.email).map_err(ApiError::internal)?,
         };
-        factors::enroll_magic_link_by_link(&state, &by, &user, email.normalized.clone(), &meta).await?;
+        enrolment::enroll_magic_link_by_link(&state, &by, &user, email.normalized.clone(), &meta).await?;
         return Ok(data(json!({ "email": email.normalized, "verificationRequired": true })));
     }
     if factor_type == FactorType::Totp {
         factors::ensure_not_enabled(&state, &user.id, Some(FactorType::Totp)).await?;
-        let enrollment = factors::enroll_totp(&state, &by, &user, None, &meta).await?;
+        let enrollment = enrolment::enroll_totp(&state, &by, &user, None, &meta).await?;
         return Ok(data(json!({
             "secret": enrollment.secret.as_str(),
             "qrCode": enrollment.qr_png.as_str(),
@@ -222,7 +222,7 @@ pub(super) async fn setup(
     }
     let name = body.device_info.as_ref().and_then(|info| info.get("name")).and_then(Value::as_str);
     let name = name.filter(|name| !name.trim().is_empty()).map(str::to_owned);
-    let (_, options) = factors::enroll_webauthn(&state, &by, &user, name, &meta).await?;
+    let (_, options) = enrolment::enroll_webauthn(&state, &by, &user, name, &meta).await?;
     let origin = state
         .config
         .relying_party()

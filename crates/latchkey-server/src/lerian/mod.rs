@@ -24,7 +24,7 @@ use crate::http::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie, sec
 use crate::http::openapi;
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, challenges, devices, factors, reauth, recovery_codes};
+use crate::service::{accounts, challenges, devices, enrolment, factors, reauth, recovery_codes};
 use crate::state::AppState;
 
 mod auth;
@@ -249,7 +249,7 @@ async fn setup(
     let by = caller.authorize(&state, &account.id).await?;
     let (secret, url) = if factor_type == FactorType::Totp {
         let enrollment =
-            factors::enroll_totp(&state, &by, &account, None, &meta).await.map_err(mfa_operation)?;
+            enrolment::enroll_totp(&state, &by, &account, None, &meta).await.map_err(mfa_operation)?;
         (enrollment.secret.to_string(), enrollment.otpauth_uri.to_string())
     } else {
         let phone = match factor_type {
@@ -257,7 +257,7 @@ async fn setup(
             _ => None,
         };
         let destination = challenges::contact_destination(&state, &account, factor_type, None, phone)?;
-        factors::enroll_contact(&state, &by, &account, factor_type, destination, None, &meta)
+        enrolment::enroll_contact(&state, &by, &account, factor_type, destination, None, &meta)
             .await
             .map_err(mfa_operation)?;
         (String::new(), String::new())

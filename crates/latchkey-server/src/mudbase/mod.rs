@@ -22,7 +22,7 @@ use crate::service::factors::{self, Enrolment, RecoveryCodes};
 use crate::service::login_throttle::Client;
 use crate::service::second_factor::Proof;
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, login, reauth, recovery_codes, second_factor};
+use crate::service::{accounts, enrolment, login, reauth, recovery_codes, second_factor};
 use crate::state::AppState;
 use latchkey_core::factor::FactorType;
 
@@ -366,7 +366,7 @@ async fn setup(
     factors::ensure_not_enabled(&state, &user_id, None).await?;
     let by = reauth::require_recent_authentication(&state, &auth.session, None).await?;
     let account = accounts::session_user(&state, &user_id).await?;
-    let enrollment = factors::enroll_totp(&state, &by, &account, None, &meta).await?;
+    let enrollment = enrolment::enroll_totp(&state, &by, &account, None, &meta).await?;
     let backup_codes = recovery_codes::issue_at_setup(&state, &by, &meta).await?;
     let manual_entry_key: Vec<String> = enrollment
         .secret

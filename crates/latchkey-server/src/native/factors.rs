@@ -14,7 +14,7 @@ use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, Path};
 use crate::service::factors::{Enrolment, RecoveryCodes};
-use crate::service::{accounts, challenges, factors, reauth, recovery_codes, webauthn};
+use crate::service::{accounts, challenges, enrolment, factors, reauth, recovery_codes, webauthn};
 use crate::state::AppState;
 use latchkey_core::challenge;
 use latchkey_core::factor::FactorType;
@@ -200,7 +200,7 @@ async fn create(
     if factor_type == FactorType::Webauthn {
         let by = reauth::require_recent_authentication(&state, &user.session, body.current_password).await?;
         let (factor, creation_options) =
-            factors::enroll_webauthn(&state, &by, &account, body.friendly_name, &meta).await?;
+            enrolment::enroll_webauthn(&state, &by, &account, body.friendly_name, &meta).await?;
         let webauthn = Some(WebauthnSetup { creation_options });
         let created = CreatedFactor { factor: factor.into(), totp: None, challenge: None, webauthn };
         return Ok((StatusCode::CREATED, Json(created)));
@@ -216,7 +216,7 @@ async fn create(
             body.phone.as_deref(),
         )?;
         let by = reauth::require_recent_authentication(&state, &user.session, body.current_password).await?;
-        let (factor, sent) = factors::enroll_contact(
+        let (factor, sent) = enrolment::enroll_contact(
             &state,
             &by,
             &account,
@@ -233,7 +233,7 @@ async fn create(
         return Ok((StatusCode::CREATED, Json(created)));
     }
     let by = reauth::require_recent_authentication(&state, &user.session, body.current_password).await?;
-    let enrollment = factors::enroll_totp(&state, &by, &account, body.friendly_name, &meta).await?;
+    let enrollment = enrolment::enroll_totp(&state, &by, &account, body.friendly_name, &meta).await?;
     let totp = TotpSetup {
         secret: enrollment.secret.to_string(),
         otpauth_uri: enrollment.otpauth_uri.to_string(),
@@ -324,7 +324,7 @@ async fn rename(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Rename>,
 ) -> Result<Json<FactorView>, ApiError> {
-    let name = factors::check_friendly_name(&body.friendly_name)?;
+    let name = enrolment::check_friendly_name(&body.friendly_name)?;
     let user_id = &user.session.user_id;
     if !state.store.rename_factor(user_id, &id, &name).await? {
         return Err(ErrorCode::FactorNotFound.into());

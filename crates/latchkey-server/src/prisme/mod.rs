@@ -18,7 +18,7 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
 use crate::service::login_throttle::Client;
 use crate::service::second_factor::{self, Proof};
-use crate::service::{accounts, factors, login, reauth, sessions};
+use crate::service::{accounts, enrolment, factors, login, reauth, sessions};
 use crate::state::AppState;
 
 /// Mounted at `/v2`.
@@ -364,7 +364,7 @@ async fn setup_mfa(
         factors::reset_all(&state, &by, &meta).await?;
         return Ok(Json(SetupAnswer::Off { method: "none" }));
     }
-    let enrollment = factors::replace_totp_unconfirmed(&state, &by, &user, &auth.session.id, &meta).await?;
+    let enrollment = enrolment::replace_totp_unconfirmed(&state, &by, &user, &auth.session.id, &meta).await?;
     Ok(Json(SetupAnswer::Totp {
         secret: enrollment.secret.as_str().to_owned(),
         qr_image: enrollment.qr_png.as_str().to_owned(),

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod challenges;
 pub mod devices;
+pub mod enrolment;
 pub mod factors;
 pub mod login;
 pub mod login_throttle;
