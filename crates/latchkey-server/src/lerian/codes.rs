@@ -305,7 +305,7 @@ impl From<ApiError> for LerianError {
                 Code::Unauthorized
             }
             C::InvalidRefreshToken | C::InvalidMfaToken => Code::InvalidToken,
-            C::InsufficientScope => Code::Forbidden,
+            C::InsufficientScope | C::MfaSetupRequired => Code::Forbidden,
             C::UserNotFound => Code::UserNotFound,
             C::InvalidCode => Code::InvalidPasscode,
             C::TooManyAttempts => Code::TooManyAttempts,

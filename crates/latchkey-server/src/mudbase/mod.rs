@@ -98,6 +98,7 @@ impl From<ApiError> for MudbaseError {
                 }
             }
             C::SecondFactorLocked => Self::new(StatusCode::FORBIDDEN, "TWO_FACTOR_LOCKED", &error.message),
+            C::MfaSetupRequired => Self::new(StatusCode::FORBIDDEN, "MFA_SETUP_REQUIRED", &error.message),
             C::ReauthenticationRequired => Self::new(
                 StatusCode::FORBIDDEN,
                 "REAUTHENTICATION_REQUIRED",

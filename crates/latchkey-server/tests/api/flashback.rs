@@ -250,6 +250,15 @@ async fn an_organization_enforces_mfa_and_its_administrators_reset_it(app: TestA
     let native =
         app.post("/v1/auth/login", json!({ "email": "member@example.com", "password": PASSWORD })).await;
     assert_eq!((native.status, native.code()), (StatusCode::FORBIDDEN, "mfa_setup_required"));
+    let grant = json!({ "grantType": "password", "username": "member@example.com", "password": PASSWORD });
+    let lerian = app.post("/v1/login/oauth/access_token", grant).await;
+    assert_eq!((lerian.status, &lerian.body["code"]), (StatusCode::FORBIDDEN, &json!("AUT-0002")));
+    let mudbase =
+        app.post("/api/auth/login", json!({ "email": "member@example.com", "password": PASSWORD })).await;
+    assert_eq!(
+        (mudbase.status, &mudbase.body["code"]),
+        (StatusCode::FORBIDDEN, &json!("MFA_SETUP_REQUIRED"))
+    );
     let login = app.fb_login("member@example.com").await;
     assert_eq!(login["mfaRequired"], true);
     let limited = login["accessToken"].as_str().unwrap().to_owned();
