@@ -363,8 +363,8 @@ async fn enable(
 
 /// `GET /v1/users/{id}/mfa`: which methods are enabled. `enabled` is true when the user
 /// has any active factor (login then needs one); `methods` lists Lerian's names for
-/// the active ones, oldest first, and `preferredType` is the first of them (`""` when
-/// there is none).
+/// the active ones, oldest first, and `preferredType` is the first of them (absent when
+/// there is none: `""` is not one of Lerian's types).
 #[utoipa::path(get, path = "/v1/users/{id}/mfa", tag = "lerian",
     params(("id" = String, Path, description = "The user's id.")),
     security(("bearer" = []), ("api_key" = [])),
@@ -382,7 +382,7 @@ async fn status(
     let methods = mfa_types(&active);
     Ok(Json(MfaStatus {
         enabled: !active.is_empty(),
-        preferred_type: methods.first().copied().unwrap_or_default(),
+        preferred_type: methods.first().copied(),
         totp_enabled: methods.contains(&"app"),
         email_enabled: methods.contains(&"email"),
         sms_enabled: methods.contains(&"sms"),
@@ -394,8 +394,10 @@ async fn status(
 #[serde(rename_all = "camelCase")]
 struct MfaStatus {
     enabled: bool,
-    /// `app`, `email`, `sms`, or `""`.
-    preferred_type: &'static str,
+    /// `app`, `email` or `sms`; absent when the user has none of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = mfa_type_schema)]
+    preferred_type: Option<&'static str>,
     totp_enabled: bool,
     email_enabled: bool,
     sms_enabled: bool,

@@ -104,7 +104,10 @@ impl From<ApiError> for MudbaseError {
                 "REAUTHENTICATION_REQUIRED",
                 "Log in again to change 2FA settings",
             ),
-            C::FactorAlreadyActive => Self::new(StatusCode::CONFLICT, "CONFLICT", "2FA is already enabled"),
+            // Mudbase documents 400, 401 and 403 only: a conflict is a bad request here.
+            C::FactorAlreadyActive => {
+                Self::new(StatusCode::BAD_REQUEST, "CONFLICT", "2FA is already enabled")
+            }
             C::FactorNotFound => Self::new(
                 StatusCode::BAD_REQUEST,
                 "NO_PENDING_2FA_SETUP",
@@ -352,8 +355,8 @@ struct SetupAnswer {
         (status = 200, description = "The secret and backup codes.", body = SetupAnswer),
         (status = 403, description = "An API key (`FORBIDDEN`), or a login too old (`REAUTHENTICATION_REQUIRED`).",
             body = MudbaseErrorBody),
+        (status = 400, description = "2FA is already enabled (`CONFLICT`).", body = MudbaseErrorBody),
         (status = 404, description = "The user no longer exists.", body = MudbaseErrorBody),
-        (status = 409, description = "2FA is already enabled (`CONFLICT`).", body = MudbaseErrorBody),
     ))]
 async fn setup(
     State(state): State<AppState>,
@@ -401,10 +404,9 @@ struct Message {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "2FA is on.", body = Message),
-        (status = 400, description = "A wrong code (`INVALID_2FA_TOKEN`), no pending setup, or a bad body.",
+        (status = 400, description = "A wrong code (`INVALID_2FA_TOKEN`), no pending setup, 2FA already enabled (`CONFLICT`), or a bad body.",
             body = MudbaseErrorBody),
         (status = 403, description = "An API key, or a locked second factor.", body = MudbaseErrorBody),
-        (status = 409, description = "2FA is already enabled.", body = MudbaseErrorBody),
         (status = 429, description = "Too many attempts.", body = MudbaseErrorBody),
     ))]
 async fn verify(

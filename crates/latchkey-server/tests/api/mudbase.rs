@@ -70,7 +70,7 @@ async fn the_2fa_lifecycle_works_for_a_mudbase_client(app: TestApp) {
     assert_eq!(verified.body, json!({ "message": "2FA enabled successfully" }));
     assert_matches("mudbase", "message200", &verified.body);
     let again = app.api("/api/users/2fa/setup", Some(&token), json!({})).await;
-    assert_error(&again, StatusCode::CONFLICT, "CONFLICT", "/api/users/2fa/setup");
+    assert_error(&again, StatusCode::BAD_REQUEST, "CONFLICT", "/api/users/2fa/setup");
 
     let credentials = json!({ "email": "dee@example.com", "password": PASSWORD });
     let challenged = app.api("/api/auth/login", None, credentials.clone()).await;

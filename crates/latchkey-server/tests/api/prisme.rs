@@ -139,6 +139,12 @@ async fn setup_needs_both_fields_the_password_and_a_user(app: TestApp) {
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let no_mfa = app.v2("/v2/login/mfa", Some(&token), json!({ "totp": "123456" })).await;
     assert_error(&no_mfa, StatusCode::NOT_FOUND, "NotFoundError", "No MFA configured");
+    // The body is validated first, as Prisme.ai's validator does.
+    let empty = app.v2("/v2/login/mfa", Some(&token), json!({})).await;
+    assert_eq!(
+        (empty.status, empty.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("RequestValidationError"))
+    );
 }
 
 async fn failures_answer_in_prisme_format_and_are_throttled(app: TestApp) {
