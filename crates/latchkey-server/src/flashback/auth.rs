@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{DeviceInfo, FlashbackError, FlashbackErrorBody, Result, factor_type, mfa_type_schema};
+use super::{DeviceInfo, FlashbackError, FlashbackErrorBody, Result, factor_type, mfa_type_schema, required};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth};
 use crate::service::login_throttle::Client;
@@ -56,10 +56,6 @@ pub(super) struct LoginAnswer {
     /// a member whose organisation enforces MFA and who has no factor, until one is set
     /// up).
     mfa_required: bool,
-}
-
-fn required<T>(value: Option<T>, field: &str) -> Result<T> {
-    value.ok_or_else(|| FlashbackError::bad_request(&format!("{field} is required")))
 }
 
 /// `POST /user/login`.

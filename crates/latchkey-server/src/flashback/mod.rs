@@ -7,6 +7,7 @@
 
 mod auth;
 mod mfa;
+mod organization;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -30,8 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::enable))
         .routes(routes!(mfa::disable))
         .routes(routes!(mfa::primary))
-        .routes(routes!(mfa::reset))
-        .routes(routes!(mfa::enforce))
+        .routes(routes!(organization::reset))
+        .routes(routes!(organization::enforce))
         .routes(routes!(mfa::passkey_auth_options))
         .routes(routes!(mfa::complete_registration))
         .routes(routes!(mfa::magic_link_send))
@@ -55,6 +56,11 @@ fn own_405(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> 
         paths,
         methods.fallback(|| async { FlashbackError::from(ApiError::new(ErrorCode::MethodNotAllowed)) }),
     )
+}
+
+/// A required field of a request: `400 "<field> is required"` when absent.
+fn required<T>(value: Option<T>, field: &str) -> Result<T> {
+    value.ok_or_else(|| FlashbackError::bad_request(&format!("{field} is required")))
 }
 
 /// Flashback's names for factor types.
