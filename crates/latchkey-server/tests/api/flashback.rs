@@ -24,19 +24,8 @@ on_both_backends!(
 with_each_backend!(a_magic_link_is_activated_and_finishes_a_login_through_smtp);
 
 impl TestApp {
-    async fn flashback(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        self.send(request).await
-    }
-
     async fn fb_post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.flashback(Method::POST, path, token, Some(body)).await
+        self.call(Method::POST, path, token, Some(body)).await
     }
 
     async fn fb_login(&self, email: &str) -> Value {
@@ -97,7 +86,7 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
         .fb_post("/mfa/verify-setup", Some(&token), json!({ "mfaType": "GOOGLE_AUTH", "code": code }))
         .await;
     assert_message(&verified, "MFA setup verified and enabled");
-    let status = app.flashback(Method::GET, "/mfa/status", Some(&token), None).await;
+    let status = app.call(Method::GET, "/mfa/status", Some(&token), None).await;
     assert_matches("flashback", "status200", &status.body);
     assert_eq!(
         status.body,
@@ -112,7 +101,7 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
     assert_eq!(app.get_bearer("/v1/me", &limited).await.status, StatusCode::UNAUTHORIZED);
     let enable = app.fb_post("/mfa/enable", Some(&limited), json!({ "mfaType": "GOOGLE_AUTH" })).await;
     assert_envelope_error(&enable, StatusCode::FORBIDDEN, "MFA verification required");
-    let status = app.flashback(Method::GET, "/mfa/status", Some(&limited), None).await;
+    let status = app.call(Method::GET, "/mfa/status", Some(&limited), None).await;
     assert_eq!(status.body["data"]["sessionVerified"], false);
     let wrong = app
         .fb_post("/mfa/verify-login", Some(&limited), json!({ "mfaType": "GOOGLE_AUTH", "code": "000000" }))
@@ -160,7 +149,7 @@ async fn google_auth_guards_a_flashback_login(app: TestApp) {
     assert_message(&primary, "Primary MFA method updated");
     let disabled = app.fb_post("/mfa/disable", Some(&full), json!({ "mfaType": "GOOGLE_AUTH" })).await;
     assert_message(&disabled, "MFA method disabled");
-    let methods = app.flashback(Method::GET, "/mfa/methods", Some(&full), None).await;
+    let methods = app.call(Method::GET, "/mfa/methods", Some(&full), None).await;
     assert_matches("flashback", "methods200", &methods.body);
     let google = &methods.body["data"][0];
     assert_eq!((&google["type"], &google["isEnabled"]), (&json!("GOOGLE_AUTH"), &json!(false)));
@@ -262,7 +251,7 @@ async fn an_organization_enforces_mfa_and_its_administrators_reset_it(app: TestA
     let login = app.fb_login("member@example.com").await;
     assert_eq!(login["mfaRequired"], true);
     let limited = login["accessToken"].as_str().unwrap().to_owned();
-    let status = app.flashback(Method::GET, "/mfa/status", Some(&limited), None).await;
+    let status = app.call(Method::GET, "/mfa/status", Some(&limited), None).await;
     assert_eq!(
         (
             &status.body["data"]["isRequired"],
@@ -346,11 +335,11 @@ async fn errors_come_in_the_envelope(app: TestApp) {
         );
         assert!(reply.body["error"].is_string(), "{}", reply.body);
     }
-    let anonymous = app.flashback(Method::GET, "/mfa/status", None, None).await;
+    let anonymous = app.call(Method::GET, "/mfa/status", None, None).await;
     assert_envelope_error(&anonymous, StatusCode::UNAUTHORIZED, "Invalid or expired token");
-    let wrong_method = app.flashback(Method::GET, "/mfa/setup", Some(&token), None).await;
+    let wrong_method = app.call(Method::GET, "/mfa/setup", Some(&token), None).await;
     assert_envelope_error(&wrong_method, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
-    let no_path = app.flashback(Method::GET, "/mfa/nothing", Some(&token), None).await;
+    let no_path = app.call(Method::GET, "/mfa/nothing", Some(&token), None).await;
     assert_envelope_error(&no_path, StatusCode::NOT_FOUND, "Not found");
     let not_waiting = app
         .fb_post("/mfa/verify-login", Some(&token), json!({ "mfaType": "GOOGLE_AUTH", "code": "1" }))

@@ -330,6 +330,24 @@ impl TestApp {
         self.data_dir.path().join("outbox")
     }
 
+    /// `method path` with an optional Bearer `token` and JSON `body`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
     pub async fn post_bearer(&self, path: &str, token: &str, body: Value) -> Reply {
         self.send(self.client.post(self.url(path)).bearer_auth(token).json(&body)).await
     }

@@ -27,14 +27,7 @@ with_each_backend!(
 
 impl TestApp {
     async fn lerian(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        self.send(request).await
+        self.call(method, path, token, body).await
     }
 
     async fn lerian_post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {

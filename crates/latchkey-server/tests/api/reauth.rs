@@ -32,11 +32,7 @@ fn assert_refused(surface: Surface, reply: &Reply, case: &str) {
 }
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    app.send(request).await
+    app.call(method, path, Some(token), body).await
 }
 
 /// Turns off MFA (or, on Mudbase, where turning it off carries its own second factor,
