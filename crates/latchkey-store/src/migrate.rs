@@ -39,6 +39,11 @@ const SQLITE: &[Migration] = &[
         name: "organizations",
         sql: include_str!("../migrations/sqlite/0009_organizations.sql"),
     },
+    Migration {
+        version: 10,
+        name: "exchange_codes",
+        sql: include_str!("../migrations/sqlite/0010_exchange_codes.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -66,6 +71,11 @@ const POSTGRES: &[Migration] = &[
         version: 9,
         name: "organizations",
         sql: include_str!("../migrations/postgres/0009_organizations.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "exchange_codes",
+        sql: include_str!("../migrations/postgres/0010_exchange_codes.sql"),
     },
 ];
 

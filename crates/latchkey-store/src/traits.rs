@@ -56,6 +56,18 @@ pub trait AccountStore: Send + Sync {
     /// spent revokes its whole session.
     async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome>;
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Keeps the keyed hash of a one-time exchange code for the session `session_id`,
+    /// spendable until `expires_at`.
+    async fn create_exchange_code(
+        &self,
+        code_hash: &[u8],
+        session_id: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> StoreResult<()>;
+    /// Spends an exchange code: the session it was made for, if the code is unspent and
+    /// unexpired at `now`. Of concurrent spenders exactly one gets it.
+    async fn spend_exchange_code(&self, code_hash: &[u8], now: UnixTime) -> StoreResult<Option<String>>;
     /// The user's live sessions at `now`, newest first.
     async fn user_sessions(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<Session>>;
     /// Revokes the session `id` if it is the user's and live; false otherwise.

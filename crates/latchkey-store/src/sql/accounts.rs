@@ -345,7 +345,43 @@ impl AccountStore for SqlStore {
         .bind(before)
         .execute(&self.pool)
         .await?;
-        Ok(result.rows_affected())
+        let codes = sqlx::query("DELETE FROM exchange_codes WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() + codes.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn create_exchange_code(
+        &self,
+        code_hash: &[u8],
+        session_id: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO exchange_codes (code_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(code_hash.to_vec())
+        .bind(session_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn spend_exchange_code(&self, code_hash: &[u8], now: UnixTime) -> StoreResult<Option<String>> {
+        // Deleting is spending: of two concurrent spenders only one sees the row.
+        let row = sqlx::query("DELETE FROM exchange_codes WHERE code_hash = $1 RETURNING session_id, expires_at")
+            .bind(code_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: i64 = row.try_get("expires_at")?;
+        Ok((expires_at > now).then(|| row.try_get("session_id")).transpose()?)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

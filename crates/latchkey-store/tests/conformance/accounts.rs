@@ -19,6 +19,7 @@ on_both_backends!(
     purge_removes_dead_sessions_only,
     api_keys_are_found_by_hash_until_revoked,
     only_one_first_signing_key_wins,
+    exchange_codes_are_spent_once_before_they_expire,
 );
 
 pub(crate) fn new_user(id: &str, email: &str) -> NewUser {
@@ -263,4 +264,21 @@ async fn a_user_lists_and_ends_only_their_own_live_sessions(store: SqlStore) {
     assert!(store.revoke_user_session("u1", "old", 1200).await.unwrap());
     assert!(!store.revoke_user_session("u1", "old", 1201).await.unwrap(), "once");
     assert_eq!(ids(store.user_sessions("u1", 1201).await.unwrap()), ["new"]);
+}
+
+async fn exchange_codes_are_spent_once_before_they_expire(store: SqlStore) {
+    store.create_user(&new_user("u1", "a@example.com")).await.unwrap();
+    store.create_session(&new_session("s1", "u1", 1000), b"t1").await.unwrap();
+    store.create_exchange_code(b"code-1", "s1", 1000, 1060).await.unwrap();
+    store.create_exchange_code(b"code-2", "s1", 1000, 1060).await.unwrap();
+    let (a, b) = tokio::join!(store.spend_exchange_code(b"code-1", 1010), store.spend_exchange_code(b"code-1", 1010));
+    let mut won = [a.unwrap(), b.unwrap()];
+    won.sort();
+    assert_eq!(won, [None, Some("s1".to_owned())], "one concurrent spender wins");
+    assert_eq!(store.spend_exchange_code(b"code-1", 1011).await.unwrap(), None, "spent");
+    assert_eq!(store.spend_exchange_code(b"code-2", 1060).await.unwrap(), None, "expired");
+    assert_eq!(store.spend_exchange_code(b"code-2", 1000).await.unwrap(), None, "an expired code is gone for good");
+    store.create_exchange_code(b"code-3", "s1", 1000, 1060).await.unwrap();
+    assert_eq!(store.purge_sessions(2000).await.unwrap(), 1, "purge drops expired codes");
+    assert_eq!(store.spend_exchange_code(b"code-3", 1001).await.unwrap(), None);
 }
