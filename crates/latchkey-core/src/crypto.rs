@@ -163,6 +163,12 @@ pub enum HashPurpose {
     /// The source of the recovery codes shown with a factor's setup, before it is
     /// confirmed (derived from the pending factor's id; stored only once confirmed).
     SetupRecoveryCode,
+    /// The session id in a hosted page's session cookie, as the cookie's signature.
+    WebSession,
+    /// A hosted page form's CSRF token, derived from the browser's CSRF cookie.
+    Csrf,
+    /// A one-time code an app exchanges for tokens after a hosted sign-in.
+    ExchangeCode,
 }
 
 impl HashPurpose {
@@ -179,6 +185,9 @@ impl HashPurpose {
             Self::SetupRecoveryCode => b"setup-recovery-code",
             Self::LoginThrottle => b"login-throttle",
             Self::WebauthnChallenge => b"webauthn-challenge",
+            Self::WebSession => b"web-session",
+            Self::Csrf => b"csrf",
+            Self::ExchangeCode => b"exchange-code",
         }
     }
 }

@@ -56,6 +56,9 @@ pub trait AccountStore: Send + Sync {
     /// spent revokes its whole session.
     async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome>;
     async fn revoke_session(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Moves a live session's idle deadline to `now + idle_timeout_secs`, never past
+    /// its absolute expiry: a hosted page's session stays open while it is used.
+    async fn touch_session(&self, id: &str, now: UnixTime, idle_timeout_secs: i64) -> StoreResult<bool>;
     /// Keeps the keyed hash of a one-time exchange code for the session `session_id`,
     /// spendable until `expires_at`.
     async fn create_exchange_code(

@@ -46,6 +46,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub magic_link: MagicLinkConfig,
     pub webauthn: WebauthnConfig,
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -71,6 +72,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             magic_link: MagicLinkConfig::default(),
             webauthn: WebauthnConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -345,6 +347,9 @@ impl Config {
             && !is_http_url(url)
         {
             return invalid("magic_link.redirect_url must start with http:// or https://");
+        }
+        if let Err(message) = crate::pages::return_to::Allowed::parse(&self.web.allowed_return_urls) {
+            return invalid(&message);
         }
         Ok(())
     }

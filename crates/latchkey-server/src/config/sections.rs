@@ -483,6 +483,17 @@ impl WebauthnConfig {
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Where the hosted pages may send a browser after sign-in (`/login?return_to=`):
+    /// an origin (`https://app.example.com`: any path on it) or an origin with a path
+    /// prefix (`https://app.example.com/auth/`). Anything else is refused and logged;
+    /// Latchkey's own pages (`/account/security`) are always allowed.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub allowed_return_urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MagicLinkConfig {
     /// Where a browser is sent after confirming a sign-in link, with the outcome in
     /// the URL fragment (never sent to any server). Unset: sign-in links are off;

@@ -149,7 +149,7 @@ impl From<ApiError> for FlashbackError {
                 error_code: Some("INVALID_PASSWORD"),
                 ..Self::new(StatusCode::UNAUTHORIZED, "Invalid email or password")
             },
-            C::Unauthenticated | C::InvalidToken | C::InvalidApiKey | C::InvalidMfaToken => {
+            C::Unauthenticated | C::InvalidToken | C::InvalidApiKey | C::InvalidMfaToken | C::InvalidExchangeCode => {
                 Self::new(StatusCode::UNAUTHORIZED, "Invalid or expired token")
             }
             C::InvalidRefreshToken => Self {

@@ -36,6 +36,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     InvalidCode,
     InvalidMfaToken,
+    InvalidExchangeCode,
     TooManyAttempts,
     SecondFactorLocked,
     ReauthenticationRequired,
@@ -62,7 +63,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 46] = [
+    pub const ALL: [ErrorCode; 47] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -86,6 +87,7 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::InvalidCode,
         Self::InvalidMfaToken,
+        Self::InvalidExchangeCode,
         Self::TooManyAttempts,
         Self::SecondFactorLocked,
         Self::ReauthenticationRequired,
@@ -136,6 +138,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidCode => "invalid_code",
             Self::InvalidMfaToken => "invalid_mfa_token",
+            Self::InvalidExchangeCode => "invalid_exchange_code",
             Self::TooManyAttempts => "too_many_attempts",
             Self::SecondFactorLocked => "second_factor_locked",
             Self::ReauthenticationRequired => "reauthentication_required",
@@ -184,6 +187,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidCode => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidMfaToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidExchangeCode => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::SecondFactorLocked => StatusCode::FORBIDDEN,
             Self::ReauthenticationRequired => StatusCode::FORBIDDEN,
@@ -234,6 +238,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "This path does not accept this method.",
             Self::InvalidCode => "The code is incorrect, expired or already used.",
             Self::InvalidMfaToken => "The mfa_token is invalid, expired or already used; log in again.",
+            Self::InvalidExchangeCode => "The code is invalid, expired or already exchanged; sign in again.",
             Self::TooManyAttempts => "Too many failed attempts; wait for the time in Retry-After.",
             Self::SecondFactorLocked => {
                 "Too many failed attempts: the second factor is locked until an administrator resets it."

@@ -115,6 +115,7 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
         };
         documents.push((surface, openapi::complete(surface, &catalogue, document)));
     }
+    let router = router.merge(pages::site());
     (router, Documents::new(documents))
 }
 

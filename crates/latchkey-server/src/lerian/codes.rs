@@ -304,7 +304,7 @@ impl From<ApiError> for LerianError {
             C::Unauthenticated | C::InvalidToken | C::InvalidApiKey | C::SecondFactorRequired => {
                 Code::Unauthorized
             }
-            C::InvalidRefreshToken | C::InvalidMfaToken => Code::InvalidToken,
+            C::InvalidRefreshToken | C::InvalidMfaToken | C::InvalidExchangeCode => Code::InvalidToken,
             C::InsufficientScope | C::MfaSetupRequired => Code::Forbidden,
             C::UserNotFound => Code::UserNotFound,
             C::InvalidCode => Code::InvalidPasscode,

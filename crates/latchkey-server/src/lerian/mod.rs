@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::challenge;
 use latchkey_core::factor::FactorType;
-use latchkey_store::{Factor, User};
+use latchkey_store::{Factor, Session, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -156,9 +156,9 @@ impl Caller {
         })
     }
 
-    fn session(&self) -> Option<&AuthUser> {
+    fn session(&self) -> Option<&Session> {
         match self {
-            Self::User(user) => Some(user.as_ref()),
+            Self::User(user) => Some(&user.session),
             Self::Admin(_) => None,
         }
     }

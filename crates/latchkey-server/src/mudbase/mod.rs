@@ -424,7 +424,7 @@ async fn verify(
     let pending = factors::pending_setup(&state, &user_id, FactorType::Totp).await?;
     factors::confirm(
         &state,
-        &auth,
+        &auth.session,
         &pending.id,
         Enrolment::Code(code.expose_secret()),
         RecoveryCodes::IssuedAtSetup,

@@ -300,7 +300,7 @@ async fn verify(
         }
     };
     let (factor, recovery_codes) =
-        factors::confirm(&state, &user, &id, proof, RecoveryCodes::IssueWithFirstFactor, &meta).await?;
+        factors::confirm(&state, &user.session, &id, proof, RecoveryCodes::IssueWithFirstFactor, &meta).await?;
     Ok(Json(Confirmed { factor: factor.into(), recovery_codes }))
 }
 
@@ -324,12 +324,7 @@ async fn rename(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Rename>,
 ) -> Result<Json<FactorView>, ApiError> {
-    let name = enrolment::check_friendly_name(&body.friendly_name)?;
-    let user_id = &user.session.user_id;
-    if !state.store.rename_factor(user_id, &id, &name).await? {
-        return Err(ErrorCode::FactorNotFound.into());
-    }
-    let factor = state.store.factor(user_id, &id, state.now()).await?.ok_or(ErrorCode::FactorNotFound)?;
+    let factor = factors::rename(&state, &user.session.user_id, &id, &body.friendly_name).await?;
     Ok(Json(factor.into()))
 }
 

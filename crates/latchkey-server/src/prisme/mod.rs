@@ -17,8 +17,8 @@ use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
 use crate::service::login_throttle::Client;
-use crate::service::second_factor::{self, Proof};
-use crate::service::{accounts, enrolment, factors, login, reauth, sessions};
+use crate::service::second_factor::Proof;
+use crate::service::{accounts, enrolment, factors, login, reauth};
 use crate::state::AppState;
 
 /// Mounted at `/v2`.
@@ -111,7 +111,8 @@ impl From<ApiError> for PrismeError {
             | C::InvalidToken
             | C::InvalidRefreshToken
             | C::InvalidApiKey
-            | C::InvalidMfaToken => {
+            | C::InvalidMfaToken
+            | C::InvalidExchangeCode => {
                 Self::new(StatusCode::UNAUTHORIZED, "AuthenticationError", "Unauthenticated")
             }
             _ => Self::new(StatusCode::BAD_REQUEST, "BadParameters", &error.message),
@@ -299,8 +300,7 @@ async fn login_mfa(
     if mfa_method(&state, user_id).await? == "none" {
         return Err(PrismeError::new(StatusCode::NOT_FOUND, "NotFoundError", "No MFA configured"));
     }
-    let verified = second_factor::verify(&state, user_id, Proof::typed(&code), &meta, None).await?;
-    sessions::raise(&state, &auth.session, verified.method.amr()).await?;
+    reauth::step_up(&state, &auth.session, Proof::typed(&code), &meta).await?;
     Ok(Json(Success { success: true }))
 }
 

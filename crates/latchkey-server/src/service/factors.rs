@@ -7,17 +7,17 @@ use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::recovery;
 use latchkey_core::totp;
 use latchkey_core::{UnixTime, base32};
-use latchkey_store::{ChallengePurpose, Factor};
+use latchkey_store::{ChallengePurpose, Factor, Session};
 use zeroize::Zeroizing;
 
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{AuthUser, ClientMeta};
+use crate::http::extract::ClientMeta;
 use crate::service::audit::{self, Event};
 use crate::service::challenges;
 use crate::service::notify::{self, Notice};
 use crate::service::reauth::Authorized;
 use crate::service::second_factor::{self, Attempt, Method, factor_params, open_totp_secret};
-use crate::service::{recovery_codes, sessions, webauthn};
+use crate::service::{enrolment, recovery_codes, sessions, webauthn};
 use crate::state::AppState;
 
 /// The user's confirmed factors, oldest first.
@@ -221,13 +221,13 @@ async fn pending_factor(state: &AppState, user_id: &str, factor_id: &str) -> Res
 #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
 pub async fn confirm(
     state: &AppState,
-    user: &AuthUser,
+    session: &Session,
     factor_id: &str,
     proof: Enrolment<'_>,
     codes: RecoveryCodes,
     meta: &ClientMeta,
 ) -> Result<(Factor, Option<Vec<String>>), ApiError> {
-    let user_id = user.session.user_id.as_str();
+    let user_id = session.user_id.as_str();
     let now = state.now();
     let factor = pending_factor(state, user_id, factor_id).await?;
     let failures = second_factor::claim_attempt(state, user_id, meta).await?;
@@ -241,7 +241,7 @@ pub async fn confirm(
         return Err(refusal.map_or(error, webauthn::Refusal::error));
     }
     second_factor::succeeded(state, user_id).await?;
-    let first = activated(state, user_id, &factor, Some(user), meta).await?;
+    let first = activated(state, user_id, &factor, Some(session), meta).await?;
     let recovery_codes = match codes {
         RecoveryCodes::IssueWithFirstFactor if first => {
             Some(recovery_codes::issue(state, user_id, now).await?)
@@ -289,7 +289,7 @@ pub async fn enable_verified(
     user_id: &str,
     factor_id: &str,
     recovery_code: &str,
-    session: Option<&AuthUser>,
+    session: Option<&Session>,
     meta: &ClientMeta,
 ) -> Result<Factor, ApiError> {
     let now = state.now();
@@ -340,7 +340,7 @@ async fn activated(
     state: &AppState,
     user_id: &str,
     factor: &Factor,
-    session: Option<&AuthUser>,
+    session: Option<&Session>,
     meta: &ClientMeta,
 ) -> Result<bool, ApiError> {
     let factor_type = factor.factor_type;
@@ -363,16 +363,26 @@ async fn activated(
 /// never did end, since the account now requires one.
 async fn raise_session(
     state: &AppState,
-    user: &AuthUser,
+    session: &Session,
     method: Method,
     now: UnixTime,
 ) -> Result<(), ApiError> {
-    sessions::raise(state, &user.session, method.amr()).await?;
-    let ended = state.store.revoke_other_sessions(&user.session.user_id, Some(&user.session.id), now).await?;
+    sessions::raise(state, session, method.amr()).await?;
+    let ended = state.store.revoke_other_sessions(&session.user_id, Some(&session.id), now).await?;
     if ended > 0 {
-        tracing::info!(user_id = %user.session.user_id, ended, "ended sessions that predate the first second factor");
+        tracing::info!(user_id = %session.user_id, ended, "ended sessions that predate the first second factor");
     }
     Ok(())
+}
+
+/// Gives one of the user's factors a new name (checked as at setup).
+#[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
+pub async fn rename(state: &AppState, user_id: &str, factor_id: &str, name: &str) -> Result<Factor, ApiError> {
+    let name = enrolment::check_friendly_name(name)?;
+    if !state.store.rename_factor(user_id, factor_id, &name).await? {
+        return Err(ErrorCode::FactorNotFound.into());
+    }
+    Ok(state.store.factor(user_id, factor_id, state.now()).await?.ok_or(ErrorCode::FactorNotFound)?)
 }
 
 /// Removes one of the user's factors (the last active one takes the recovery codes

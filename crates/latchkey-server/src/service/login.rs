@@ -187,6 +187,13 @@ async fn mfa_token(state: &AppState, mfa_token: &str) -> Result<(MfaToken, [u8; 
     Ok((token, hash))
 }
 
+/// The factors the login of `mfa_token_value` may finish with (what a page shows again
+/// after the first step), without spending the token.
+pub async fn waiting_factors(state: &AppState, mfa_token_value: &str) -> Result<Vec<Factor>, ApiError> {
+    let (token, _) = mfa_token(state, mfa_token_value).await?;
+    factors::active_factors(state, &token.user_id).await
+}
+
 /// What the second step of a login with a factor needs from the client.
 pub enum Challenged {
     /// A code (email, SMS) or link (magic link) is on its way.

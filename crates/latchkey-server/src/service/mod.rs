@@ -7,6 +7,7 @@ pub mod audit;
 pub mod challenges;
 pub mod devices;
 pub mod enrolment;
+pub mod exchange;
 pub mod factors;
 pub mod login;
 pub mod login_throttle;

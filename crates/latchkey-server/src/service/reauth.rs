@@ -16,8 +16,8 @@ use serde_json::json;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
 use crate::service::login_throttle::Client;
-use crate::service::second_factor::Verified;
-use crate::service::{accounts, factors};
+use crate::service::second_factor::{self, Proof, Verified};
+use crate::service::{accounts, factors, sessions};
 use crate::state::AppState;
 
 /// Why re-authentication was refused (the `reason` in the error's details).
@@ -117,4 +117,43 @@ pub async fn require_recent_authentication(
         Err(error) if error.code == ErrorCode::InvalidCredentials => Err(required("wrong_password")),
         Err(error) => Err(error),
     }
+}
+
+/// The user of `session` proves their second factor again (a code, a recovery code or
+/// a passkey; a sent code or ceremony bound to this session): the session's
+/// `auth_time` becomes now, which [`require_recent_authentication`] then accepts.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+pub async fn step_up(
+    state: &AppState,
+    session: &Session,
+    proof: Proof<'_>,
+    meta: &ClientMeta,
+) -> Result<Verified, ApiError> {
+    let verified = second_factor::verify(state, &session.user_id, proof, meta, None).await?;
+    sessions::raise(state, session, verified.method.amr()).await?;
+    Ok(verified)
+}
+
+/// The user of `session`, who has no second factor, confirms their password: the
+/// session's `auth_time` becomes now. A user with a factor must [`step_up`] instead.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+pub async fn confirm_password(
+    state: &AppState,
+    session: &Session,
+    password: SecretString,
+    meta: &ClientMeta,
+) -> Result<(), ApiError> {
+    if factors::has_active(state, &session.user_id, None).await? {
+        return Err(required(RECENT_MFA_LOGIN_NEEDED));
+    }
+    let account = accounts::session_user(state, &session.user_id).await?;
+    match accounts::authenticate_password(state, &account.email, password, Client::new(meta)).await {
+        Ok(_) => {}
+        Err(error) if error.code == ErrorCode::InvalidCredentials => return Err(required("wrong_password")),
+        Err(error) => return Err(error),
+    }
+    if !state.store.elevate_session(&session.id, &session.aal, &session.amr, state.now()).await? {
+        return Err(ErrorCode::InvalidToken.into());
+    }
+    Ok(())
 }

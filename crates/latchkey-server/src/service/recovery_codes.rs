@@ -99,3 +99,8 @@ pub async fn keep_setup_codes(state: &AppState, factor: &Factor, meta: &ClientMe
     }
     Ok(())
 }
+
+/// How many of the user's recovery codes are unspent.
+pub async fn remaining(state: &AppState, user_id: &str) -> Result<i64, ApiError> {
+    Ok(state.store.recovery_codes_remaining(user_id).await?)
+}

@@ -353,6 +353,20 @@ impl AccountStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn touch_session(&self, id: &str, now: UnixTime, idle_timeout_secs: i64) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE sessions SET idle_expires_at = CASE WHEN $1 < expires_at THEN $1 ELSE expires_at END
+             WHERE id = $2 AND revoked_at IS NULL AND expires_at > $3 AND idle_expires_at > $3",
+        )
+        .bind(now.saturating_add(idle_timeout_secs))
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_exchange_code(
         &self,
         code_hash: &[u8],

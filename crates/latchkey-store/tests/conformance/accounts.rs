@@ -20,6 +20,7 @@ on_both_backends!(
     api_keys_are_found_by_hash_until_revoked,
     only_one_first_signing_key_wins,
     exchange_codes_are_spent_once_before_they_expire,
+    touching_a_session_extends_its_idle_deadline_up_to_absolute,
 );
 
 pub(crate) fn new_user(id: &str, email: &str) -> NewUser {
@@ -281,4 +282,17 @@ async fn exchange_codes_are_spent_once_before_they_expire(store: SqlStore) {
     store.create_exchange_code(b"code-3", "s1", 1000, 1060).await.unwrap();
     assert_eq!(store.purge_sessions(2000).await.unwrap(), 1, "purge drops expired codes");
     assert_eq!(store.spend_exchange_code(b"code-3", 1001).await.unwrap(), None);
+}
+
+async fn touching_a_session_extends_its_idle_deadline_up_to_absolute(store: SqlStore) {
+    store.create_user(&new_user("u1", "a@example.com")).await.unwrap();
+    let session = NewSession { expires_at: 5000, ..new_session("s1", "u1", 1000) };
+    store.create_session(&session, b"t1").await.unwrap();
+    assert!(store.touch_session("s1", 2000, 1800).await.unwrap());
+    assert_eq!(store.active_session("s1", 3700).await.unwrap().unwrap().idle_expires_at, 3800);
+    assert!(store.touch_session("s1", 3500, 1800).await.unwrap());
+    assert_eq!(store.active_session("s1", 3500).await.unwrap().unwrap().idle_expires_at, 5000, "capped");
+    assert!(!store.touch_session("s1", 5000, 1800).await.unwrap(), "an expired session stays expired");
+    store.revoke_session("s1", 4001).await.unwrap();
+    assert!(!store.touch_session("s1", 4002, 1800).await.unwrap(), "a revoked one too");
 }
