@@ -75,6 +75,15 @@ pub fn after_second_factor(amr: &[String], second: Amr) -> Vec<Amr> {
     methods
 }
 
+/// Whether a session at `aal` with the methods `amr` proved a second factor itself:
+/// two methods, or a passkey alone (a multi-factor authenticator: the device and the
+/// user verification it did). A session a remembered device opened is `aal2` with only
+/// its first factor in `amr`, and did not.
+pub fn proved_second_factor(aal: &str, amr: &[String]) -> bool {
+    let passkey = |m: &String| matches!(Amr::parse(m), Some(Amr::Hwk | Amr::Swk));
+    aal == Aal::Aal2.as_str() && (amr.len() >= 2 || amr.iter().any(passkey))
+}
+
 /// How long sessions live. The idle timeout restarts whenever the session's refresh
 /// token is used; the absolute timeout never moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +124,18 @@ impl SessionExpiry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_factor_is_proven_by_two_methods_or_a_passkey() {
+        let amr = |methods: &[&str]| methods.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>();
+        assert!(proved_second_factor("aal2", &amr(&["pwd", "otp"])));
+        assert!(proved_second_factor("aal2", &amr(&["hwk"])));
+        assert!(proved_second_factor("aal2", &amr(&["swk"])));
+        assert!(!proved_second_factor("aal2", &amr(&["pwd"])), "a remembered device");
+        assert!(!proved_second_factor("aal2", &amr(&["mail"])), "a remembered device after a sign-in link");
+        assert!(!proved_second_factor("aal1", &amr(&["pwd"])));
+        assert!(!proved_second_factor("aal1", &amr(&["hwk"])), "never below aal2");
+    }
 
     const POLICY: SessionPolicy = SessionPolicy { idle_timeout_secs: 1800, absolute_timeout_secs: 43_200 };
 

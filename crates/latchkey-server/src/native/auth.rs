@@ -15,7 +15,7 @@ use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
 use crate::service::login::{self, Challenged, FactorChoice, LoginProof, LoginStep};
 use crate::service::login_throttle::Client;
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, magic_link, webauthn};
+use crate::service::{accounts, exchange, magic_link, webauthn};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(passkey_options))
         .routes(routes!(passkey_login))
         .routes(routes!(magic_link))
+        .routes(routes!(exchange))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -456,4 +457,31 @@ async fn refresh(
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
     sessions::logout(&state, &user.session.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ExchangeRequest {
+    /// The `code` the hosted pages added to the app's `return_to` after sign-in.
+    #[schema(value_type = String)]
+    code: SecretString,
+}
+
+/// `POST /v1/auth/exchange`: the app's server trades the one-time code from the hosted
+/// sign-in for tokens of a new session with the same level, methods and time of
+/// authentication. A code works once, within 60 seconds.
+#[utoipa::path(post, path = "/v1/auth/exchange", tag = "auth",
+    request_body = ExchangeRequest,
+    responses(
+        (status = 200, description = "Tokens of a new session.", body = TokenResponse),
+        (status = 401, description = "The code is invalid, expired or already exchanged.", body = ErrorBody),
+    ))]
+async fn exchange(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    JsonBody(body): JsonBody<ExchangeRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    use secrecy::ExposeSecret;
+    let tokens = exchange::redeem(&state, body.code.expose_secret(), &meta).await?;
+    Ok(Json(tokens.into()))
 }

@@ -9,6 +9,7 @@
 //! same request, [`operator`] for an administrator's key or the operator's tools. A
 //! surface cannot reach a sensitive change without going through the rule.
 
+use latchkey_core::session::proved_second_factor;
 use latchkey_store::Session;
 use secrecy::SecretString;
 use serde_json::json;
@@ -91,9 +92,10 @@ pub async fn require_recent_authentication(
         || Authorized { user_id: session.user_id.clone(), actor: None, session_id: Some(session.id.clone()) };
     let recent = state.now() - session.auth_time < state.config.mfa.reauth_window_secs;
     if has_factor {
-        // An `aal2` session lists its second factor in `amr`; one opened by a
-        // remembered device lists only the first, and does not count.
-        let second_factor_proven = session.aal == "aal2" && session.amr.len() >= 2;
+        // An `aal2` session lists its second factor in `amr` (or signed in with a
+        // passkey alone); one opened by a remembered device lists only the first,
+        // and does not count.
+        let second_factor_proven = proved_second_factor(&session.aal, &session.amr);
         return if second_factor_proven && recent {
             Ok(authorized())
         } else {
