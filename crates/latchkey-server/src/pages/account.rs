@@ -83,6 +83,7 @@ pub async fn require_session(state: &AppState, browser: &Browser, back_to: &str)
 
 #[derive(Deserialize)]
 struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 

@@ -51,15 +51,18 @@ pub fn set_cookie(secure: bool, name: &str, value: &str, max_age: i64) -> String
 }
 
 /// Whether a POST comes from a page of this service: `Sec-Fetch-Site` (when the
-/// browser sends it) must be `same-origin`, and `Origin` (when sent) must be ours.
-/// Browsers that send neither are held by the CSRF token alone.
+/// browser sends it) must be `same-origin`, and `Origin` (when sent) must be ours; an
+/// opaque `Origin: null` passes only beside `Sec-Fetch-Site: same-origin` (a browser
+/// hiding the origin of its own page's post). Browsers that send neither are held by
+/// the CSRF token alone.
 pub fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
     let fetch_site = headers.get("sec-fetch-site").map(|v| v.to_str().unwrap_or_default());
     if fetch_site.is_some_and(|site| site != "same-origin") {
         return false;
     }
-    match headers.get(header::ORIGIN) {
-        Some(origin) => origin.to_str().is_ok_and(|origin| origin.eq_ignore_ascii_case(public_origin)),
+    match headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or_default()) {
+        Some("null") => fetch_site.is_some(),
+        Some(origin) => origin.eq_ignore_ascii_case(public_origin),
         None => true,
     }
 }
@@ -216,6 +219,7 @@ mod tests {
         assert!(same_origin(&headers(&[]), ours), "an old browser: the token decides");
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "https://id.example.com")]), ours));
         assert!(same_origin(&headers(&[("origin", "https://ID.example.com")]), ours));
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), ours));
         for refused in [
             headers(&[("sec-fetch-site", "cross-site")]),
             headers(&[("sec-fetch-site", "same-site")]),
@@ -223,6 +227,7 @@ mod tests {
             headers(&[("origin", "https://evil.example.com")]),
             headers(&[("origin", "null")]),
             headers(&[("origin", "https://id.example.com.evil.com")]),
+            headers(&[("sec-fetch-site", "cross-site"), ("origin", "null")]),
             headers(&[("sec-fetch-site", "same-origin"), ("origin", "http://id.example.com")]),
         ] {
             assert!(!same_origin(&refused, ours), "{refused:?}");

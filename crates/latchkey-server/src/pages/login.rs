@@ -113,6 +113,7 @@ async fn show(State(state): State<AppState>, browser: Browser, uri: Uri) -> Resp
 
 #[derive(Deserialize)]
 struct LoginForm {
+    #[serde(default)]
     csrf: String,
     email: String,
     password: String,
@@ -205,6 +206,7 @@ pub async fn signed_in(
 
 #[derive(Deserialize)]
 struct LinkForm {
+    #[serde(default)]
     csrf: String,
     email: String,
     return_to: Option<String>,
@@ -270,6 +272,7 @@ async fn passkey_options(
 
 #[derive(Deserialize)]
 struct PasskeyForm {
+    #[serde(default)]
     csrf: String,
     /// The browser's answer (`PublicKeyCredential.toJSON()`), as JSON text.
     credential: String,
@@ -314,6 +317,7 @@ async fn show_logout(State(state): State<AppState>, browser: Browser) -> Respons
 
 #[derive(Deserialize)]
 struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 

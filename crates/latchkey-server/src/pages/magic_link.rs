@@ -88,6 +88,7 @@ async fn show(State(state): State<AppState>, browser: Browser, Query(query): Que
 struct ConfirmForm {
     token: String,
     /// The page's CSRF token.
+    #[serde(default)]
     csrf: String,
 }
 

@@ -175,6 +175,7 @@ async fn show(State(state): State<AppState>, browser: Browser, uri: Uri) -> Resp
 
 #[derive(Deserialize)]
 struct SendForm {
+    #[serde(default)]
     csrf: String,
     factor_id: String,
     return_to: Option<String>,
@@ -211,6 +212,7 @@ async fn send(State(state): State<AppState>, browser: Browser, headers: HeaderMa
 
 #[derive(Deserialize)]
 struct VerifyForm {
+    #[serde(default)]
     csrf: String,
     /// The factor's id, or `recovery`.
     factor_id: String,

@@ -111,7 +111,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDatabase::create(backend).await;
+        Self::spawn_on(TestDatabase::create(backend).await, adjust).await
+    }
+
+    /// Starts a server over `db`, configured by `adjust`.
+    pub async fn spawn_on(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = test_config(&db, data_dir.path());
         adjust(&mut config);

@@ -25,6 +25,7 @@ mod mudbase;
 mod openapi;
 mod ops;
 mod overload;
+mod pages;
 mod prisme;
 mod reauth;
 mod schema;
