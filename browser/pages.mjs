@@ -7,11 +7,12 @@
 // exchange code, and the refusals: a return_to elsewhere, a POST without its CSRF
 // token or from another origin, and the lockout's countdown. Saves screenshots of every
 // page at desktop and phone widths.
-// Usage: node pages.mjs <base URL on localhost> <allowed app origin>
+// Usage: node pages.mjs <base URL on localhost> <allowed app origin, whose port it serves>
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 
 const [base, app] = process.argv.slice(2);
 assert.ok(base && app, "usage: node pages.mjs http://localhost:<port> http://localhost:<app port>");
@@ -52,6 +53,7 @@ const heading = (page) => page.locator("h1").innerText();
 try {
   const context = await browser.newContext({ locale: "en-GB", acceptDownloads: true });
   const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
   watch(page);
   const email = `pages-${Date.now()}@example.com`;
   const password = "browser horse battery staple";
@@ -111,15 +113,26 @@ try {
   assert.match(await page.locator("#factors").innerText(), /Authenticator app/);
   console.log("added an authenticator app from the secret on the page; downloaded the recovery codes");
 
+  // With a passkey on the authenticator, the sign-in page's autofill request would
+  // answer by itself: the authenticator only answers when a step means it to.
+  let authenticator = null;
+  const presence = async (enabled) => {
+    if (authenticator) await authenticator.devtools.send("WebAuthn.setAutomaticPresenceSimulation",
+      { authenticatorId: authenticator.authenticatorId, enabled });
+  };
   const signOut = async () => {
+    await presence(false);
     await page.getByRole("button", { name: "Sign out" }).first().click();
     await page.waitForURL(`${base}/login?notice=signed_out`);
   };
   const signIn = async (target = `${base}/login`) => {
+    await presence(false);
     await page.goto(target);
     await page.getByLabel("Email address").fill(email);
     await page.getByLabel("Password").fill(password);
     await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await page.waitForURL((url) => url.pathname !== "/login");
+    await presence(true);
   };
 
   // Out, and in again with the app's code.
@@ -146,6 +159,7 @@ try {
     options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true,
       isUserVerified: true, automaticPresenceSimulation: true },
   });
+  authenticator = { devtools, authenticatorId };
   await page.getByLabel("Name for the passkey (optional)").fill("this laptop");
   await page.getByRole("button", { name: "Add a passkey" }).click();
   await page.waitForURL(`${base}/account/security?done=factor_added`);
@@ -166,11 +180,21 @@ try {
   assert.match(await page.locator("#codes-left").innerText(), /9/);
   console.log("signed in with a recovery code and remembered the device");
 
-  // In with the passkey alone, no address typed.
+  // In with the passkey alone, no address typed: from the email field's autofill (the
+  // conditional request the page makes as it opens), then, in a browser without
+  // autofill, with the button.
   await signOut();
+  await presence(true);
+  await page.goto(`${base}/login`);
+  await page.waitForURL(`${base}/account/security`);
+  await page.addInitScript(() => {
+    PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+  });
+  await signOut();
+  await presence(true);
   await page.getByRole("button", { name: "Sign in with a passkey" }).click();
   await page.waitForURL(`${base}/account/security`);
-  console.log("signed in with the passkey alone");
+  console.log("signed in with the passkey alone: from the autofill, and with its button");
 
   // The remembered device skips the second step; removing a factor then needs it.
   await signOut();
@@ -189,8 +213,11 @@ try {
   console.log("removed a factor after confirming with the passkey");
 
   // Back to an app: the POST's redirect carries a one-time code the app exchanges.
-  await page.route(`${app}/**`, (route) =>
-    route.fulfill({ contentType: "text/html", body: "<!doctype html><title>app</title><h1>The app</h1>" }));
+  const appServer = createServer((_, response) => {
+    response.writeHead(200, { "content-type": "text/html" });
+    response.end("<!doctype html><title>app</title><h1>The app</h1>");
+  });
+  await new Promise((resolve) => appServer.listen(Number(new URL(app).port), "127.0.0.1", resolve));
   await signOut();
   await signIn(`${base}/login?return_to=${encodeURIComponent(`${app}/callback?state=abc`)}`);
   await page.waitForURL(/\/login\/verify/);
@@ -214,6 +241,7 @@ try {
   assert.equal(tokens.aal, "aal2");
   const again = await page.request.post(`${base}/v1/auth/exchange`, { data: { code } });
   assert.equal(again.status(), 401, "a code works once");
+  appServer.close();
   console.log("went back to the app, which exchanged the code for tokens once");
 
   const refused = await page.goto(`${base}/login?return_to=${encodeURIComponent("https://evil.example/steal")}`);

@@ -131,7 +131,7 @@ async fn page(
         return_to: destination.map_or("", ReturnTo::as_str),
         choices,
         kind,
-        factor_id: current.map_or("", |f| f.id.as_str()),
+        factor_id: current.map_or("recovery", |f| f.id.as_str()),
         sent_to: shown.sent_to,
         challenge_id: shown.challenge_id,
         error: shown.error.map(|e| t.get(explain(e))),

@@ -234,7 +234,10 @@ async fn magic_link(server: &mut Server) {
     let page = server.client.get(format!("{}/magic-link?token={token}", server.base)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let cookie = page.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let csrf = server.keep("a CSRF token", cookie.split_once('=').unwrap().1);
+    server.keep("a CSRF cookie", cookie.split_once('=').unwrap().1);
+    let html = page.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let csrf = server.keep("a CSRF token", csrf);
     let confirmed = server
         .client
         .post(format!("{}/magic-link", server.base))

@@ -12,11 +12,19 @@ use crate::mail;
 on_both_backends!(magic_link_second_factor, magic_link_sign_in);
 with_each_backend!(magic_link_sign_in_with_a_redirect, cookies_are_secure_when_the_public_url_is_https);
 
-/// The page a link opens: status, body, and the CSRF cookie and form field it set.
+/// The page a link opens: status, body, and the CSRF cookie it set with the token its
+/// form carries.
 struct Page {
     status: StatusCode,
     html: String,
-    csrf: Option<String>,
+    csrf: Option<Csrf>,
+}
+
+/// The pages' CSRF cookie and the token made from it.
+struct Csrf {
+    /// `name=value` of the cookie.
+    cookie: String,
+    token: String,
 }
 
 async fn open(app: &TestApp, link: &str) -> Page {
@@ -29,21 +37,19 @@ async fn open(app: &TestApp, link: &str) -> Page {
     assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
     let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.headers()["referrer-policy"], "same-origin");
     let cookie = response.headers().get(SET_COOKIE).map(|c| c.to_str().unwrap().to_owned());
-    // The confirm form always comes with its CSRF cookie; a page for a spent or
-    // unknown link has no form and sets none.
-    let csrf = if status == StatusCode::OK {
-        let cookie = cookie.unwrap_or_else(|| panic!("the confirm page sets its CSRF cookie: {link}"));
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-        let https = app.state.config.public_url.starts_with("https://");
-        assert_eq!(cookie.contains("; Secure"), https, "Secure exactly when served over https: {cookie}");
-        Some(cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned())
-    } else {
-        assert!(cookie.is_none(), "{status}: {cookie:?}");
-        None
-    };
+    let https = app.state.config.public_url.starts_with("https://");
+    // Every page sets the CSRF cookie for a browser without one.
+    let cookie = cookie.unwrap_or_else(|| panic!("the page sets its CSRF cookie: {link}"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert_eq!(cookie.contains("; Secure"), https, "Secure exactly when served over https: {cookie}");
+    assert_eq!(cookie.starts_with("__Host-latchkey_csrf="), https, "the __Host- prefix on https: {cookie}");
     let html = response.text().await.unwrap();
+    let csrf = (status == StatusCode::OK).then(|| {
+        let token = html.split("name=\"csrf\" value=\"").nth(1).expect("the form's token").split('"').next();
+        Csrf { cookie: cookie.split(';').next().unwrap().to_owned(), token: token.unwrap().to_owned() }
+    });
     Page { status, html, csrf }
 }
 
@@ -62,15 +68,15 @@ fn token_of(link: &str) -> String {
     link.split("token=").nth(1).unwrap().to_owned()
 }
 
-async fn confirm(app: &TestApp, token: &str, csrf: &str) -> reqwest::Response {
-    confirm_with(app, token, Some(csrf), csrf).await
+async fn confirm(app: &TestApp, token: &str, csrf: &Csrf) -> reqwest::Response {
+    confirm_with(app, token, Some(&csrf.cookie), &csrf.token).await
 }
 
-/// Posts the confirm form with `cookie` as the CSRF cookie and `csrf` in the form.
+/// Posts the confirm form with `cookie` (`name=value`) and `csrf` in the form.
 async fn confirm_with(app: &TestApp, token: &str, cookie: Option<&str>, csrf: &str) -> reqwest::Response {
     let mut request = app.client.post(app.url("/magic-link")).form(&[("token", token), ("csrf", csrf)]);
     if let Some(cookie) = cookie {
-        request = request.header(COOKIE, format!("latchkey_csrf={cookie}"));
+        request = request.header(COOKIE, cookie);
     }
     request.send().await.unwrap()
 }
@@ -115,8 +121,11 @@ async fn magic_link_second_factor(app: TestApp) {
     // The POST needs the page's CSRF token; then it confirms once.
     let token = token_of(&link);
     let csrf = page.csrf.unwrap();
-    assert_eq!(confirm_with(&app, &token, Some(&csrf), "forged").await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(confirm_with(&app, &token, None, &csrf).await.status(), StatusCode::FORBIDDEN, "no cookie");
+    assert_eq!(confirm_with(&app, &token, Some(&csrf.cookie), "forged").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(confirm_with(&app, &token, None, &csrf.token).await.status(), StatusCode::FORBIDDEN, "no cookie");
+    let cookie_as_token = csrf.cookie.split_once('=').unwrap().1;
+    let refused = confirm_with(&app, &token, Some(&csrf.cookie), cookie_as_token).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "the token is the cookie's signature, not the cookie");
     let done = confirm(&app, &token, &csrf).await;
     assert_eq!(done.status(), StatusCode::OK);
     assert!(done.text().await.unwrap().contains("Confirmed"));
@@ -192,8 +201,8 @@ async fn magic_link_sign_in_with_a_redirect(backend: latchkey_store::Backend) {
     assert!(!location.contains("access_token"), "{location}");
 }
 
-/// DESIGN rule 14: behind an https public URL every cookie a page sets, and the one
-/// that clears it, carries `Secure`.
+/// DESIGN rule 14: behind an https public URL every cookie a page sets carries
+/// `Secure` and the `__Host-` prefix (checked by `open`).
 async fn cookies_are_secure_when_the_public_url_is_https(backend: latchkey_store::Backend) {
     let app = TestApp::spawn_with(backend, |c| {
         c.public_url = "https://login.example.com".into();
@@ -208,6 +217,7 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: latchkey_store
     assert_eq!(page.status, StatusCode::OK);
     let response = confirm(&app, &token_of(&link), &page.csrf.unwrap()).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cleared = response.headers()[SET_COOKIE].to_str().unwrap();
-    assert!(cleared.contains("Max-Age=0") && cleared.contains("; Secure"), "{cleared}");
+    for cookie in response.headers().get_all(SET_COOKIE) {
+        assert!(cookie.to_str().unwrap().contains("; Secure"), "{cookie:?}");
+    }
 }
