@@ -1,6 +1,6 @@
 // The hosted pages in a real browser: Debian's headless Chromium, a person using only
 // the pages (keyboard for the first sign-in), oathtool as their authenticator app, and
-// the DevTools virtual authenticator as their passkey. Sign in, add an authenticator
+// the DevTools virtual authenticator as their passkey. Sign up, sign in, add an authenticator
 // app from the secret shown, sign out and in with its code, make new recovery codes and
 // sign in with one (remembering the device), add a passkey, sign in with it alone,
 // confirm it's you with it before removing a factor, go back to an app with an
@@ -57,7 +57,17 @@ try {
   watch(page);
   const email = `pages-${Date.now()}@example.com`;
   const password = "browser horse battery staple";
-  assert.equal((await page.request.post(`${base}/v1/auth/signup`, { data: { email, password } })).status(), 202);
+  // Sign up on the page (sign-up is open in this configuration).
+  await page.goto(`${base}/login`);
+  await page.getByRole("link", { name: "Create an account" }).click();
+  await page.getByLabel("Email address").fill(email);
+  await page.getByLabel("Password").fill("password");
+  await page.getByRole("button", { name: "Create the account" }).click();
+  assert.match(await page.getByRole("alert").innerText(), /Choose another password/, "a common password is refused");
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Create the account" }).click();
+  await page.waitForURL(`${base}/login?notice=signed_up`);
+  console.log("signed up on the page");
 
   // Forms only act when they come from our page with its token.
   await page.goto(`${base}/login`);

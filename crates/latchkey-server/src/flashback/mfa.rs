@@ -249,7 +249,8 @@ async fn confirm(
 ) -> Result<()> {
     let user_id = auth.session.user_id.clone();
     let factor = factors::pending_setup(state, &user_id, factor_type).await?;
-    match factors::confirm(state, &auth.session, &factor.id, proof, RecoveryCodes::IssuedAtSetup, meta).await {
+    match factors::confirm(state, &auth.session, &factor.id, proof, RecoveryCodes::IssuedAtSetup, meta).await
+    {
         Ok(_) => {}
         Err(error) if matches!(error.code, ErrorCode::InvalidCode | ErrorCode::InvalidCredential) => {
             return Err(FlashbackError::bad_request(failure));

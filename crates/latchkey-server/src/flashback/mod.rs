@@ -149,9 +149,11 @@ impl From<ApiError> for FlashbackError {
                 error_code: Some("INVALID_PASSWORD"),
                 ..Self::new(StatusCode::UNAUTHORIZED, "Invalid email or password")
             },
-            C::Unauthenticated | C::InvalidToken | C::InvalidApiKey | C::InvalidMfaToken | C::InvalidExchangeCode => {
-                Self::new(StatusCode::UNAUTHORIZED, "Invalid or expired token")
-            }
+            C::Unauthenticated
+            | C::InvalidToken
+            | C::InvalidApiKey
+            | C::InvalidMfaToken
+            | C::InvalidExchangeCode => Self::new(StatusCode::UNAUTHORIZED, "Invalid or expired token"),
             C::InvalidRefreshToken => Self {
                 error_code: Some("INVALID_REFRESH_TOKEN"),
                 ..Self::new(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")

@@ -300,7 +300,8 @@ async fn verify(
         }
     };
     let (factor, recovery_codes) =
-        factors::confirm(&state, &user.session, &id, proof, RecoveryCodes::IssueWithFirstFactor, &meta).await?;
+        factors::confirm(&state, &user.session, &id, proof, RecoveryCodes::IssueWithFirstFactor, &meta)
+            .await?;
     Ok(Json(Confirmed { factor: factor.into(), recovery_codes }))
 }
 

@@ -73,7 +73,11 @@ struct ShowQuery {
 }
 
 /// The session a page was opened from, or the answer that sends the browser to sign in.
-pub async fn require_session(state: &AppState, browser: &Browser, back_to: &str) -> Result<Session, Response> {
+pub async fn require_session(
+    state: &AppState,
+    browser: &Browser,
+    back_to: &str,
+) -> Result<Session, Response> {
     match browser.session(state).await {
         Ok(Some(session)) => Ok(session),
         Ok(None) => Err(to_sign_in(state, browser, back_to)),
@@ -94,7 +98,8 @@ pub async fn posted<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Session, T), Response> {
-    let (Some(CsrfOnly { csrf }), Some(fields)) = (form::<CsrfOnly>(headers, body), form::<T>(headers, body)) else {
+    let (Some(CsrfOnly { csrf }), Some(fields)) = (form::<CsrfOnly>(headers, body), form::<T>(headers, body))
+    else {
         return Err(bad_form(state, browser));
     };
     if !browser.may_post(state, &csrf) {
@@ -183,7 +188,9 @@ async fn show(State(state): State<AppState>, browser: Browser, uri: Uri) -> Resp
     };
     let t = browser.lang.text();
     let notice = query.done.as_deref().and_then(|done| done_key(done)).map(|key| t.get(key));
-    security_page(&state, &browser, &session, notice, None).await.unwrap_or_else(|e| failure(&state, &browser, &e))
+    security_page(&state, &browser, &session, notice, None)
+        .await
+        .unwrap_or_else(|e| failure(&state, &browser, &e))
 }
 
 /// The notice for `?done=`, among the known ones only.
@@ -206,7 +213,9 @@ fn done(state: &AppState, browser: &Browser, what: &str) -> Response {
 
 /// The settings page again with `error`, or the error page when even that fails.
 async fn refused(state: &AppState, browser: &Browser, session: &Session, error: &ApiError) -> Response {
-    security_page(state, browser, session, None, Some(error)).await.unwrap_or_else(|e| failure(state, browser, &e))
+    security_page(state, browser, session, None, Some(error))
+        .await
+        .unwrap_or_else(|e| failure(state, browser, &e))
 }
 
 #[derive(Template)]
@@ -231,7 +240,12 @@ struct AddTotp {
     name: Option<String>,
 }
 
-async fn add_totp(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn add_totp(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (session, AddTotp { name }) = match posted(&state, &browser, &headers, &body).await {
         Ok(posted) => posted,
         Err(response) => return response,
@@ -269,11 +283,17 @@ struct AddContact {
     name: Option<String>,
 }
 
-async fn add_contact(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, AddContact { kind, destination, name }) = match posted(&state, &browser, &headers, &body).await {
-        Ok(posted) => posted,
-        Err(response) => return response,
-    };
+async fn add_contact(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, AddContact { kind, destination, name }) =
+        match posted(&state, &browser, &headers, &body).await {
+            Ok(posted) => posted,
+            Err(response) => return response,
+        };
     let factor_type = match kind.as_str() {
         "email" => FactorType::Email,
         "sms" => FactorType::Sms,
@@ -334,11 +354,17 @@ struct Confirm {
 
 /// Confirms a factor being added: with a code from it, or a passkey's answer. The
 /// first factor comes with recovery codes, shown once.
-async fn confirm(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, Confirm { factor_id, code, credential }) = match posted(&state, &browser, &headers, &body).await {
-        Ok(posted) => posted,
-        Err(response) => return response,
-    };
+async fn confirm(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, Confirm { factor_id, code, credential }) =
+        match posted(&state, &browser, &headers, &body).await {
+            Ok(posted) => posted,
+            Err(response) => return response,
+        };
     let credential = filled(&credential).and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok());
     let proof = match &credential {
         Some(credential) => Enrolment::Credential(credential),
@@ -370,7 +396,12 @@ struct Rename {
     name: String,
 }
 
-async fn rename(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn rename(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (session, Rename { factor_id, name }) = match posted(&state, &browser, &headers, &body).await {
         Ok(posted) => posted,
         Err(response) => return response,
@@ -386,7 +417,12 @@ struct FactorId {
     factor_id: String,
 }
 
-async fn remove(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn remove(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (session, FactorId { factor_id }) = match posted(&state, &browser, &headers, &body).await {
         Ok(posted) => posted,
         Err(response) => return response,
@@ -429,7 +465,12 @@ struct DeviceId {
     device_id: String,
 }
 
-async fn forget_device(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn forget_device(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (session, DeviceId { device_id }) = match posted(&state, &browser, &headers, &body).await {
         Ok(posted) => posted,
         Err(response) => return response,
@@ -446,7 +487,12 @@ struct SessionId {
 }
 
 /// Ends one of the person's sessions; ending this one signs the browser out.
-async fn end_session(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn end_session(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (session, SessionId { session_id }) = match posted(&state, &browser, &headers, &body).await {
         Ok(posted) => posted,
         Err(response) => return response,
@@ -477,7 +523,9 @@ async fn passkey_options(
     }
     let session = match browser.session(&state).await {
         Ok(Some(session)) => session,
-        Ok(None) => return json_refusal(StatusCode::UNAUTHORIZED, t.get("errors.login_expired"), Some("/login")),
+        Ok(None) => {
+            return json_refusal(StatusCode::UNAUTHORIZED, t.get("errors.login_expired"), Some("/login"));
+        }
         Err(error) => return json_refusal(error.code.status(), t.get(explain(&error)), None),
     };
     let by = match reauth::require_recent_authentication(&state, &session, None).await {
@@ -490,7 +538,8 @@ async fn passkey_options(
     let body: PasskeyOptionsBody = serde_json::from_slice(&body).unwrap_or_default();
     let started = async {
         let user = accounts::session_user(&state, &session.user_id).await?;
-        enrolment::enroll_webauthn(&state, &by, &user, filled(&body.name).map(str::to_owned), &browser.meta).await
+        enrolment::enroll_webauthn(&state, &by, &user, filled(&body.name).map(str::to_owned), &browser.meta)
+            .await
     };
     match started.await {
         Ok((factor, options)) => {

@@ -163,7 +163,8 @@ impl Browser {
     /// The live session the session cookie names, past its second factor; using it
     /// keeps it open (its idle deadline moves).
     pub async fn session(&self, state: &AppState) -> Result<Option<Session>, ApiError> {
-        let Some(id) = self.cookie(SESSION).and_then(|value| session_id_of(&state.keys.hashing, value)) else {
+        let Some(id) = self.cookie(SESSION).and_then(|value| session_id_of(&state.keys.hashing, value))
+        else {
             return Ok(None);
         };
         let now = state.now();
@@ -217,7 +218,10 @@ mod tests {
     fn only_same_origin_posts_pass() {
         let ours = "https://id.example.com";
         assert!(same_origin(&headers(&[]), ours), "an old browser: the token decides");
-        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "https://id.example.com")]), ours));
+        assert!(same_origin(
+            &headers(&[("sec-fetch-site", "same-origin"), ("origin", "https://id.example.com")]),
+            ours
+        ));
         assert!(same_origin(&headers(&[("origin", "https://ID.example.com")]), ours));
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), ours));
         for refused in [
@@ -256,7 +260,10 @@ mod tests {
         assert!(!csrf_matches(&ours, None, &token), "no cookie");
         assert!(!csrf_matches(&ours, Some(""), &csrf_token(&ours, "")), "an empty cookie");
         assert!(!csrf_matches(&ours, Some("cookie-value"), ""), "no token");
-        assert!(!csrf_matches(&ours, Some("cookie-value"), "cookie-value"), "the cookie itself is not the token");
+        assert!(
+            !csrf_matches(&ours, Some("cookie-value"), "cookie-value"),
+            "the cookie itself is not the token"
+        );
         assert!(!csrf_matches(&ours, Some("cookie-value"), &csrf_token(&theirs, "cookie-value")));
     }
 

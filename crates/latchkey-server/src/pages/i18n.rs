@@ -83,8 +83,10 @@ fn parse(source: &str) -> HashMap<String, String> {
     flat
 }
 
-static ENGLISH: LazyLock<HashMap<String, String>> = LazyLock::new(|| parse(include_str!("../../messages/en.toml")));
-static FRENCH: LazyLock<HashMap<String, String>> = LazyLock::new(|| parse(include_str!("../../messages/fr.toml")));
+static ENGLISH: LazyLock<HashMap<String, String>> =
+    LazyLock::new(|| parse(include_str!("../../messages/en.toml")));
+static FRENCH: LazyLock<HashMap<String, String>> =
+    LazyLock::new(|| parse(include_str!("../../messages/fr.toml")));
 
 fn messages(lang: Lang) -> &'static HashMap<String, String> {
     match lang {
@@ -148,7 +150,8 @@ mod tests {
 
     #[test]
     fn every_message_a_template_or_handler_asks_for_exists() {
-        let sections: BTreeSet<&str> = ENGLISH.keys().filter_map(|k| k.split_once('.')).map(|(s, _)| s).collect();
+        let sections: BTreeSet<&str> =
+            ENGLISH.keys().filter_map(|k| k.split_once('.')).map(|(s, _)| s).collect();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut asked = 0;
         for dir in ["templates/pages", "src/pages"] {

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::guard::{self, Browser};
 use super::return_to::{Allowed, ReturnTo};
-use super::{Chrome, bad_form, explain, filled, form, forbidden, redirect, render};
+use super::{Chrome, bad_form, explain, filled, forbidden, form, redirect, render};
 use crate::http::error::ApiError;
 use crate::service::login::LoginStep;
 use crate::service::login_throttle::Client;
@@ -42,6 +42,8 @@ struct LoginPage<'a> {
     notice: Option<&'a str>,
     /// Whether "email me a sign-in link" is offered.
     links: bool,
+    /// Whether "create an account" is offered.
+    signup: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +94,7 @@ fn login_page(state: &AppState, browser: &Browser, status: StatusCode, shown: Sh
         error: shown.error,
         notice: shown.notice,
         links: links_sign_in_here(state),
+        signup: state.config.signup_enabled,
     };
     render(state, browser, status, &page)
 }
@@ -104,6 +107,7 @@ async fn show(State(state): State<AppState>, browser: Browser, uri: Uri) -> Resp
     let t = browser.lang.text();
     let notice = match query.notice.as_deref() {
         Some("signed_out") => Some(t.get("login.signed_out")),
+        Some("signed_up") => Some(t.get("login.signed_up")),
         Some("expired") => Some(t.get("errors.login_expired")),
         _ => None,
     };
@@ -120,7 +124,12 @@ struct LoginForm {
     return_to: Option<String>,
 }
 
-async fn sign_in(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign_in(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(LoginForm { csrf, email, password, return_to }) = form(&headers, &body) else {
         return bad_form(&state, &browser);
     };
@@ -134,7 +143,12 @@ async fn sign_in(State(state): State<AppState>, browser: Browser, headers: Heade
     let shown_return_to = destination.as_ref().map_or("", ReturnTo::as_str);
     let refused = |error: ApiError| {
         let t = browser.lang.text();
-        let shown = Shown { email: &email, return_to: shown_return_to, error: Some(t.get(explain(&error))), notice: None };
+        let shown = Shown {
+            email: &email,
+            return_to: shown_return_to,
+            error: Some(t.get(explain(&error))),
+            notice: None,
+        };
         let status = error.code.status();
         let mut response = login_page(&state, &browser, status, shown);
         if let Some(seconds) = error.retry_after {
@@ -142,10 +156,11 @@ async fn sign_in(State(state): State<AppState>, browser: Browser, headers: Heade
         }
         response
     };
-    let user = match accounts::authenticate_password(&state, &email, password, Client::new(&browser.meta)).await {
-        Ok(user) => user,
-        Err(error) => return refused(error),
-    };
+    let user =
+        match accounts::authenticate_password(&state, &email, password, Client::new(&browser.meta)).await {
+            Ok(user) => user,
+            Err(error) => return refused(error),
+        };
     let device = browser.cookie(guard::DEVICE);
     match login::after_password(&state, &user.id, device, &browser.meta).await {
         Ok(step) => continue_with(&state, &browser, step, destination.as_ref()).await,
@@ -165,10 +180,16 @@ pub async fn continue_with(
         LoginStep::Session(tokens) => signed_in(state, browser, &tokens.session_id, destination).await,
         LoginStep::MfaRequired(challenge) => {
             let query = destination
-                .map(|d| format!("?{}", serde_urlencoded::to_string([("return_to", d.as_str())]).unwrap_or_default()))
+                .map(|d| {
+                    format!(
+                        "?{}",
+                        serde_urlencoded::to_string([("return_to", d.as_str())]).unwrap_or_default()
+                    )
+                })
                 .unwrap_or_default();
             let mut response = redirect(state, browser, &format!("/login/verify{query}"));
-            let cookie = guard::set_cookie(browser.secure, guard::LOGIN, &challenge.mfa_token, challenge.expires_in);
+            let cookie =
+                guard::set_cookie(browser.secure, guard::LOGIN, &challenge.mfa_token, challenge.expires_in);
             guard::add_cookie(&mut response, &cookie);
             response
         }
@@ -213,7 +234,12 @@ struct LinkForm {
 }
 
 /// "Email me a sign-in link": the same answer whether or not the address has an account.
-async fn email_link(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn email_link(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(LinkForm { csrf, email, return_to }) = form(&headers, &body) else {
         return bad_form(&state, &browser);
     };
@@ -263,9 +289,11 @@ async fn passkey_options(
         return json_refusal(StatusCode::FORBIDDEN, t.get("errors.csrf_body"), None);
     }
     let body: PasskeyOptionsBody = serde_json::from_slice(&body).unwrap_or_default();
-    let email = filled(&body.email).and_then(|e| latchkey_core::email::Email::parse(e).ok()).map(|e| e.normalized);
+    let email =
+        filled(&body.email).and_then(|e| latchkey_core::email::Email::parse(e).ok()).map(|e| e.normalized);
     match webauthn::start_sign_in(&state, email.as_deref()).await {
-        Ok(started) => Json(json!({ "request_options": started.options, "mediation": started.mediation })).into_response(),
+        Ok(started) => Json(json!({ "request_options": started.options, "mediation": started.mediation }))
+            .into_response(),
         Err(error) => json_refusal(error.code.status(), t.get(explain(&error)), None),
     }
 }
@@ -280,7 +308,12 @@ struct PasskeyForm {
 }
 
 /// A passkey alone signs in (it verified the user: both factors).
-async fn passkey_sign_in(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn passkey_sign_in(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(PasskeyForm { csrf, credential, return_to }) = form(&headers, &body) else {
         return bad_form(&state, &browser);
     };
@@ -298,7 +331,12 @@ async fn passkey_sign_in(State(state): State<AppState>, browser: Browser, header
         Err(error) => {
             let t = browser.lang.text();
             let shown_return_to = destination.as_ref().map_or("", ReturnTo::as_str);
-            let shown = Shown { email: "", return_to: shown_return_to, error: Some(t.get(explain(&error))), notice: None };
+            let shown = Shown {
+                email: "",
+                return_to: shown_return_to,
+                error: Some(t.get(explain(&error))),
+                notice: None,
+            };
             login_page(&state, &browser, error.code.status(), shown)
         }
     }
@@ -322,7 +360,12 @@ struct CsrfOnly {
 }
 
 /// Ends the page session (and only it: apps keep the sessions they exchanged for).
-async fn logout(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(CsrfOnly { csrf }) = form(&headers, &body) else {
         return bad_form(&state, &browser);
     };

@@ -106,7 +106,12 @@ struct ConfirmForm {
         (status = 403, description = "The CSRF token does not match the cookie.", content_type = "text/html", body = String),
         (status = 410, description = "The link expired or was used.", content_type = "text/html", body = String),
     ))]
-async fn confirm(State(state): State<AppState>, headers: HeaderMap, browser: Browser, body: Bytes) -> Response {
+async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
     let Some(form) = form::<ConfirmForm>(&headers, &body) else {
         return bad_form(&state, &browser);
     };
@@ -122,8 +127,12 @@ async fn confirm(State(state): State<AppState>, headers: HeaderMap, browser: Bro
         Confirmed::SecondFactor => {
             message(&state, &browser, StatusCode::OK, "link.confirmed_title", "link.confirmed_body")
         }
-        Confirmed::Enrolled => message(&state, &browser, StatusCode::OK, "link.enrolled_title", "link.enrolled_body"),
-        Confirmed::SignedIn(step) if links_sign_in_here(&state) => continue_with(&state, &browser, step, None).await,
+        Confirmed::Enrolled => {
+            message(&state, &browser, StatusCode::OK, "link.enrolled_title", "link.enrolled_body")
+        }
+        Confirmed::SignedIn(step) if links_sign_in_here(&state) => {
+            continue_with(&state, &browser, step, None).await
+        }
         Confirmed::SignedIn(step) => {
             let Some(redirect_url) = state.config.magic_link.redirect_url.as_deref() else {
                 return link_not_valid(&state, &browser);

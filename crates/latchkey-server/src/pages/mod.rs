@@ -1,7 +1,7 @@
 //! The hosted pages a person opens in a browser, rendered by the server (askama
 //! templates in `templates/pages/`, words from `messages/`): sign-in (`login.rs`), its
 //! second step (`verify.rs`), security settings (`account.rs`) with the
-//! re-authentication they need (`reauth.rs`), and the page a magic link opens
+//! re-authentication they need (`reauth.rs`), sign-up (`signup.rs`), and the page a magic link opens
 //! (`magic_link.rs`). They call the service layer as the API does, so the same
 //! lockout, replay and enumeration rules hold; `guard.rs` keeps them safe (signed
 //! session cookie, CSRF tokens, same-origin POSTs) and every answer carries a strict
@@ -14,6 +14,7 @@ mod login;
 mod magic_link;
 mod reauth;
 pub mod return_to;
+mod signup;
 mod verify;
 
 use askama::Template;
@@ -45,6 +46,7 @@ pub fn site() -> Router<AppState> {
         .merge(verify::routes())
         .merge(account::routes())
         .merge(reauth::routes())
+        .merge(signup::routes())
 }
 
 const STYLE: &str = include_str!("../../assets/pages/pages.css");
@@ -153,10 +155,17 @@ struct MessagePage<'a> {
 }
 
 /// A page with a heading and a sentence (an error, or a step done), by message keys.
-pub fn message(state: &AppState, browser: &Browser, status: StatusCode, heading: &str, body: &str) -> Response {
+pub fn message(
+    state: &AppState,
+    browser: &Browser,
+    status: StatusCode,
+    heading: &str,
+    body: &str,
+) -> Response {
     let t = browser.lang.text();
     let next = Some(("/login", t.get("common.to_sign_in")));
-    let page = MessagePage { c: Chrome::new(state, browser), heading: t.get(heading), body: t.get(body), next };
+    let page =
+        MessagePage { c: Chrome::new(state, browser), heading: t.get(heading), body: t.get(body), next };
     render(state, browser, status, &page)
 }
 
@@ -187,6 +196,7 @@ pub fn explain(error: &ApiError) -> &'static str {
         ErrorCode::ChallengePending => "errors.link_not_confirmed",
         ErrorCode::InvalidChallenge => "errors.code_expired",
         ErrorCode::InvalidEmail => "errors.invalid_email",
+        ErrorCode::WeakPassword => "errors.weak_password",
         ErrorCode::InvalidPhone | ErrorCode::PhoneNotAllowed | ErrorCode::InvalidField => {
             "errors.invalid_destination"
         }

@@ -146,7 +146,12 @@ struct ReauthForm {
     sent_to: Option<String>,
 }
 
-async fn confirm(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn confirm(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (session, form) = match posted::<ReauthForm>(&state, &browser, &headers, &body).await {
         Ok(posted) => posted,
         Err(response) => return response,
@@ -172,7 +177,9 @@ async fn confirm(State(state): State<AppState>, browser: Browser, headers: Heade
         Err(error) => {
             let chosen = (form.factor_id != "password").then_some(form.factor_id.as_str());
             let shown = Shown { sent_to: filled(&form.sent_to), error: Some(&error) };
-            page(&state, &browser, &session, chosen, shown).await.unwrap_or_else(|e| failure(&state, &browser, &e))
+            page(&state, &browser, &session, chosen, shown)
+                .await
+                .unwrap_or_else(|e| failure(&state, &browser, &e))
         }
     }
 }
@@ -189,11 +196,19 @@ async fn send(State(state): State<AppState>, browser: Browser, headers: HeaderMa
         Err(response) => return response,
     };
     let chosen = Some(factor_id.as_str());
-    let shown = match login::challenge_waiting(&state, &session, FactorChoice::Id(&factor_id), &browser.meta).await {
+    let shown = match login::challenge_waiting(&state, &session, FactorChoice::Id(&factor_id), &browser.meta)
+        .await
+    {
         Ok((_, Challenged::Sent(sent))) => {
-            return page(&state, &browser, &session, chosen, Shown { sent_to: Some(&sent.sent_to), error: None })
-                .await
-                .unwrap_or_else(|e| failure(&state, &browser, &e));
+            return page(
+                &state,
+                &browser,
+                &session,
+                chosen,
+                Shown { sent_to: Some(&sent.sent_to), error: None },
+            )
+            .await
+            .unwrap_or_else(|e| failure(&state, &browser, &e));
         }
         Ok((_, Challenged::Webauthn(_))) => Shown::default(),
         Err(error) => {
@@ -226,7 +241,9 @@ async fn passkey_options(
     };
     let session = match browser.session(&state).await {
         Ok(Some(session)) => session,
-        Ok(None) => return json_refusal(StatusCode::UNAUTHORIZED, t.get("errors.login_expired"), Some("/login")),
+        Ok(None) => {
+            return json_refusal(StatusCode::UNAUTHORIZED, t.get("errors.login_expired"), Some("/login"));
+        }
         Err(error) => return json_refusal(error.code.status(), t.get(explain(&error)), None),
     };
     match login::challenge_waiting(&state, &session, FactorChoice::Id(&factor_id), &browser.meta).await {

@@ -113,7 +113,8 @@ impl Allowed {
                 let path = url.path();
                 prefix == "/"
                     || path == prefix
-                    || path.starts_with(prefix) && (prefix.ends_with('/') || path[prefix.len()..].starts_with('/'))
+                    || path.starts_with(prefix)
+                        && (prefix.ends_with('/') || path[prefix.len()..].starts_with('/'))
             }
         });
         allowed.then_some(ReturnTo::App(url))
@@ -190,7 +191,9 @@ mod tests {
 
     #[test]
     fn bad_entries_are_named() {
-        for entry in ["ftp://x.example", "https://x.example/?q=1", "https://u@x.example", "x.example", "https://x/#f"] {
+        for entry in
+            ["ftp://x.example", "https://x.example/?q=1", "https://u@x.example", "x.example", "https://x/#f"]
+        {
             let error = Allowed::parse(&[entry.to_owned()]).unwrap_err();
             assert!(error.contains(entry), "{error}");
         }

@@ -110,9 +110,7 @@ async fn page(
     let current = match chosen {
         Some("recovery") => None,
         Some(id) => factors.iter().find(|f| f.id == id).or(factors.first()),
-        None => preferred
-            .and_then(|kind| factors.iter().find(|f| f.factor_type == kind))
-            .or(factors.first()),
+        None => preferred.and_then(|kind| factors.iter().find(|f| f.factor_type == kind)).or(factors.first()),
     };
     let t = browser.lang.text();
     let mut choices: Vec<Choice> = factors
@@ -123,7 +121,11 @@ async fn page(
             selected: current.is_some_and(|c| c.id == f.id),
         })
         .collect();
-    choices.push(Choice { id: "recovery".into(), label: t.get("factor.recovery").into(), selected: current.is_none() });
+    choices.push(Choice {
+        id: "recovery".into(),
+        label: t.get("factor.recovery").into(),
+        selected: current.is_none(),
+    });
     let kind = current.map_or("recovery", |f| f.factor_type.as_str());
     let status = shown.error.map_or(StatusCode::OK, |e| e.code.status());
     let page = VerifyPage {
@@ -196,13 +198,16 @@ async fn send(State(state): State<AppState>, browser: Browser, headers: HeaderMa
     let chosen = Some(factor_id.as_str());
     match login::challenge(&state, mfa_token, FactorChoice::Id(&factor_id), &browser.meta).await {
         Ok((_, Challenged::Sent(sent))) => {
-            let shown = Shown { sent_to: Some(&sent.sent_to), challenge_id: Some(&sent.challenge_id), error: None };
+            let shown =
+                Shown { sent_to: Some(&sent.sent_to), challenge_id: Some(&sent.challenge_id), error: None };
             page(&state, &browser, mfa_token, chosen, destination.as_ref(), shown).await
         }
         Ok((_, Challenged::Webauthn(_))) => {
             page(&state, &browser, mfa_token, chosen, destination.as_ref(), Shown::default()).await
         }
-        Err(error) if error.code == ErrorCode::InvalidMfaToken => expired(&state, &browser, destination.as_ref()),
+        Err(error) if error.code == ErrorCode::InvalidMfaToken => {
+            expired(&state, &browser, destination.as_ref())
+        }
         Err(error) => {
             let shown = Shown { error: Some(&error), ..Shown::default() };
             page(&state, &browser, mfa_token, chosen, destination.as_ref(), shown).await
@@ -226,7 +231,12 @@ struct VerifyForm {
     return_to: Option<String>,
 }
 
-async fn verify(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: Bytes) -> Response {
+async fn verify(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(form) = form::<VerifyForm>(&headers, &body) else {
         return bad_form(&state, &browser);
     };
@@ -267,7 +277,8 @@ async fn verify(State(state): State<AppState>, browser: Browser, headers: Header
     if form.remember.is_some() {
         match devices::remember(&state, &tokens.user_id, &browser.meta).await {
             Ok(device) => {
-                let cookie = guard::set_cookie(browser.secure, guard::DEVICE, &device.token, device.max_age_secs);
+                let cookie =
+                    guard::set_cookie(browser.secure, guard::DEVICE, &device.token, device.max_age_secs);
                 guard::add_cookie(&mut response, &cookie);
             }
             Err(error) => error.log_cause(),
@@ -296,7 +307,11 @@ async fn passkey_options(
         return json_refusal(StatusCode::BAD_REQUEST, t.get("errors.bad_form"), None);
     };
     let Some(mfa_token) = browser.cookie(guard::LOGIN) else {
-        return json_refusal(StatusCode::UNAUTHORIZED, t.get("errors.login_expired"), Some("/login?notice=expired"));
+        return json_refusal(
+            StatusCode::UNAUTHORIZED,
+            t.get("errors.login_expired"),
+            Some("/login?notice=expired"),
+        );
     };
     match login::challenge(&state, mfa_token, FactorChoice::Id(&factor_id), &browser.meta).await {
         Ok((_, Challenged::Webauthn(options))) => Json(json!({ "request_options": options })).into_response(),

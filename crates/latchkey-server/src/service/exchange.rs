@@ -4,11 +4,11 @@
 //! tokens of a new session with the signed-in session's level, methods and time of
 //! authentication. A code is spent by its first use, and only its keyed hash is kept.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::crypto::HashPurpose;
 use latchkey_core::session::{Aal, Amr};
 use latchkey_core::token::TOKEN_BYTES;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::ClientMeta;
@@ -40,7 +40,8 @@ pub async fn redeem(state: &AppState, code: &str, meta: &ClientMeta) -> Result<I
     }
     let now = state.now();
     let hash = state.keys.hashing.hash(HashPurpose::ExchangeCode, code.as_bytes());
-    let session_id = state.store.spend_exchange_code(&hash, now).await?.ok_or(ErrorCode::InvalidExchangeCode)?;
+    let session_id =
+        state.store.spend_exchange_code(&hash, now).await?.ok_or(ErrorCode::InvalidExchangeCode)?;
     let session = state
         .store
         .active_session(&session_id, now)

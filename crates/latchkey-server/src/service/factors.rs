@@ -377,7 +377,12 @@ async fn raise_session(
 
 /// Gives one of the user's factors a new name (checked as at setup).
 #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
-pub async fn rename(state: &AppState, user_id: &str, factor_id: &str, name: &str) -> Result<Factor, ApiError> {
+pub async fn rename(
+    state: &AppState,
+    user_id: &str,
+    factor_id: &str,
+    name: &str,
+) -> Result<Factor, ApiError> {
     let name = enrolment::check_friendly_name(name)?;
     if !state.store.rename_factor(user_id, factor_id, &name).await? {
         return Err(ErrorCode::FactorNotFound.into());

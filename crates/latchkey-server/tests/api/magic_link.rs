@@ -121,11 +121,22 @@ async fn magic_link_second_factor(app: TestApp) {
     // The POST needs the page's CSRF token; then it confirms once.
     let token = token_of(&link);
     let csrf = page.csrf.unwrap();
-    assert_eq!(confirm_with(&app, &token, Some(&csrf.cookie), "forged").await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(confirm_with(&app, &token, None, &csrf.token).await.status(), StatusCode::FORBIDDEN, "no cookie");
+    assert_eq!(
+        confirm_with(&app, &token, Some(&csrf.cookie), "forged").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        confirm_with(&app, &token, None, &csrf.token).await.status(),
+        StatusCode::FORBIDDEN,
+        "no cookie"
+    );
     let cookie_as_token = csrf.cookie.split_once('=').unwrap().1;
     let refused = confirm_with(&app, &token, Some(&csrf.cookie), cookie_as_token).await;
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "the token is the cookie's signature, not the cookie");
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "the token is the cookie's signature, not the cookie"
+    );
     let done = confirm(&app, &token, &csrf).await;
     assert_eq!(done.status(), StatusCode::OK);
     assert!(done.text().await.unwrap().contains("Confirmed"));

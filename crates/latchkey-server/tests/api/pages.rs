@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, LOCATION};
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp, access};
+use crate::mail;
 
 on_both_backends_raw!(
     an_app_gets_a_session_through_a_one_time_code,
@@ -18,9 +19,15 @@ on_both_backends_raw!(
     every_page_carries_a_strict_policy_and_no_inline_script,
     the_second_step_is_locked_out_as_the_api_is,
     a_forged_or_ended_session_cookie_opens_nothing,
+    the_settings_add_rename_and_revoke,
 );
 
 const APP: &str = "https://app.example.com/callback";
+
+/// The exchange code in a redirect to the app.
+fn code_in(location: &str) -> String {
+    url::Url::parse(location).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()
+}
 
 async fn app(db: latchkey_store::testing::TestDatabase) -> TestApp {
     TestApp::spawn_on(db, |config| config.web.allowed_return_urls = vec![APP.to_owned()]).await
@@ -106,7 +113,10 @@ async fn an_app_gets_a_session_through_a_one_time_code(db: latchkey_store::testi
         .map(|v| v.to_str().unwrap().to_owned())
         .find(|c| c.starts_with("latchkey_session="))
         .unwrap();
-    assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"), "{session_cookie}");
+    assert!(
+        session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"),
+        "{session_cookie}"
+    );
 
     let code = &query["code"];
     let tokens = app.post("/v1/auth/exchange", json!({ "code": code })).await;
@@ -118,14 +128,14 @@ async fn an_app_gets_a_session_through_a_one_time_code(db: latchkey_store::testi
 
     // A code waits a minute at most.
     let late = browser.sign_in(&app, "ada@example.com", APP).await;
-    let late_code = url::Url::parse(late.location()).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1;
+    let late_code = code_in(late.location());
     app.advance(61);
     let expired = app.post("/v1/auth/exchange", json!({ "code": late_code })).await;
     assert_eq!(expired.code(), "invalid_exchange_code");
 
     // A code of a browser session that signed out opens nothing.
     let before = browser.sign_in(&app, "ada@example.com", APP).await;
-    let code = url::Url::parse(before.location()).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1;
+    let code = code_in(before.location());
     browser.get(&app, "/account/security").await;
     let out = browser.post(&app, "/logout", &[]).await;
     assert_eq!(out.location(), "/login?notice=signed_out");
@@ -146,7 +156,9 @@ async fn posts_need_the_pages_token_and_origin(db: latchkey_store::testing::Test
     let mut stolen = Browser { csrf: browser.csrf.clone(), ..Browser::default() };
     let without_cookie = stolen.post(&app, "/login", &fields).await;
     assert_eq!(without_cookie.status, StatusCode::FORBIDDEN, "the token is worth nothing without its cookie");
-    for (name, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site"), ("origin", "null")] {
+    for (name, value) in
+        [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site"), ("origin", "null")]
+    {
         let mut form = vec![("csrf", browser.csrf.as_str())];
         form.extend_from_slice(&fields);
         let request = app.client.post(app.url("/login")).header(name, value).form(&form);
@@ -162,8 +174,11 @@ async fn posts_need_the_pages_token_and_origin(db: latchkey_store::testing::Test
     // The passkey options the script asks for take the token in a header.
     let options = app.client.post(app.url("/login/passkey/options")).json(&json!({}));
     assert_eq!(browser.send(options).await.status, StatusCode::FORBIDDEN);
-    let options =
-        app.client.post(app.url("/login/passkey/options")).header("x-csrf-token", &browser.csrf).json(&json!({}));
+    let options = app
+        .client
+        .post(app.url("/login/passkey/options"))
+        .header("x-csrf-token", &browser.csrf)
+        .json(&json!({}));
     assert_eq!(browser.send(options).await.status, StatusCode::OK);
 }
 
@@ -171,7 +186,9 @@ async fn only_allowed_return_urls_are_followed(db: latchkey_store::testing::Test
     let app = app(db).await;
     app.signup("ada@example.com").await;
     let mut browser = Browser::default();
-    for refused in ["https://evil.example/", "https://app.example.com/other", "//evil.example/x", "javascript:alert(1)"] {
+    for refused in
+        ["https://evil.example/", "https://app.example.com/other", "//evil.example/x", "javascript:alert(1)"]
+    {
         let query = serde_urlencoded::to_string([("return_to", refused)]).unwrap();
         let page = browser.get(&app, &format!("/login?{query}")).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{refused}");
@@ -236,26 +253,33 @@ async fn the_second_step_is_locked_out_as_the_api_is(db: latchkey_store::testing
         let page = browser.post(&app, "/login/verify", &[("factor_id", factor_id), ("code", &wrong)]).await;
         statuses.push(page.status);
     }
-    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5], "free failures");
+    assert_eq!(statuses[..5], [StatusCode::UNPROCESSABLE_ENTITY; 5], "free failures");
     let right = app.code(&enrolled.key, 1);
     let waiting = browser.post(&app, "/login/verify", &[("factor_id", factor_id), ("code", &right)]).await;
     assert_eq!(waiting.status, StatusCode::TOO_MANY_REQUESTS, "even the right code waits");
     assert!(waiting.headers.contains_key("retry-after"));
     assert!(waiting.html.contains("role=\"timer\""), "{}", waiting.html);
     // The API sees the same lockout: one guard for every surface.
-    let api = app.mfa_verify(json!({ "mfa_token": app.mfa_token("ada@example.com").await,
-        "factor_id": factor_id, "code": right })).await;
+    let api = app
+        .mfa_verify(json!({ "mfa_token": app.mfa_token("ada@example.com").await,
+        "factor_id": factor_id, "code": right }))
+        .await;
     assert_eq!(api.status, StatusCode::TOO_MANY_REQUESTS);
     app.advance(31);
     let passed = browser.post(&app, "/login/verify", &[("factor_id", factor_id), ("code", &right)]).await;
-    assert_eq!((passed.status, passed.location()), (StatusCode::SEE_OTHER, "/account/security"), "{}", passed.html);
+    assert_eq!(
+        (passed.status, passed.location()),
+        (StatusCode::SEE_OTHER, "/account/security"),
+        "{}",
+        passed.html
+    );
     assert!(!browser.cookies.contains_key("latchkey_login"), "the login cookie is cleared");
     let replay = {
         let mut other = Browser::default();
         other.sign_in(&app, "ada@example.com", "").await;
         other.post(&app, "/login/verify", &[("factor_id", factor_id), ("code", &right)]).await
     };
-    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "a code works once, here as in the API");
+    assert_eq!(replay.status, StatusCode::UNPROCESSABLE_ENTITY, "a code works once, here as in the API");
 }
 
 async fn a_forged_or_ended_session_cookie_opens_nothing(db: latchkey_store::testing::TestDatabase) {
@@ -278,4 +302,86 @@ async fn a_forged_or_ended_session_cookie_opens_nothing(db: latchkey_store::test
     assert!(ended.status.is_success(), "{}", ended.body);
     let after = browser.get(&app, "/account/security").await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
+}
+
+async fn the_settings_add_rename_and_revoke(db: latchkey_store::testing::TestDatabase) {
+    let app = app(db).await;
+    app.signup("ada@example.com").await;
+    let mut browser = Browser::default();
+    browser.sign_in(&app, "ada@example.com", "").await;
+    browser.get(&app, "/account/security").await;
+
+    // Codes by email to another address: the code that arrives confirms it, and the
+    // first factor brings recovery codes.
+    let setup = browser
+        .post(
+            &app,
+            "/account/factors/contact",
+            &[("kind", "email"), ("destination", "ada.codes@example.com")],
+        )
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.html);
+    assert!(setup.html.contains("We sent a code to a"), "{}", setup.html);
+    let factor_id =
+        setup.html.split("name=\"factor_id\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let wrong = browser
+        .post(&app, "/account/factors/confirm", &[("factor_id", &factor_id), ("code", "000000")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.html.contains("That code is not right"));
+    let code = mail::nth(&app.outbox(), "ada.codes@example.com", 1).await.code();
+    let codes =
+        browser.post(&app, "/account/factors/confirm", &[("factor_id", &factor_id), ("code", &code)]).await;
+    assert_eq!(codes.status, StatusCode::OK);
+    assert_eq!(codes.html.matches("<li><code>").count(), 10, "{}", codes.html);
+
+    let renamed = browser
+        .post(&app, "/account/factors/rename", &[("factor_id", &factor_id), ("name", "work inbox")])
+        .await;
+    assert_eq!(renamed.location(), "/account/security?done=factor_renamed");
+    let page = browser.get(&app, "/account/security").await;
+    assert!(page.html.contains("Email · work inbox"), "{}", page.html);
+    assert!(page.html.contains("You have 10 unused recovery codes."));
+    let too_long = "x".repeat(101);
+    let refused = browser
+        .post(&app, "/account/factors/rename", &[("factor_id", &factor_id), ("name", &too_long)])
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Another session, ended from the page; then this one, which signs the browser out.
+    let other = app.login("ada@example.com").await;
+    assert_eq!(other["mfa_required"], true, "a factor is on now");
+    let mut phone = Browser::default();
+    phone.sign_in(&app, "ada@example.com", "").await;
+    app.advance(120); // past the address's minimum interval between codes
+    let sent = phone.post(&app, "/login/verify/send", &[("factor_id", &factor_id)]).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.html);
+    assert!(sent.html.contains("Send a new one"), "the resend button and its countdown");
+    let code = mail::nth(&app.outbox(), "ada.codes@example.com", 2).await.code();
+    let signed_in = phone.post(&app, "/login/verify", &[("factor_id", &factor_id), ("code", &code)]).await;
+    assert_eq!(signed_in.location(), "/account/security");
+    // The page lists both sessions (the API login waits for its second factor: none);
+    // this browser's is marked.
+    let listed = browser.get(&app, "/account/security").await.html;
+    let rows: Vec<(String, bool)> = listed
+        .split("<li>")
+        .filter_map(|row| {
+            let id = row.split("name=\"session_id\" value=\"").nth(1)?.split('"').next()?.to_owned();
+            Some((id, row.contains("This browser")))
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "this browser and the phone: {rows:?}");
+    let mine = rows.iter().find(|(_, current)| *current).unwrap().0.clone();
+    let theirs = phone.cookies["latchkey_session"].split('.').next().unwrap().to_owned();
+    assert!(rows.iter().any(|(id, current)| *id == theirs && !current));
+    let ended = browser.post(&app, "/account/sessions/end", &[("session_id", &theirs)]).await;
+    assert_eq!(ended.location(), "/account/security?done=session_ended");
+    assert_eq!(
+        phone.get(&app, "/account/security").await.status,
+        StatusCode::SEE_OTHER,
+        "that browser is out"
+    );
+    let out = browser.post(&app, "/account/sessions/end", &[("session_id", &mine)]).await;
+    assert_eq!(out.location(), "/login?notice=signed_out");
+    assert_eq!(browser.get(&app, "/account/security").await.status, StatusCode::SEE_OTHER);
 }

@@ -389,10 +389,11 @@ impl AccountStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn spend_exchange_code(&self, code_hash: &[u8], now: UnixTime) -> StoreResult<Option<String>> {
         // Deleting is spending: of two concurrent spenders only one sees the row.
-        let row = sqlx::query("DELETE FROM exchange_codes WHERE code_hash = $1 RETURNING session_id, expires_at")
-            .bind(code_hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("DELETE FROM exchange_codes WHERE code_hash = $1 RETURNING session_id, expires_at")
+                .bind(code_hash.to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let expires_at: i64 = row.try_get("expires_at")?;
         Ok((expires_at > now).then(|| row.try_get("session_id")).transpose()?)

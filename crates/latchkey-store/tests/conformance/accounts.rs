@@ -272,13 +272,18 @@ async fn exchange_codes_are_spent_once_before_they_expire(store: SqlStore) {
     store.create_session(&new_session("s1", "u1", 1000), b"t1").await.unwrap();
     store.create_exchange_code(b"code-1", "s1", 1000, 1060).await.unwrap();
     store.create_exchange_code(b"code-2", "s1", 1000, 1060).await.unwrap();
-    let (a, b) = tokio::join!(store.spend_exchange_code(b"code-1", 1010), store.spend_exchange_code(b"code-1", 1010));
+    let (a, b) =
+        tokio::join!(store.spend_exchange_code(b"code-1", 1010), store.spend_exchange_code(b"code-1", 1010));
     let mut won = [a.unwrap(), b.unwrap()];
     won.sort();
     assert_eq!(won, [None, Some("s1".to_owned())], "one concurrent spender wins");
     assert_eq!(store.spend_exchange_code(b"code-1", 1011).await.unwrap(), None, "spent");
     assert_eq!(store.spend_exchange_code(b"code-2", 1060).await.unwrap(), None, "expired");
-    assert_eq!(store.spend_exchange_code(b"code-2", 1000).await.unwrap(), None, "an expired code is gone for good");
+    assert_eq!(
+        store.spend_exchange_code(b"code-2", 1000).await.unwrap(),
+        None,
+        "an expired code is gone for good"
+    );
     store.create_exchange_code(b"code-3", "s1", 1000, 1060).await.unwrap();
     assert_eq!(store.purge_sessions(2000).await.unwrap(), 1, "purge drops expired codes");
     assert_eq!(store.spend_exchange_code(b"code-3", 1001).await.unwrap(), None);
