@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::guard::Browser;
-use super::login::{json_allowed, json_refusal, to_sign_in};
+use super::login::to_sign_in;
+use super::script;
 use super::verify::factor_label;
 use super::{Chrome, bad_form, explain, failure, filled, forbidden, form, redirect, render};
 use crate::http::error::{ApiError, ErrorCode};
@@ -504,7 +505,7 @@ async fn end_session(
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct PasskeyOptionsBody {
     name: Option<String>,
 }
@@ -518,33 +519,29 @@ async fn passkey_options(
     body: Bytes,
 ) -> Response {
     let t = browser.lang.text();
-    if !json_allowed(&state, &browser, &headers) {
-        return json_refusal(StatusCode::FORBIDDEN, t.get("errors.csrf_body"), None);
-    }
-    let session = match browser.session(&state).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            return json_refusal(StatusCode::UNAUTHORIZED, t.get("errors.login_expired"), Some("/login"));
-        }
-        Err(error) => return json_refusal(error.code.status(), t.get(explain(&error)), None),
+    let PasskeyOptionsBody { name } = match script::parse(&state, &browser, &headers, &body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let session = match script::session(&state, &browser).await {
+        Ok(session) => session,
+        Err(response) => return response,
     };
     let by = match reauth::require_recent_authentication(&state, &session, None).await {
         Ok(by) => by,
         Err(error) if error.code == ErrorCode::ReauthenticationRequired => {
-            return json_refusal(StatusCode::FORBIDDEN, t.get("reauth.needed"), Some("/account/reauth"));
+            return script::refusal(StatusCode::FORBIDDEN, t.get("reauth.needed"), Some("/account/reauth"));
         }
-        Err(error) => return json_refusal(error.code.status(), t.get(explain(&error)), None),
+        Err(error) => return script::refused(&t, &error),
     };
-    let body: PasskeyOptionsBody = serde_json::from_slice(&body).unwrap_or_default();
     let started = async {
         let user = accounts::session_user(&state, &session.user_id).await?;
-        enrolment::enroll_webauthn(&state, &by, &user, filled(&body.name).map(str::to_owned), &browser.meta)
-            .await
+        enrolment::enroll_webauthn(&state, &by, &user, filled(&name).map(str::to_owned), &browser.meta).await
     };
     match started.await {
         Ok((factor, options)) => {
             Json(json!({ "factor_id": factor.id, "creation_options": options })).into_response()
         }
-        Err(error) => json_refusal(error.code.status(), t.get(explain(&error)), None),
+        Err(error) => script::refused(&t, &error),
     }
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::guard::{self, Browser};
 use super::return_to::{Allowed, ReturnTo};
-use super::{Chrome, bad_form, explain, filled, forbidden, form, redirect, render};
+use super::{Chrome, bad_form, explain, filled, forbidden, form, redirect, render, script};
 use crate::http::error::ApiError;
 use crate::service::login::LoginStep;
 use crate::service::login_throttle::Client;
@@ -260,18 +260,7 @@ async fn email_link(
     login_page(&state, &browser, status, Shown { email: &email, return_to: shown_return_to, error, notice })
 }
 
-/// The JSON the pages' script posts: the CSRF token rides in `X-CSRF-Token`.
-pub fn json_allowed(state: &AppState, browser: &Browser, headers: &HeaderMap) -> bool {
-    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    browser.may_post(state, token)
-}
-
-/// A JSON refusal for the pages' script: a message to show, and where to go instead.
-pub fn json_refusal(status: StatusCode, message: &str, location: Option<&str>) -> Response {
-    (status, Json(json!({ "message": message, "location": location }))).into_response()
-}
-
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct PasskeyOptionsBody {
     email: Option<String>,
 }
@@ -284,17 +273,15 @@ async fn passkey_options(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let t = browser.lang.text();
-    if !json_allowed(&state, &browser, &headers) {
-        return json_refusal(StatusCode::FORBIDDEN, t.get("errors.csrf_body"), None);
-    }
-    let body: PasskeyOptionsBody = serde_json::from_slice(&body).unwrap_or_default();
-    let email =
-        filled(&body.email).and_then(|e| latchkey_core::email::Email::parse(e).ok()).map(|e| e.normalized);
+    let PasskeyOptionsBody { email } = match script::parse(&state, &browser, &headers, &body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let email = filled(&email).and_then(|e| latchkey_core::email::Email::parse(e).ok()).map(|e| e.normalized);
     match webauthn::start_sign_in(&state, email.as_deref()).await {
         Ok(started) => Json(json!({ "request_options": started.options, "mediation": started.mediation }))
             .into_response(),
-        Err(error) => json_refusal(error.code.status(), t.get(explain(&error)), None),
+        Err(error) => script::refused(&browser.lang.text(), &error),
     }
 }
 

@@ -14,6 +14,7 @@ mod login;
 mod magic_link;
 mod reauth;
 pub mod return_to;
+mod script;
 mod signup;
 mod verify;
 

@@ -10,18 +10,17 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use latchkey_core::factor::FactorType;
 use latchkey_store::Session;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::account::{posted, require_session};
 use super::guard::Browser;
-use super::login::{json_allowed, json_refusal};
-use super::verify::factor_label;
+use super::script;
+use super::verify::{Choice, choices};
 use super::{Chrome, explain, failure, filled, redirect, render};
 use crate::http::error::ApiError;
 use crate::service::login::{self, Challenged, FactorChoice};
@@ -36,12 +35,6 @@ pub fn routes() -> Router<AppState> {
         .route(PATH, get(show).post(confirm))
         .route("/account/reauth/send", post(send))
         .route("/account/reauth/passkey/options", post(passkey_options))
-}
-
-struct Choice {
-    id: String,
-    label: String,
-    selected: bool,
 }
 
 #[derive(Template)]
@@ -84,24 +77,10 @@ async fn page(
         Some(id) => factors.iter().find(|f| f.id == id).or(factors.first()),
         None => factors.first(),
     };
-    let mut choices: Vec<Choice> = factors
-        .iter()
-        .map(|f| Choice {
-            id: f.id.clone(),
-            label: factor_label(&t, f),
-            selected: current.is_some_and(|c| c.id == f.id),
-        })
-        .collect();
-    let kind = if has_factor {
-        choices.push(Choice {
-            id: "recovery".into(),
-            label: t.get("factor.recovery").into(),
-            selected: current.is_none(),
-        });
-        current.map_or("recovery", |f| f.factor_type.as_str())
+    let (choices, kind) = if has_factor {
+        (choices(&t, &factors, current), current.map_or("recovery", |f| f.factor_type.as_str()))
     } else {
-        choices.clear();
-        "password"
+        (Vec::new(), "password")
     };
     let page = ReauthPage {
         c: Chrome::new(state, browser).signed_in(),
@@ -232,23 +211,15 @@ async fn passkey_options(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let t = browser.lang.text();
-    if !json_allowed(&state, &browser, &headers) {
-        return json_refusal(StatusCode::FORBIDDEN, t.get("errors.csrf_body"), None);
-    }
-    let Ok(PasskeyOptionsBody { factor_id }) = serde_json::from_slice(&body) else {
-        return json_refusal(StatusCode::BAD_REQUEST, t.get("errors.bad_form"), None);
+    let PasskeyOptionsBody { factor_id } = match script::parse(&state, &browser, &headers, &body) {
+        Ok(body) => body,
+        Err(response) => return response,
     };
-    let session = match browser.session(&state).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            return json_refusal(StatusCode::UNAUTHORIZED, t.get("errors.login_expired"), Some("/login"));
-        }
-        Err(error) => return json_refusal(error.code.status(), t.get(explain(&error)), None),
+    let session = match script::session(&state, &browser).await {
+        Ok(session) => session,
+        Err(response) => return response,
     };
-    match login::challenge_waiting(&state, &session, FactorChoice::Id(&factor_id), &browser.meta).await {
-        Ok((_, Challenged::Webauthn(options))) => Json(json!({ "request_options": options })).into_response(),
-        Ok((_, Challenged::Sent(_))) => json_refusal(StatusCode::BAD_REQUEST, t.get("errors.bad_form"), None),
-        Err(error) => json_refusal(error.code.status(), t.get(explain(&error)), None),
-    }
+    let choice = FactorChoice::Id(&factor_id);
+    let challenged = login::challenge_waiting(&state, &session, choice, &browser.meta).await;
+    script::request_options(&browser.lang.text(), challenged)
 }

@@ -88,7 +88,7 @@ impl Allowed {
         if let Some(rest) = requested.strip_prefix('/') {
             let local = !rest.starts_with(['/', '\\']) && !requested.contains('\\');
             if local {
-                // Resolve dot segments against a placeholder origin: what stays is a path here.
+                // Resolve dot segments against a stand-in origin: what stays is a path here.
                 let base = Url::parse("http://latchkey.invalid/").ok()?;
                 let url = base.join(requested).ok()?;
                 if url.host_str() != Some("latchkey.invalid") {

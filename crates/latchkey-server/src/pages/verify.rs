@@ -8,17 +8,17 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use latchkey_core::factor::FactorType;
 use latchkey_store::Factor;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::guard::{self, Browser};
 use super::i18n::Text;
-use super::login::{checked_return_to, json_allowed, json_refusal, signed_in};
+use super::login::{checked_return_to, signed_in};
 use super::return_to::ReturnTo;
+use super::script;
 use super::{Chrome, bad_form, explain, filled, forbidden, form, redirect, render};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::service::login::{self, Challenged, FactorChoice, LoginProof};
@@ -36,11 +36,28 @@ pub fn routes() -> Router<AppState> {
 const RESEND_AFTER_SECS: i64 = 30;
 
 /// One way to pass the step, in the switcher.
-struct Choice {
+pub struct Choice {
     /// The factor's id, or `recovery`.
-    id: String,
-    label: String,
-    selected: bool,
+    pub id: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The switcher: each of `factors`, then a recovery code; `current` (`None`: the
+/// recovery code) is selected.
+pub fn choices(t: &Text, factors: &[Factor], current: Option<&Factor>) -> Vec<Choice> {
+    let mut choices: Vec<Choice> = factors
+        .iter()
+        .map(|f| Choice {
+            id: f.id.clone(),
+            label: factor_label(t, f),
+            selected: current.is_some_and(|c| c.id == f.id),
+        })
+        .collect();
+    let recovery =
+        Choice { id: "recovery".into(), label: t.get("factor.recovery").into(), selected: current.is_none() };
+    choices.push(recovery);
+    choices
 }
 
 #[derive(Template)]
@@ -113,19 +130,7 @@ async fn page(
         None => preferred.and_then(|kind| factors.iter().find(|f| f.factor_type == kind)).or(factors.first()),
     };
     let t = browser.lang.text();
-    let mut choices: Vec<Choice> = factors
-        .iter()
-        .map(|f| Choice {
-            id: f.id.clone(),
-            label: factor_label(&t, f),
-            selected: current.is_some_and(|c| c.id == f.id),
-        })
-        .collect();
-    choices.push(Choice {
-        id: "recovery".into(),
-        label: t.get("factor.recovery").into(),
-        selected: current.is_none(),
-    });
+    let choices = choices(&t, &factors, current);
     let kind = current.map_or("recovery", |f| f.factor_type.as_str());
     let status = shown.error.map_or(StatusCode::OK, |e| e.code.status());
     let page = VerifyPage {
@@ -300,22 +305,14 @@ async fn passkey_options(
     body: Bytes,
 ) -> Response {
     let t = browser.lang.text();
-    if !json_allowed(&state, &browser, &headers) {
-        return json_refusal(StatusCode::FORBIDDEN, t.get("errors.csrf_body"), None);
-    }
-    let Ok(PasskeyOptionsBody { factor_id }) = serde_json::from_slice(&body) else {
-        return json_refusal(StatusCode::BAD_REQUEST, t.get("errors.bad_form"), None);
+    let PasskeyOptionsBody { factor_id } = match script::parse(&state, &browser, &headers, &body) {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let Some(mfa_token) = browser.cookie(guard::LOGIN) else {
-        return json_refusal(
-            StatusCode::UNAUTHORIZED,
-            t.get("errors.login_expired"),
-            Some("/login?notice=expired"),
-        );
+        let expired = t.get("errors.login_expired");
+        return script::refusal(StatusCode::UNAUTHORIZED, expired, Some("/login?notice=expired"));
     };
-    match login::challenge(&state, mfa_token, FactorChoice::Id(&factor_id), &browser.meta).await {
-        Ok((_, Challenged::Webauthn(options))) => Json(json!({ "request_options": options })).into_response(),
-        Ok((_, Challenged::Sent(_))) => json_refusal(StatusCode::BAD_REQUEST, t.get("errors.bad_form"), None),
-        Err(error) => json_refusal(error.code.status(), t.get(explain(&error)), None),
-    }
+    let challenged = login::challenge(&state, mfa_token, FactorChoice::Id(&factor_id), &browser.meta).await;
+    script::request_options(&t, challenged)
 }
