@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::BoxError;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
@@ -173,8 +173,13 @@ where
     OpenApiRouter::with_openapi(document).merge(router.into())
 }
 
-async fn not_found() -> ApiError {
-    ErrorCode::NotFound.into()
+/// An unknown path: the native error, or for a browser navigating to a page (a `GET`
+/// that accepts HTML), the pages' own "not found" page.
+async fn not_found(State(state): State<AppState>, browser: pages::Browser, request: Request) -> Response {
+    if request.method() == axum::http::Method::GET && pages::wants_html(request.headers()) {
+        return pages::not_found(&state, &browser);
+    }
+    ApiError::new(ErrorCode::NotFound).into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

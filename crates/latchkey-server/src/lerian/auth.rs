@@ -66,7 +66,8 @@ pub(super) struct AccessTokenRequest {
 }
 
 /// `POST /v1/login/oauth/access_token`: the `password` grant (tokens, or for a user
-/// with MFA `{mfaToken, mfaTypes, expiresIn}`) and the `refresh_token` grant.
+/// with MFA `{mfaToken, mfaTypes, expiresIn}`; a user whose one factor is email or SMS
+/// is sent its code at once) and the `refresh_token` grant.
 #[utoipa::path(post, path = "/v1/login/oauth/access_token", tag = "lerian",
     request_body = AccessTokenRequest,
     responses(
@@ -101,11 +102,14 @@ pub(super) async fn access_token(
             .await?;
             match login::after_password(&state, &user.id, device, &meta).await? {
                 LoginStep::Session(tokens) => Ok(Json(AccessTokenAnswer::Tokens(tokens.into()))),
-                LoginStep::MfaRequired(challenge) => Ok(Json(AccessTokenAnswer::MfaRequired(MfaRequired {
-                    mfa_types: mfa_types(&challenge.factors),
-                    mfa_token: challenge.mfa_token,
-                    expires_in: challenge.expires_in,
-                }))),
+                LoginStep::MfaRequired(challenge) => {
+                    login::send_first_code(&state, &challenge, &meta).await?;
+                    Ok(Json(AccessTokenAnswer::MfaRequired(MfaRequired {
+                        mfa_types: mfa_types(&challenge.factors),
+                        mfa_token: challenge.mfa_token,
+                        expires_in: challenge.expires_in,
+                    })))
+                }
             }
         }
         "refresh_token" => {

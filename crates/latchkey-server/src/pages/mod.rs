@@ -170,6 +170,19 @@ pub fn message(
     render(state, browser, status, &page)
 }
 
+/// Whether a request is a browser's navigation (it asks for HTML), not an API call.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The page for an address that leads nowhere.
+pub fn not_found(state: &AppState, browser: &Browser) -> Response {
+    message(state, browser, StatusCode::NOT_FOUND, "errors.not_found_title", "errors.not_found_body")
+}
+
 /// The page for a POST that is not from one of our pages or lacks its token.
 pub fn forbidden(state: &AppState, browser: &Browser) -> Response {
     message(state, browser, StatusCode::FORBIDDEN, "errors.csrf_title", "errors.csrf_body")

@@ -1,5 +1,5 @@
 //! `/login/verify`: the second step of a sign-in. It shows the factor the person
-//! prefers (else their oldest), a switcher to their other factors and to a recovery
+//! prefers (else the one they used last), a switcher to their other factors and to a recovery
 //! code, "remember this device", and the lockout's wait as a countdown. The login's
 //! MFA token waits in a short-lived cookie; the service decides everything else.
 
@@ -127,7 +127,11 @@ async fn page(
     let current = match chosen {
         Some("recovery") => None,
         Some(id) => factors.iter().find(|f| f.id == id).or(factors.first()),
-        None => preferred.and_then(|kind| factors.iter().find(|f| f.factor_type == kind)).or(factors.first()),
+        // The person's chosen primary kind, else the factor they used last (a TOTP
+        // code or passkey records its use; others their confirmation).
+        None => preferred
+            .and_then(|kind| factors.iter().find(|f| f.factor_type == kind))
+            .or_else(|| factors.iter().max_by_key(|f| f.last_used_at)),
     };
     let t = browser.lang.text();
     let choices = choices(&t, &factors, current);

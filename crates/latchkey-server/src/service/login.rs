@@ -187,6 +187,27 @@ async fn mfa_token(state: &AppState, mfa_token: &str) -> Result<(MfaToken, [u8; 
     Ok((token, hash))
 }
 
+/// For a login whose user has one second factor and it sends codes (email or SMS):
+/// sends its first code at once, for surfaces whose password step promises one (Lerian's
+/// password grant; its challenge endpoint is for a new code). A send the throttle
+/// refuses is left to that endpoint. Returns whether a code went out.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn send_first_code(
+    state: &AppState,
+    login: &MfaChallenge,
+    meta: &ClientMeta,
+) -> Result<bool, ApiError> {
+    let [factor] = login.factors.as_slice() else { return Ok(false) };
+    if !matches!(factor.factor_type, FactorType::Email | FactorType::Sms) {
+        return Ok(false);
+    }
+    match challenge(state, &login.mfa_token, FactorChoice::Id(&factor.id), meta).await {
+        Ok(_) => Ok(true),
+        Err(error) if error.code == ErrorCode::RateLimited => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// The factors the login of `mfa_token_value` may finish with (what a page shows again
 /// after the first step), without spending the token.
 pub async fn waiting_factors(state: &AppState, mfa_token_value: &str) -> Result<Vec<Factor>, ApiError> {

@@ -561,17 +561,24 @@ async fn the_email_lifecycle_works_with_a_real_smtp_server(backend: latchkey_sto
         (json!("email"), json!(true))
     );
 
-    // One send per destination per minute: the login's code comes a minute later.
+    // One send per destination per minute. A password grant a minute later sends the
+    // login's code at once (the user's only factor sends codes).
     app.advance(60);
     let mfa_token = app.lerian_mfa_token("mel@example.com", &["email"]).await;
-    let challenge = app
-        .lerian_post("/v1/login/mfa/challenge", None, json!({ "mfaToken": mfa_token, "mfaType": "email" }))
-        .await;
+    // Setup's code, the "factor added" notice, then the login's code.
+    let first_code = latest_code(sink.path(), "mel@example.com", 3).await;
+    assert_ne!(first_code, code);
+    // The challenge endpoint is for a new code, under the same throttle.
+    let challenge = json!({ "mfaToken": mfa_token, "mfaType": "email" });
+    let at_once = app.lerian_post("/v1/login/mfa/challenge", None, challenge.clone()).await;
+    assert_error(&at_once, StatusCode::TOO_MANY_REQUESTS, "IDE-0054");
+    app.advance(60);
+    let challenge = app.lerian_post("/v1/login/mfa/challenge", None, challenge).await;
     assert_eq!(challenge.status, StatusCode::OK, "{}", challenge.body);
     assert_matches("lerian", "challenge200", &challenge.body);
-    // Setup's code, the "factor added" notice, then the login's code.
-    let login_code = latest_code(sink.path(), "mel@example.com", 3).await;
-    assert_ne!(login_code, code);
+    let login_code = latest_code(sink.path(), "mel@example.com", 4).await;
+    let voided = app.lerian_verify(&mfa_token, "email", json!({ "passcode": first_code })).await;
+    assert_eq!(voided.status, StatusCode::BAD_REQUEST, "a new code voids the first: {}", voided.body);
     let tokens = app.lerian_verify(&mfa_token, "email", json!({ "passcode": login_code })).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
     assert_matches("lerian", "token200", &tokens.body);
@@ -638,12 +645,9 @@ async fn the_sms_lifecycle_works_with_a_webhook_provider(backend: latchkey_store
     let enabled = app.lerian_post(&format!("/v1/users/{id}/mfa/enable"), Some(&access), enable).await;
     assert_eq!(enabled.body, json!({ "enabled": true }));
 
+    // The password grant texts the login's code at once.
     app.advance(60);
     let mfa_token = app.lerian_mfa_token("sid@example.com", &["sms"]).await;
-    let challenge = app
-        .lerian_post("/v1/login/mfa/challenge", None, json!({ "mfaToken": mfa_token, "mfaType": "sms" }))
-        .await;
-    assert_matches("lerian", "challenge200", &challenge.body);
     let login_code = sms_code(2).await;
     let tokens = app.lerian_verify(&mfa_token, "sms", json!({ "passcode": login_code })).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);

@@ -209,6 +209,17 @@ async fn every_page_carries_a_strict_policy_and_no_inline_script(db: latchkey_st
     pages.push(browser.get(&app, "/account/security").await);
     pages.push(browser.post(&app, "/account/factors/totp", &[("name", "phone")]).await);
     pages.push(browser.get(&app, "/magic-link?token=nothing").await);
+    let lost = browser.send(app.client.get(app.url("/no/such/page")).header("accept", "text/html")).await;
+    assert_eq!(lost.status, StatusCode::NOT_FOUND);
+    assert!(lost.html.contains("This page does not exist"), "a browser gets a page: {}", lost.html);
+    pages.push(lost);
+    let api = app.client.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "not_found",
+        "an API client gets JSON"
+    );
     for page in &pages {
         let policy = page.headers["content-security-policy"].to_str().unwrap();
         for directive in [
