@@ -191,6 +191,7 @@ pub fn forbidden(state: &AppState, browser: &Browser) -> Response {
 /// The page for a service error nothing more specific handles.
 pub fn failure(state: &AppState, browser: &Browser, error: &ApiError) -> Response {
     let (heading, body) = if error.code.status().is_server_error() {
+        error.log_cause();
         ("errors.server_title", "errors.server_body")
     } else {
         ("errors.generic_title", explain(error))
@@ -198,8 +199,14 @@ pub fn failure(state: &AppState, browser: &Browser, error: &ApiError) -> Respons
     message(state, browser, error.code.status(), heading, body)
 }
 
-/// What a refused step tells the person, as a message key.
+/// What a refused step tells the person, as a message key. Every page shows an error
+/// through here, so this is where its internal cause (a fault, never sent) is logged,
+/// as every surface does before answering.
 pub fn explain(error: &ApiError) -> &'static str {
+    error.log_cause();
+    if error.code.status().is_server_error() {
+        return "errors.server_body";
+    }
     match error.code {
         ErrorCode::InvalidCredentials => "errors.wrong_password",
         ErrorCode::InvalidCode => "errors.wrong_code",
@@ -219,7 +226,6 @@ pub fn explain(error: &ApiError) -> &'static str {
         ErrorCode::FactorNotFound | ErrorCode::NotFound => "errors.not_found",
         ErrorCode::TooManyFactors => "errors.too_many_factors",
         ErrorCode::MfaSetupRequired => "errors.setup_required",
-        ErrorCode::Overloaded => "errors.server_body",
         _ => "errors.generic_body",
     }
 }

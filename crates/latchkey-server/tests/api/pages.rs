@@ -20,6 +20,7 @@ on_both_backends_raw!(
     the_second_step_is_locked_out_as_the_api_is,
     a_forged_or_ended_session_cookie_opens_nothing,
     the_settings_add_rename_and_revoke,
+    a_fault_shows_a_page_without_its_cause,
 );
 
 const APP: &str = "https://app.example.com/callback";
@@ -395,4 +396,19 @@ async fn the_settings_add_rename_and_revoke(db: latchkey_store::testing::TestDat
     let out = browser.post(&app, "/account/sessions/end", &[("session_id", &mine)]).await;
     assert_eq!(out.location(), "/login?notice=signed_out");
     assert_eq!(browser.get(&app, "/account/security").await.status, StatusCode::SEE_OTHER);
+}
+
+async fn a_fault_shows_a_page_without_its_cause(db: latchkey_store::testing::TestDatabase) {
+    let app = app(db).await;
+    app.signup("ada@example.com").await;
+    // Break the database under the running server: sessions can no longer be started.
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    sqlx::raw_sql("DROP TABLE refresh_tokens").execute(&pool).await.unwrap();
+    let mut browser = Browser::default();
+    let page = browser.sign_in(&app, "ada@example.com", "").await;
+    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(page.html.contains("Please try again in a moment."), "{}", page.html);
+    let text = page.html.to_lowercase();
+    assert!(!text.contains("refresh_tokens") && !text.contains("table") && !text.contains("sql"), "{text}");
+    assert!(!browser.cookies.contains_key("latchkey_session"));
 }
