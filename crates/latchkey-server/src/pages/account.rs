@@ -22,7 +22,7 @@ use super::guard::Browser;
 use super::login::to_sign_in;
 use super::script;
 use super::verify::factor_label;
-use super::{Chrome, bad_form, explain, failure, filled, forbidden, form, redirect, render};
+use super::{Chrome, CsrfOnly, bad_form, explain, failure, filled, forbidden, form, redirect, render};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::service::factors::{Enrolment, RecoveryCodes};
 use crate::service::reauth::{self, Authorized};
@@ -84,12 +84,6 @@ pub async fn require_session(
         Ok(None) => Err(to_sign_in(state, browser, back_to)),
         Err(error) => Err(failure(state, browser, &error)),
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
 }
 
 /// A signed-in form post: its session and fields, once the CSRF token and origin held.

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use secrecy::SecretString;
@@ -16,7 +16,9 @@ use serde_json::json;
 
 use super::guard::{self, Browser};
 use super::return_to::{Allowed, ReturnTo};
-use super::{Chrome, bad_form, explain, filled, forbidden, form, redirect, render, script};
+use super::{
+    Chrome, CsrfOnly, bad_form, explain, filled, forbidden, form, redirect, render, script, with_wait,
+};
 use crate::http::error::ApiError;
 use crate::service::login::LoginStep;
 use crate::service::login_throttle::Client;
@@ -149,12 +151,7 @@ async fn sign_in(
             error: Some(t.get(explain(&error))),
             notice: None,
         };
-        let status = error.code.status();
-        let mut response = login_page(&state, &browser, status, shown);
-        if let Some(seconds) = error.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-        }
-        response
+        with_wait(login_page(&state, &browser, error.code.status(), shown), Some(&error))
     };
     let user =
         match accounts::authenticate_password(&state, &email, password, Client::new(&browser.meta)).await {
@@ -338,12 +335,6 @@ struct LogoutPage<'a> {
 async fn show_logout(State(state): State<AppState>, browser: Browser) -> Response {
     let page = LogoutPage { c: Chrome::new(&state, &browser).signed_in() };
     render(&state, &browser, StatusCode::OK, &page)
-}
-
-#[derive(Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
 }
 
 /// Ends the page session (and only it: apps keep the sessions they exchanged for).

@@ -230,6 +230,22 @@ pub fn explain(error: &ApiError) -> &'static str {
     }
 }
 
+/// A page that answers a refused step carries the step's wait (a lockout, a send
+/// throttle) as `Retry-After`, as the API's answer would.
+pub fn with_wait(mut response: Response, error: Option<&ApiError>) -> Response {
+    if let Some(seconds) = error.and_then(|e| e.retry_after) {
+        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    }
+    response
+}
+
+/// The fields every form posts; a form with no others is read as this alone.
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// A page's query string, its defaults where it is absent or malformed.
 pub fn query<T: DeserializeOwned + Default>(uri: &axum::http::Uri) -> T {
     uri.query().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default()

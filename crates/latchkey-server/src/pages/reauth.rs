@@ -9,7 +9,7 @@ use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use latchkey_core::factor::FactorType;
@@ -21,7 +21,7 @@ use super::account::{posted, require_session};
 use super::guard::Browser;
 use super::script;
 use super::verify::{Choice, choices};
-use super::{Chrome, explain, failure, filled, redirect, render};
+use super::{Chrome, explain, failure, filled, redirect, render, with_wait};
 use crate::http::error::ApiError;
 use crate::service::login::{self, Challenged, FactorChoice};
 use crate::service::second_factor::Proof;
@@ -92,11 +92,7 @@ async fn page(
         retry_after: shown.error.and_then(|e| e.retry_after),
     };
     let status = shown.error.map_or(StatusCode::OK, |e| e.code.status());
-    let mut response = render(state, browser, status, &page);
-    if let Some(seconds) = page.retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-    }
-    Ok(response)
+    Ok(with_wait(render(state, browser, status, &page), shown.error))
 }
 
 #[derive(Deserialize, Default)]

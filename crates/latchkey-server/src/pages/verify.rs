@@ -7,7 +7,7 @@ use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use latchkey_core::factor::FactorType;
@@ -19,7 +19,7 @@ use super::i18n::Text;
 use super::login::{checked_return_to, signed_in};
 use super::return_to::ReturnTo;
 use super::script;
-use super::{Chrome, bad_form, explain, filled, forbidden, form, redirect, render};
+use super::{Chrome, bad_form, explain, filled, forbidden, form, redirect, render, with_wait};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::service::login::{self, Challenged, FactorChoice, LoginProof};
 use crate::service::{devices, factors};
@@ -150,11 +150,7 @@ async fn page(
         remember_days: state.config.mfa.remember_device_days,
         resend_after: RESEND_AFTER_SECS,
     };
-    let mut response = render(state, browser, status, &page);
-    if let Some(seconds) = shown.error.and_then(|e| e.retry_after) {
-        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-    }
-    response
+    with_wait(render(state, browser, status, &page), shown.error)
 }
 
 /// The login is over (its token expired or was spent): back to the start.
