@@ -169,6 +169,8 @@ pub enum HashPurpose {
     Csrf,
     /// A one-time code an app exchanges for tokens after a hosted sign-in.
     ExchangeCode,
+    /// A password reset or recovery link's token, or an address change's code.
+    AccountToken,
 }
 
 impl HashPurpose {
@@ -188,6 +190,7 @@ impl HashPurpose {
             Self::WebSession => b"web-session",
             Self::Csrf => b"csrf",
             Self::ExchangeCode => b"exchange-code",
+            Self::AccountToken => b"account-token",
         }
     }
 }

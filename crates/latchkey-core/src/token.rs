@@ -21,6 +21,8 @@ pub enum TokenKind {
     MagicLink,
     /// A remembered device, which skips the second factor at password login.
     Device,
+    /// A link that changes an account: a password reset or a recovery link.
+    Account,
 }
 
 impl TokenKind {
@@ -31,6 +33,7 @@ impl TokenKind {
             Self::Mfa => "lkm_",
             Self::MagicLink => "lkl_",
             Self::Device => "lkd_",
+            Self::Account => "lka_",
         }
     }
 

@@ -44,6 +44,11 @@ const SQLITE: &[Migration] = &[
         name: "exchange_codes",
         sql: include_str!("../migrations/sqlite/0010_exchange_codes.sql"),
     },
+    Migration {
+        version: 11,
+        name: "account_tokens",
+        sql: include_str!("../migrations/sqlite/0011_account_tokens.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -76,6 +81,11 @@ const POSTGRES: &[Migration] = &[
         version: 10,
         name: "exchange_codes",
         sql: include_str!("../migrations/postgres/0010_exchange_codes.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "account_tokens",
+        sql: include_str!("../migrations/postgres/0011_account_tokens.sql"),
     },
 ];
 

@@ -9,6 +9,7 @@ use crate::*;
 /// Everything the service stores.
 pub trait Store:
     AccountStore
+    + AccountTokenStore
     + FactorStore
     + LoginThrottleStore
     + OrganizationStore
@@ -22,6 +23,7 @@ pub trait Store:
 
 impl<
     T: AccountStore
+        + AccountTokenStore
         + FactorStore
         + LoginThrottleStore
         + OrganizationStore
@@ -106,6 +108,66 @@ pub trait AccountStore: Send + Sync {
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
     /// All signing keys that are not retired, the active one first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+}
+
+/// Tokens and codes that change an account: password resets, recovery links and
+/// address changes. Spending one and making its change is one transaction, so of
+/// concurrent spenders exactly one changes anything.
+#[async_trait]
+pub trait AccountTokenStore: Send + Sync {
+    /// Stores a token; the user's open tokens of the same purpose are spent (a new
+    /// link or code replaces the old one).
+    async fn create_account_token(&self, token: &NewAccountToken) -> StoreResult<()>;
+    /// The open, unexpired token of `purpose` with this hash (a look that changes nothing).
+    async fn account_token(
+        &self,
+        secret_hash: &[u8],
+        purpose: AccountTokenPurpose,
+        now: UnixTime,
+    ) -> StoreResult<Option<AccountToken>>;
+    /// Counts an attempt at the user's newest open token of `purpose` (a code), unless
+    /// it has reached `max_attempts`, and returns it for checking.
+    async fn attempt_account_code(
+        &self,
+        user_id: &str,
+        purpose: AccountTokenPurpose,
+        max_attempts: i64,
+        now: UnixTime,
+    ) -> StoreResult<Option<AccountToken>>;
+    /// Spends an open, unexpired token that is usable at `now`; true for exactly one caller.
+    async fn spend_account_token(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Spends every open token of the user with `purpose`; returns how many.
+    async fn cancel_account_tokens(
+        &self,
+        user_id: &str,
+        purpose: AccountTokenPurpose,
+        now: UnixTime,
+    ) -> StoreResult<u64>;
+    /// Spends the reset token `token_id` and in the same transaction gives its user the
+    /// password `password_hash`, revokes every session and forgets every remembered
+    /// device; false (nothing changed) when the token cannot be spent.
+    async fn reset_password(&self, token_id: &str, password_hash: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Gives the user the password `password_hash` and revokes every session but
+    /// `keep`; false when there is no such user.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep: Option<&str>,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Spends the address-change token `token_id` and in the same transaction gives its
+    /// user `address`; the user's email (or SMS) factors that sent to the old address
+    /// send to the new one. `None` (nothing changed) when the token cannot be spent;
+    /// `EmailTaken` when another account has the address.
+    async fn change_address(
+        &self,
+        token_id: &str,
+        address: NewAddress<'_>,
+        now: UnixTime,
+    ) -> StoreResult<Option<AddressChanged>>;
+    /// Deletes tokens that expired or were spent before `before`.
+    async fn purge_account_tokens(&self, before: UnixTime) -> StoreResult<u64>;
 }
 
 /// Second factors, recovery codes, the brute-force guard, MFA tokens, challenges and

@@ -240,6 +240,13 @@ impl Config {
         if self.mfa.reauth_window_secs < 0 {
             return invalid("mfa.reauth_window_secs must not be negative");
         }
+        if !(600..=30 * 86_400).contains(&self.mfa.recovery_link_ttl_secs)
+            || !(0..=30 * 86_400).contains(&self.mfa.self_recovery_wait_secs)
+        {
+            return invalid(
+                "mfa.recovery_link_ttl_secs must be 600 to 2592000 and mfa.self_recovery_wait_secs 0 to 2592000",
+            );
+        }
         let http = &self.http;
         if http.header_read_timeout_secs == 0
             || http.request_timeout_secs == 0

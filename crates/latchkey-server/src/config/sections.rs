@@ -153,6 +153,13 @@ pub struct MfaConfig {
     /// Factors one user may have, active or being set up (a pending factor of a type
     /// replaces the previous pending one of that type).
     pub max_factors_per_user: usize,
+    /// How long an administrator's recovery link stays usable.
+    pub recovery_link_ttl_secs: i64,
+    /// Self-service recovery for a user who lost every factor: the wait between asking
+    /// (with the password) and the emailed link opening, during which every known
+    /// address is told and any sign-in with a second factor cancels it. `0` (the
+    /// default) turns self-service recovery off.
+    pub self_recovery_wait_secs: i64,
 }
 
 impl Default for MfaConfig {
@@ -163,6 +170,8 @@ impl Default for MfaConfig {
             reauth_window_secs: 600,
             remember_device_days: 30,
             max_factors_per_user: 10,
+            recovery_link_ttl_secs: 72 * 3600,
+            self_recovery_wait_secs: 0,
         }
     }
 }

@@ -54,6 +54,29 @@ text_and_html!(NoticeText = "email/notification.txt", NoticeHtml = "email/notifi
 });
 
 #[derive(Template)]
+#[template(path = "sms/notice.txt")]
+struct SmsNotice<'a> {
+    issuer: &'a str,
+    title: &'a str,
+    body: &'a str,
+}
+
+/// A security notification by text message (to a phone number being replaced).
+pub fn notification_sms(
+    issuer: &str,
+    to: &str,
+    title: &str,
+    body: &str,
+) -> Result<OutgoingMessage, askama::Error> {
+    Ok(OutgoingMessage {
+        to: to.to_owned(),
+        subject: String::new(),
+        text: SmsNotice { issuer, title, body }.render()?,
+        html: None,
+    })
+}
+
+#[derive(Template)]
 #[template(path = "sms/code.txt")]
 struct SmsCode<'a> {
     issuer: &'a str,
@@ -104,11 +127,25 @@ pub fn link_email(
     purpose: &str,
     minutes: i64,
 ) -> Result<OutgoingMessage, askama::Error> {
+    let subject = format!("Your {} sign-in link", context.issuer);
+    account_link_email(context, to, &subject, url, purpose, minutes)
+}
+
+/// An email with a link that changes the account (a password reset, a recovery link),
+/// written as a magic link's is; `purpose` completes "Open this link to ...".
+pub fn account_link_email(
+    context: &Context<'_>,
+    to: &str,
+    subject: &str,
+    url: &str,
+    purpose: &str,
+    minutes: i64,
+) -> Result<OutgoingMessage, askama::Error> {
     let Context { issuer, when, ip, device } = context;
     let when = when.as_str();
     Ok(OutgoingMessage {
         to: to.to_owned(),
-        subject: format!("Your {issuer} sign-in link"),
+        subject: subject.to_owned(),
         text: LinkText { issuer, url, purpose, minutes, when, ip: *ip, device: *device }.render()?,
         html: Some(LinkHtml { issuer, url, purpose, minutes, when, ip: *ip, device: *device }.render()?),
     })

@@ -37,6 +37,9 @@ pub enum ErrorCode {
     InvalidCode,
     InvalidMfaToken,
     InvalidExchangeCode,
+    InvalidLink,
+    RecoveryWaiting,
+    RecoveryDisabled,
     TooManyAttempts,
     SecondFactorLocked,
     ReauthenticationRequired,
@@ -63,7 +66,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 47] = [
+    pub const ALL: [ErrorCode; 50] = [
         Self::MalformedJson,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
@@ -88,6 +91,9 @@ impl ErrorCode {
         Self::InvalidCode,
         Self::InvalidMfaToken,
         Self::InvalidExchangeCode,
+        Self::InvalidLink,
+        Self::RecoveryWaiting,
+        Self::RecoveryDisabled,
         Self::TooManyAttempts,
         Self::SecondFactorLocked,
         Self::ReauthenticationRequired,
@@ -139,6 +145,9 @@ impl ErrorCode {
             Self::InvalidCode => "invalid_code",
             Self::InvalidMfaToken => "invalid_mfa_token",
             Self::InvalidExchangeCode => "invalid_exchange_code",
+            Self::InvalidLink => "invalid_link",
+            Self::RecoveryWaiting => "recovery_waiting",
+            Self::RecoveryDisabled => "recovery_disabled",
             Self::TooManyAttempts => "too_many_attempts",
             Self::SecondFactorLocked => "second_factor_locked",
             Self::ReauthenticationRequired => "reauthentication_required",
@@ -188,6 +197,8 @@ impl ErrorCode {
             Self::InvalidCode => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidMfaToken => StatusCode::UNAUTHORIZED,
             Self::InvalidExchangeCode => StatusCode::UNAUTHORIZED,
+            Self::InvalidLink => StatusCode::BAD_REQUEST,
+            Self::RecoveryWaiting | Self::RecoveryDisabled => StatusCode::FORBIDDEN,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::SecondFactorLocked => StatusCode::FORBIDDEN,
             Self::ReauthenticationRequired => StatusCode::FORBIDDEN,
@@ -239,6 +250,9 @@ impl ErrorCode {
             Self::InvalidCode => "The code is incorrect, expired or already used.",
             Self::InvalidMfaToken => "The mfa_token is invalid, expired or already used; log in again.",
             Self::InvalidExchangeCode => "The code is invalid, expired or already exchanged; sign in again.",
+            Self::InvalidLink => "The link is invalid, expired or already used; ask for a new one.",
+            Self::RecoveryWaiting => "This recovery link opens after its waiting period.",
+            Self::RecoveryDisabled => "Self-service recovery is turned off on this server.",
             Self::TooManyAttempts => "Too many failed attempts; wait for the time in Retry-After.",
             Self::SecondFactorLocked => {
                 "Too many failed attempts: the second factor is locked until an administrator resets it."

@@ -56,6 +56,9 @@ struct EventView {
     actor: Option<String>,
     ip: Option<String>,
     user_agent: Option<String>,
+    /// Why an administrator acted (a recovery link's reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 fn parse_time(field: &str, value: Option<String>) -> Result<Option<i64>, ApiError> {
@@ -84,6 +87,7 @@ impl From<AuditEvent> for EventView {
             actor: event.actor,
             ip: event.ip,
             user_agent: event.user_agent,
+            reason: event.reason,
         }
     }
 }

@@ -63,10 +63,10 @@ pub struct TokenResponse {
 
 /// `202 Accepted`, the same for every address.
 #[derive(Serialize, ToSchema)]
-struct Accepted {
+pub(super) struct Accepted {
     #[schema(example = "accepted")]
-    status: &'static str,
-    message: &'static str,
+    pub status: &'static str,
+    pub message: &'static str,
 }
 
 impl From<IssuedTokens> for TokenResponse {
@@ -186,7 +186,7 @@ struct MfaChallenge {
 
 /// A code or link is on its way; or, for a WebAuthn factor, what the browser needs.
 #[derive(Serialize, ToSchema)]
-struct ChallengeSent {
+pub(super) struct ChallengeSent {
     #[serde(skip_serializing_if = "Option::is_none")]
     challenge_id: Option<String>,
     factor_id: String,
@@ -223,8 +223,13 @@ async fn mfa_challenge(
     let choice = FactorChoice::Id(&body.factor_id);
     let (factor, challenged) =
         login::challenge(&state, body.mfa_token.expose_secret(), choice, &meta).await?;
+    Ok(Json(challenge_sent(factor, challenged)))
+}
+
+/// The answer to starting a second step (a login's, or a password reset's).
+pub(super) fn challenge_sent(factor: Factor, challenged: Challenged) -> ChallengeSent {
     let (factor_id, factor_type) = (factor.id, factor.factor_type.to_string());
-    Ok(Json(match challenged {
+    match challenged {
         Challenged::Sent(sent) => ChallengeSent {
             challenge_id: Some(sent.challenge_id),
             factor_id,
@@ -241,7 +246,7 @@ async fn mfa_challenge(
             expires_in: webauthn::CEREMONY_TTL_SECS,
             request_options: Some(options),
         },
-    }))
+    }
 }
 
 /// One proof: `factor_id` with `code` (or, for a WebAuthn factor, `credential`), or

@@ -1,7 +1,9 @@
-//! The native API, `/v1/...`: authentication, the signed-in user's factors and
-//! devices, the administrators' API, the audit log, and operations (health, readiness,
-//! keys, the OpenAPI documents and the `/docs` page).
+//! The native API, `/v1/...`: authentication, the account's lifecycle (password
+//! reset, address changes, recovery), the signed-in user's factors and devices, the
+//! administrators' API, the audit log, and operations (health, readiness, keys, the
+//! OpenAPI documents and the `/docs` page).
 
+mod account;
 mod admin_factors;
 mod audit;
 pub mod auth;
@@ -21,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(ops::routes())
         .merge(auth::routes())
+        .merge(account::routes())
         .merge(me::routes())
         .merge(users::routes())
         .merge(factors::routes())

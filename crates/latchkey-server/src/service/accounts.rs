@@ -14,11 +14,13 @@ use crate::service::audit::{self, Event};
 use crate::service::login_throttle::{self, Client};
 use crate::state::AppState;
 
-fn parse_email(email: &str) -> Result<Email, ApiError> {
+pub fn parse_email(email: &str) -> Result<Email, ApiError> {
     Email::parse(email).map_err(|_| ApiError::field(ErrorCode::InvalidEmail, "email"))
 }
 
-fn check_password(password: &SecretString, email: &Email) -> Result<(), ApiError> {
+/// Checks a new password against the policy (length, breach-like guessability,
+/// likeness to the address): `weak_password` with the reason and suggestions.
+pub fn check_password(password: &SecretString, email: &Email) -> Result<(), ApiError> {
     check_new_password(password.expose_secret(), &email.address).map_err(|rejection| {
         let mut details = json!({ "field": "password", "reason": rejection.reason() });
         if let PasswordRejection::Guessable { score, warning, suggestions } = &rejection {

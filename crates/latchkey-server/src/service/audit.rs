@@ -16,6 +16,8 @@ pub struct Event<'a> {
     pub factor: Option<(&'a str, FactorType)>,
     /// Who acted when it was not the user (`api_key:<id>`).
     pub actor: Option<String>,
+    /// Why an administrator acted, in their words.
+    pub reason: Option<&'a str>,
     pub meta: &'a ClientMeta,
 }
 
@@ -26,7 +28,7 @@ impl<'a> Event<'a> {
 
     /// An event about an account that may not exist (a login for an unknown address).
     pub fn about(event_type: &'static str, user_id: Option<&'a str>, meta: &'a ClientMeta) -> Self {
-        Self { event_type, success: true, user_id, factor: None, actor: None, meta }
+        Self { event_type, success: true, user_id, factor: None, actor: None, reason: None, meta }
     }
 
     pub fn failed(mut self) -> Self {
@@ -41,6 +43,11 @@ impl<'a> Event<'a> {
 
     pub fn actor(mut self, actor: Option<String>) -> Self {
         self.actor = actor;
+        self
+    }
+
+    pub fn reason(mut self, reason: &'a str) -> Self {
+        self.reason = Some(reason);
         self
     }
 }
@@ -58,6 +65,7 @@ pub async fn record(state: &AppState, event: Event<'_>) {
         actor: event.actor,
         ip: event.meta.ip.clone(),
         user_agent: event.meta.user_agent.clone(),
+        reason: event.reason.map(str::to_owned),
     };
     tracing::info!(
         event = %record.event_type,

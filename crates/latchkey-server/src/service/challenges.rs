@@ -335,6 +335,6 @@ pub async fn spend_confirmed_link(
 }
 
 /// The host of the public URL, for origin-bound SMS codes.
-fn public_host(state: &AppState) -> Option<String> {
+pub fn public_host(state: &AppState) -> Option<String> {
     reqwest::Url::parse(&state.config.public_url).ok()?.host_str().map(str::to_owned)
 }

@@ -240,7 +240,7 @@ pub async fn confirm(
         let error = second_factor::failed(state, user_id, failures, Attempt::Setup, event).await;
         return Err(refusal.map_or(error, webauthn::Refusal::error));
     }
-    second_factor::succeeded(state, user_id).await?;
+    second_factor::succeeded(state, user_id, meta).await?;
     let first = activated(state, user_id, &factor, Some(session), meta).await?;
     let recovery_codes = match codes {
         RecoveryCodes::IssueWithFirstFactor if first => {
@@ -274,7 +274,7 @@ pub async fn verify_pending(
     if !verified {
         return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
     }
-    second_factor::succeeded(state, user_id).await?;
+    second_factor::succeeded(state, user_id, meta).await?;
     audit::record(state, event).await;
     Ok(())
 }
@@ -309,7 +309,7 @@ pub async fn enable_verified(
         let event = Event::new("factor.confirmed", user_id, meta).factor(factor_id, factor.factor_type);
         return Err(second_factor::failed(state, user_id, failures, Attempt::Setup, event).await);
     }
-    second_factor::succeeded(state, user_id).await?;
+    second_factor::succeeded(state, user_id, meta).await?;
     if !state.store.activate_verified_factor(user_id, factor_id, now).await? {
         return Err(ErrorCode::FactorNotFound.into());
     }

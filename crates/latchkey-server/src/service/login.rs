@@ -251,9 +251,9 @@ pub async fn challenge_waiting(
     challenge_for(state, &session.user_id, factor, &binding, meta).await
 }
 
-/// The second step's start for the login `login` (an MFA token's hash, or a waiting
-/// session's binding) of `user_id`.
-async fn challenge_for(
+/// The second step's start for the login `login` (an MFA token's hash, a waiting
+/// session's binding, or a password reset's token hash) of `user_id`.
+pub async fn challenge_for(
     state: &AppState,
     user_id: &str,
     factor: FactorChoice<'_>,
@@ -368,7 +368,7 @@ pub async fn with_passkey(
     let failures = second_factor::claim_attempt(state, &user.id, meta).await?;
     match sign_in.check(state).await? {
         Ok(signed) => {
-            second_factor::succeeded(state, &user.id).await?;
+            second_factor::succeeded(state, &user.id, meta).await?;
             let event = Event::new("mfa.verified", &user.id, meta).factor(&factor_id, FactorType::Webauthn);
             audit::record(state, event).await;
             audit::record(state, Event::new("login.succeeded", &user.id, meta)).await;

@@ -1,7 +1,9 @@
 //! The flows behind the HTTP surfaces. Native routes and compatibility modules call
 //! these functions and only translate their inputs and results.
 
+pub mod account_tokens;
 pub mod accounts;
+pub mod addresses;
 pub mod api_keys;
 pub mod audit;
 pub mod challenges;
@@ -15,7 +17,9 @@ pub mod magic_link;
 pub mod notify;
 pub mod organizations;
 pub mod outgoing;
+pub mod password_changes;
 pub mod reauth;
+pub mod recovery;
 pub mod recovery_codes;
 pub mod second_factor;
 pub mod sessions;

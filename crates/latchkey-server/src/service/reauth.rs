@@ -159,3 +159,32 @@ pub async fn confirm_password(
     }
     Ok(())
 }
+
+/// The rule for changing the password: the current password (checked under the
+/// first-factor throttle, like a login), or without it a recent authentication as
+/// [`require_recent_authentication`] judges it. A session still waiting for its second
+/// factor never qualifies.
+#[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+pub async fn for_password_change(
+    state: &AppState,
+    session: &Session,
+    current_password: Option<SecretString>,
+    meta: &ClientMeta,
+) -> Result<Authorized, ApiError> {
+    let Some(password) = current_password else {
+        return require_recent_authentication(state, session, None).await;
+    };
+    if session.mfa_pending && factors::has_active(state, &session.user_id, None).await? {
+        return Err(required(RECENT_MFA_LOGIN_NEEDED));
+    }
+    let account = accounts::session_user(state, &session.user_id).await?;
+    match accounts::authenticate_password(state, &account.email, password, Client::new(meta)).await {
+        Ok(_) => Ok(Authorized {
+            user_id: session.user_id.clone(),
+            actor: None,
+            session_id: Some(session.id.clone()),
+        }),
+        Err(error) if error.code == ErrorCode::InvalidCredentials => Err(required("wrong_password")),
+        Err(error) => Err(error),
+    }
+}

@@ -163,10 +163,12 @@ pub async fn claim_attempt(state: &AppState, user_id: &str, meta: &ClientMeta) -
     }
 }
 
-/// Resets the failure count after a success.
+/// After a success: the failure count starts again, and a self-service recovery the
+/// user asked for is cancelled (they still have a factor).
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
-pub async fn succeeded(state: &AppState, user_id: &str) -> Result<(), ApiError> {
-    Ok(state.store.reset_second_factor_failures(user_id).await?)
+pub async fn succeeded(state: &AppState, user_id: &str, meta: &ClientMeta) -> Result<(), ApiError> {
+    state.store.reset_second_factor_failures(user_id).await?;
+    crate::service::recovery::cancel_on_proof(state, user_id, meta).await
 }
 
 /// Who is trying a second factor.
@@ -313,7 +315,7 @@ pub async fn verify(
     };
     match outcome {
         Some(Some(factor)) => {
-            succeeded(state, user_id).await?;
+            succeeded(state, user_id, meta).await?;
             let method = match asserted {
                 Some(passed) => Method::Webauthn { synced: passed.synced },
                 None => Method::of_factor(factor.factor_type),
@@ -326,7 +328,7 @@ pub async fn verify(
             Ok(Verified { factor_id: Some(factor.id), method, user_id: user_id.to_owned() })
         }
         Some(None) => {
-            succeeded(state, user_id).await?;
+            succeeded(state, user_id, meta).await?;
             audit::record(state, Event::new("recovery_code.used", user_id, meta).actor(actor)).await;
             let remaining = state.store.recovery_codes_remaining(user_id).await?;
             notify::send(state, user_id, Notice::RecoveryCodeUsed { remaining }, meta).await;
@@ -363,7 +365,7 @@ pub async fn verify_link(
     meta: &ClientMeta,
 ) -> Result<Verified, ApiError> {
     let challenge = challenges::spend_confirmed_link(state, user_id, challenge_id, login).await?;
-    succeeded(state, user_id).await?;
+    succeeded(state, user_id, meta).await?;
     let factor_id = challenge.factor_id.unwrap_or_default();
     audit::record(state, Event::new("mfa.verified", user_id, meta).factor(&factor_id, FactorType::MagicLink))
         .await;

@@ -182,7 +182,9 @@ pub async fn logout(state: &AppState, session_id: &str) -> Result<(), ApiError> 
 }
 
 /// Deletes what is over: sessions, unconfirmed factors past their time, spent or
-/// expired MFA tokens, finished messages and forgotten throttle counts. Run periodically by the `purge-expired` task.
+/// expired MFA tokens, spent or expired account tokens (reset and recovery links,
+/// address-change codes), finished messages and forgotten throttle counts. Run
+/// periodically by the `purge-expired` task.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
     let now = state.now();
@@ -194,6 +196,7 @@ pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
     let logins = state.store.purge_login_throttle(forget_before, now).await?;
     Ok(state.store.purge_sessions(now).await?
         + state.store.purge_expired_factors(now).await?
+        + state.store.purge_account_tokens(now).await?
         + delivery
         + logins)
 }

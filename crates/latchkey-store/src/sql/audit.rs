@@ -19,6 +19,7 @@ fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
         actor: row.try_get("actor")?,
         ip: row.try_get("ip")?,
         user_agent: row.try_get("user_agent")?,
+        reason: row.try_get("reason")?,
     })
 }
 
@@ -28,8 +29,9 @@ impl AuditStore for SqlStore {
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO audit_events
-             (id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             (id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent,
+              reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&event.id)
         .bind(event.occurred_at)
@@ -41,6 +43,7 @@ impl AuditStore for SqlStore {
         .bind(&event.actor)
         .bind(&event.ip)
         .bind(&event.user_agent)
+        .bind(&event.reason)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -49,7 +52,8 @@ impl AuditStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         sqlx::query(
-            "SELECT id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent
+            "SELECT id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent,
+                    reason
              FROM audit_events
              WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR event_type = $2)
                AND ($3 IS NULL OR occurred_at >= $3) AND ($4 IS NULL OR occurred_at < $4)

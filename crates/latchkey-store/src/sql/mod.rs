@@ -14,6 +14,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use crate::{StoreError, StoreResult, migrate};
 use latchkey_core::UnixTime;
 
+mod account_tokens;
 mod accounts;
 mod audit;
 mod ceremonies;

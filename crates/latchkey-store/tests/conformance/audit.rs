@@ -16,6 +16,7 @@ fn event(id: &str, at: i64, user: Option<&str>, kind: &str) -> AuditEvent {
         actor: None,
         ip: Some("203.0.113.7".into()),
         user_agent: Some("test".into()),
+        reason: None,
     }
 }
 
