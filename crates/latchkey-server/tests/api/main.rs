@@ -16,6 +16,7 @@ mod factors;
 mod flashback;
 mod input;
 mod lerian;
+mod lifecycle;
 mod login_throttle;
 mod logs;
 mod magic_link;
