@@ -33,6 +33,7 @@ where
     test(store).await;
 }
 
+mod account_tokens;
 mod accounts;
 mod audit;
 mod challenges;
