@@ -63,6 +63,13 @@ fn contact(id: &str, user_id: &str, factor_type: FactorType, destination: &str) 
     }
 }
 
+/// Stores `factor` and confirms it (a pending factor would replace the pending one of
+/// its type).
+async fn active(store: &SqlStore, factor: NewFactor) {
+    store.create_pending_factor(&factor).await.unwrap();
+    assert!(store.activate_factor(&factor.user_id, &factor.id, None, 1001).await.unwrap());
+}
+
 async fn destination(store: &SqlStore, user_id: &str, factor_id: &str) -> Option<String> {
     store.factor(user_id, factor_id, 1100).await.unwrap().unwrap().destination
 }
@@ -147,7 +154,7 @@ async fn a_password_change_keeps_one_session(store: SqlStore) {
 
 async fn an_email_change_moves_the_factors_that_sent_to_the_old_address(store: SqlStore) {
     with_user(&store, "u1").await;
-    store.create_pending_factor(&contact("mail", "u1", FactorType::Email, "U1@Example.com")).await.unwrap();
+    active(&store, contact("mail", "u1", FactorType::Email, "U1@Example.com")).await;
     store
         .create_pending_factor(&contact("link", "u1", FactorType::MagicLink, "u1@example.com"))
         .await
@@ -189,8 +196,8 @@ async fn a_phone_change_moves_the_sms_factors(store: SqlStore) {
         ..crate::accounts::new_user("u1", "u1@example.com")
     };
     store.create_user(&user).await.unwrap();
-    store.create_pending_factor(&contact("sms", "u1", FactorType::Sms, "+14155550100")).await.unwrap();
-    store.create_pending_factor(&contact("other", "u1", FactorType::Sms, "+14155550111")).await.unwrap();
+    active(&store, contact("sms", "u1", FactorType::Sms, "+14155550100")).await;
+    active(&store, contact("other", "u1", FactorType::Sms, "+14155550111")).await;
     store.create_account_token(&token("t1", "u1", AccountTokenPurpose::PhoneChange, 1000)).await.unwrap();
     let changed =
         store.change_address("t1", NewAddress::Phone { number: "+14155550199" }, 1100).await.unwrap();
