@@ -86,6 +86,14 @@ document.querySelectorAll("[data-action=passkey-verify]").forEach((button) =>
   }),
 );
 
+document.querySelectorAll("[data-action=passkey-reset]").forEach((button) =>
+  onPasskeyButton(button, async (form) => {
+    const body = { token: form.elements.token.value, factor_id: button.dataset.factor };
+    const options = await postJson("/reset-password/passkey/options", body);
+    submitWith(form, await getCredential(options.request_options));
+  }),
+);
+
 document.querySelectorAll("[data-action=passkey-reauth]").forEach((button) =>
   onPasskeyButton(button, async (form) => {
     const options = await postJson("/account/reauth/passkey/options", { factor_id: button.dataset.factor });

@@ -1,18 +1,21 @@
 //! The hosted pages a person opens in a browser, rendered by the server (askama
 //! templates in `templates/pages/`, words from `messages/`): sign-in (`login.rs`), its
 //! second step (`verify.rs`), security settings (`account.rs`) with the
-//! re-authentication they need (`reauth.rs`), sign-up (`signup.rs`), and the page a magic link opens
-//! (`magic_link.rs`). They call the service layer as the API does, so the same
-//! lockout, replay and enumeration rules hold; `guard.rs` keeps them safe (signed
-//! session cookie, CSRF tokens, same-origin POSTs) and every answer carries a strict
-//! Content-Security-Policy. One style sheet and one script, served from the binary.
+//! re-authentication they need (`reauth.rs`), sign-up (`signup.rs`), a forgotten
+//! password's reset (`password.rs`), the page a recovery link opens (`recover.rs`) and
+//! the page a magic link opens (`magic_link.rs`). They call the service layer as the
+//! API does, so the same lockout, replay and enumeration rules hold; `guard.rs` keeps
+//! them safe (signed session cookie, CSRF tokens, same-origin POSTs) and every answer
+//! carries a strict Content-Security-Policy. One style sheet and one script, served from the binary.
 
 mod account;
 mod guard;
 mod i18n;
 mod login;
 mod magic_link;
+mod password;
 mod reauth;
+mod recover;
 pub mod return_to;
 mod script;
 mod signup;
@@ -48,6 +51,8 @@ pub fn site() -> Router<AppState> {
         .merge(account::routes())
         .merge(reauth::routes())
         .merge(signup::routes())
+        .merge(password::routes())
+        .merge(recover::routes())
 }
 
 const STYLE: &str = include_str!("../../assets/pages/pages.css");
@@ -226,6 +231,9 @@ pub fn explain(error: &ApiError) -> &'static str {
         ErrorCode::FactorNotFound | ErrorCode::NotFound => "errors.not_found",
         ErrorCode::TooManyFactors => "errors.too_many_factors",
         ErrorCode::MfaSetupRequired => "errors.setup_required",
+        ErrorCode::SecondFactorRequired => "reset.second_factor_needed",
+        ErrorCode::ChallengeNotApplicable => "reset.factor_not_allowed",
+        ErrorCode::InvalidLink => "reset.gone_body",
         _ => "errors.generic_body",
     }
 }

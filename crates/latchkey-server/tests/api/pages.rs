@@ -21,6 +21,8 @@ on_both_backends_raw!(
     a_forged_or_ended_session_cookie_opens_nothing,
     the_settings_add_rename_and_revoke,
     a_fault_shows_a_page_without_its_cause,
+    a_forgotten_password_is_reset_on_the_pages_with_the_second_factor,
+    a_recovery_link_signs_the_browser_in_to_set_up_a_new_factor,
 );
 
 const APP: &str = "https://app.example.com/callback";
@@ -411,4 +413,115 @@ async fn a_fault_shows_a_page_without_its_cause(db: latchkey_store::testing::Tes
     let text = page.html.to_lowercase();
     assert!(!text.contains("refresh_tokens") && !text.contains("table") && !text.contains("sql"), "{text}");
     assert!(!browser.cookies.contains_key("latchkey_session"));
+}
+
+/// The token of the newest emailed link to `to` whose subject has `subject`, and the
+/// link's path on this server.
+async fn emailed_link(app: &TestApp, to: &str, subject: &str) -> (String, String) {
+    for _ in 0..400 {
+        let found = mail::messages(&app.outbox()).into_iter().rev().find(|m| {
+            m.header("To").is_some_and(|t| t.contains(to))
+                && m.header("Subject").is_some_and(|s| s.contains(subject))
+        });
+        if let Some(mail) = found {
+            let link = mail.link();
+            let path = link.strip_prefix(app.state.config.public_base()).unwrap().to_owned();
+            let token = path.split("token=").nth(1).unwrap().to_owned();
+            return (path, token);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no message to {to} about {subject:?}");
+}
+
+async fn a_forgotten_password_is_reset_on_the_pages_with_the_second_factor(
+    db: latchkey_store::testing::TestDatabase,
+) {
+    let app = app(db).await;
+    let tokens = app.user("nell@example.com").await;
+    let enrolled = app.enroll_confirmed(&access(&tokens)).await;
+    let mut browser = Browser::default();
+    let login = browser.get(&app, "/login").await;
+    assert!(login.html.contains("href=\"/login/forgot\""), "the sign-in page offers it");
+    browser.get(&app, "/login/forgot").await;
+    let sent = browser.post(&app, "/login/forgot", &[("email", "nell@example.com")]).await;
+    let unknown = browser.post(&app, "/login/forgot", &[("email", "nobody@example.com")]).await;
+    assert_eq!((sent.status, unknown.status), (StatusCode::OK, StatusCode::OK));
+    let notice = |html: &str| {
+        html.split("class=\"notice\"").nth(1).map(|rest| rest.split('<').next().unwrap().to_owned())
+    };
+    assert_eq!(notice(&sent.html), notice(&unknown.html), "the same answer for every address");
+
+    let (path, token) = emailed_link(&app, "nell@example.com", "Reset your").await;
+    assert!(path.starts_with("/reset-password?token="), "{path}");
+    let page = browser.get(&app, &path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("autocomplete=\"new-password\"") && page.html.contains("name=\"code\""));
+    assert!(!page.html.contains("<script>"), "no inline script");
+    // Without the code: refused, nothing spent.
+    let refused = browser
+        .post(
+            &app,
+            "/reset-password",
+            &[("token", &token), ("factor", &enrolled.factor_id), ("password", "violet tangerine submarine")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.html);
+    app.advance(30);
+    let code = app.code(&enrolled.key, 0);
+    let done = browser
+        .post(
+            &app,
+            "/reset-password",
+            &[
+                ("token", &token),
+                ("factor", &enrolled.factor_id),
+                ("password", "violet tangerine submarine"),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.html);
+    assert_eq!(app.get_bearer("/v1/me", &access(&tokens)).await.status, StatusCode::UNAUTHORIZED);
+    let again = browser.get(&app, &path).await;
+    assert_eq!(again.status, StatusCode::GONE, "the link works once");
+    let login = app
+        .post(
+            "/v1/auth/login",
+            json!({ "email": "nell@example.com", "password": "violet tangerine submarine" }),
+        )
+        .await;
+    assert_eq!(login.body["mfa_required"], true);
+}
+
+async fn a_recovery_link_signs_the_browser_in_to_set_up_a_new_factor(
+    db: latchkey_store::testing::TestDatabase,
+) {
+    let app = app(db).await;
+    let tokens = app.user("otto@example.com").await;
+    app.enroll_confirmed(&access(&tokens)).await;
+    let id = app.state.store.user_by_email("otto@example.com").await.unwrap().unwrap().id;
+    let key = app.api_key(&["users:write"]).await;
+    let issued = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/v1/users/{id}/recovery"),
+            &key,
+            Some(json!({ "reason": "lost phone" })),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
+    let (path, _) = emailed_link(&app, "otto@example.com", "Recover your").await;
+    let mut browser = Browser::default();
+    let page = browser.get(&app, &path).await;
+    assert_eq!(page.status, StatusCode::OK, "opening the link spends nothing: {}", page.html);
+    assert_eq!(browser.get(&app, &path).await.status, StatusCode::OK);
+    let token = path.split("token=").nth(1).unwrap().to_owned();
+    let used = browser.post(&app, "/recover", &[("token", &token)]).await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.html);
+    assert_eq!(used.location(), "/account/security");
+    let security = browser.get(&app, "/account/security").await;
+    assert_eq!(security.status, StatusCode::OK, "signed in: {}", security.html);
+    assert!(app.state.store.factors(&id, app.now()).await.unwrap().is_empty(), "the lost factors are gone");
+    assert_eq!(browser.get(&app, &path).await.status, StatusCode::GONE);
 }
