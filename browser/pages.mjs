@@ -4,19 +4,37 @@
 // app from the secret shown, sign out and in with its code, make new recovery codes and
 // sign in with one (remembering the device), add a passkey, sign in with it alone,
 // confirm it's you with it before removing a factor, go back to an app with an
-// exchange code, and the refusals: a return_to elsewhere, a POST without its CSRF
+// exchange code, reset a forgotten password from the emailed link with the passkey as
+// its second factor, and the refusals: a return_to elsewhere, a POST without its CSRF
 // token or from another origin, and the lockout's countdown. Saves screenshots of every
 // page at desktop and phone widths.
-// Usage: node pages.mjs <base URL on localhost> <allowed app origin, whose port it serves>
+// Usage: OUTBOX=<the server's outbox directory> node pages.mjs <base URL on localhost>
+//        <allowed app origin, whose port it serves>
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:http";
 
 const [base, app] = process.argv.slice(2);
 assert.ok(base && app, "usage: node pages.mjs http://localhost:<port> http://localhost:<app port>");
 const shots = process.env.SCREENSHOTS || "/tmp/latchkey-page-screens";
+const outbox = process.env.OUTBOX;
+assert.ok(outbox, "OUTBOX names the server's outbox directory, where emails land");
+
+// The link in the newest email to `to` whose subject has `subject` (the outbox keeps
+// each message as quoted-printable .eml).
+const emailedLink = async (to, subject) => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const found = readdirSync(outbox)
+      .filter((name) => name.endsWith(".eml"))
+      .map((name) => readFileSync(`${outbox}/${name}`, "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "="))
+      .filter((text) => text.includes(`To: ${to}`) && new RegExp(`^Subject: .*${subject}`, "m").test(text));
+    if (found.length) return found[0].match(/https?:\/\/[^\s"<]+/)[0];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no email to ${to} about ${subject}`);
+};
 mkdirSync(shots, { recursive: true });
 
 // The authenticator app: oathtool, `steps` time steps from now (the server accepts the
@@ -259,6 +277,32 @@ try {
   assert.equal(await heading(page), "This sign-in link is not allowed");
   await shoot(page, "return-to-refused");
   console.log("refused a return_to outside the allowed URLs");
+
+  // A forgotten password: the link from the email, the new password, and the passkey
+  // as the second factor the reset needs.
+  await page.goto(`${base}/login`);
+  await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await page.getByLabel("Email address").fill(email);
+  await page.getByRole("button", { name: "Email me a link" }).click();
+  assert.match(await page.getByRole("status").innerText(), /If an account uses this address/);
+  const resetLink = await emailedLink(email, "Reset your");
+  assert.ok(resetLink.startsWith(`${base}/reset-password?token=lka_`), resetLink);
+  await page.goto(resetLink);
+  assert.equal(await heading(page), "Choose a new password");
+  await shoot(page, "reset-password");
+  await page.getByLabel("New password").fill("a brand new browser password");
+  await presence(true);
+  await page.getByRole("button", { name: "Use my passkey and set the password" }).click();
+  await page.waitForURL(`${base}/reset-password`);
+  assert.equal(await heading(page), "Your password is changed");
+  const gone = await page.goto(resetLink);
+  assert.equal(gone.status(), 410, "the link works once");
+  const oldPassword = await page.request.post(`${base}/v1/auth/login`, { data: { email, password } });
+  assert.equal(oldPassword.status(), 401);
+  const newPassword = await page.request.post(`${base}/v1/auth/login`,
+    { data: { email, password: "a brand new browser password" } });
+  assert.equal((await newPassword.json()).mfa_required, true, "the second factor is still asked for");
+  console.log("reset a forgotten password from the emailed link, with the passkey as its second factor");
 
   // The lockout's wait as a countdown, for someone guessing codes.
   const other = `locked-${Date.now()}@example.com`;
