@@ -1,5 +1,6 @@
 //! Mudbase-compatible API under `/api`: login (with `totpToken` for users with 2FA),
-//! refresh, and `/api/users/2fa/{setup,verify,disable}` for JWT users only. Errors are
+//! refresh, `/api/users/2fa/{setup,verify,disable}` for JWT users only, and the
+//! password routes (`password.rs`). Errors are
 //! `{error, code, details, timestamp, path, requestId}`; the `envelope` middleware adds
 //! the request's path and id to every error a handler returns.
 
@@ -26,6 +27,8 @@ use crate::service::{accounts, enrolment, login, reauth, recovery_codes, second_
 use crate::state::AppState;
 use latchkey_core::factor::FactorType;
 
+mod password;
+
 /// Mounted at `/api`.
 pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::new()
@@ -33,7 +36,8 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(setup))
         .routes(routes!(verify))
-        .routes(routes!(disable));
+        .routes(routes!(disable))
+        .merge(password::routes());
     crate::http::with_own_fallbacks(routes, MudbaseError::from)
         .layer(middleware::from_fn_with_state(state, envelope))
 }
@@ -86,7 +90,10 @@ impl From<ApiError> for MudbaseError {
                 "INVALID_2FA_TOKEN",
                 "Invalid two-factor authentication code",
             ),
-            C::TooManyAttempts => {
+            C::InvalidLink => {
+                Self::new(StatusCode::BAD_REQUEST, "INVALID_TOKEN", "Invalid or expired reset token")
+            }
+            C::TooManyAttempts | C::RateLimited => {
                 let seconds = error.retry_after.unwrap_or(1);
                 Self {
                     retry_after: Some(seconds),
@@ -155,6 +162,7 @@ struct MudbaseErrorBody {
     /// `VALIDATION_ERROR`, `UNAUTHORIZED`, `FORBIDDEN`, `TWO_FACTOR_REQUIRED`,
     /// `INVALID_2FA_TOKEN`, `NO_PENDING_2FA_SETUP`, `TWO_FACTOR_NOT_ENABLED`,
     /// `TWO_FACTOR_LOCKED`, `REAUTHENTICATION_REQUIRED`, `CONFLICT`, `RATE_LIMITED`,
+    /// `INVALID_TOKEN` (a password reset's),
     /// `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `BAD_REQUEST`,
     /// `SERVICE_UNAVAILABLE` or `INTERNAL_ERROR`.
     #[schema(example = "UNAUTHORIZED")]

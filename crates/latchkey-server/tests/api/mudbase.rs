@@ -9,6 +9,7 @@ use crate::schema::assert_matches;
 on_both_backends!(
     the_2fa_lifecycle_works_for_a_mudbase_client,
     api_keys_and_bad_requests_are_refused_in_mudbase_format,
+    a_mudbase_client_resets_and_changes_passwords,
 );
 
 impl TestApp {
@@ -149,4 +150,104 @@ async fn api_keys_and_bad_requests_are_refused_in_mudbase_format(app: TestApp) {
     assert_error(&throttled, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "/api/users/2fa/verify");
     assert_matches("mudbase", "rateLimited", &throttled.body);
     assert_eq!(throttled.body["retryAfter"], 30);
+}
+
+/// The reset link's token from the newest "Reset your" email to `to`.
+async fn reset_token(app: &TestApp, to: &str, count: usize) -> String {
+    for _ in 0..400 {
+        let links: Vec<String> = crate::mail::messages(&app.outbox())
+            .into_iter()
+            .filter(|m| m.header("To").is_some_and(|t| t.contains(to)))
+            .filter(|m| m.header("Subject").is_some_and(|s| s.contains("Reset your")))
+            .map(|m| m.link())
+            .collect();
+        if links.len() >= count {
+            return links[count - 1].split("token=").nth(1).unwrap().to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no reset link to {to}");
+}
+
+async fn a_mudbase_client_resets_and_changes_passwords(app: TestApp) {
+    app.signup("mae@example.com").await;
+    let patch = |token: &str, body: Value| {
+        app.send(app.client.patch(app.url("/api/users/password")).bearer_auth(token).json(&body))
+    };
+    let login = |password: &str| {
+        app.api("/api/auth/login", None, json!({ "email": "mae@example.com", "password": password }))
+    };
+
+    // A reset by link, for a user without 2FA.
+    let asked = app.api("/api/auth/password-reset", None, json!({ "email": "mae@example.com" })).await;
+    let unknown = app.api("/api/auth/password-reset", None, json!({ "email": "nobody@example.com" })).await;
+    assert_eq!((asked.status, &asked.body), (unknown.status, &unknown.body), "the same answer");
+    assert_matches("mudbase", "message200", &asked.body);
+    let token = reset_token(&app, "mae@example.com", 1).await;
+    let valid = app.api("/api/auth/password-reset/validate", None, json!({ "token": token })).await;
+    assert_eq!((valid.status, valid.body.clone()), (StatusCode::OK, json!({ "valid": true })));
+    let weak =
+        app.api(&format!("/api/auth/password-reset/{token}"), None, json!({ "password": "password" })).await;
+    assert_error(
+        &weak,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+        &format!("/api/auth/password-reset/{token}"),
+    );
+    let done = app
+        .api(
+            &format!("/api/auth/password-reset/{token}"),
+            None,
+            json!({ "password": "mudbase reset horse staple" }),
+        )
+        .await;
+    assert_eq!(done.body, json!({ "message": "Password has been reset successfully" }));
+    let used = app.api("/api/auth/password-reset/validate", None, json!({ "token": token })).await;
+    assert_eq!(used.status, StatusCode::BAD_REQUEST);
+    assert_eq!(used.body["valid"], false);
+    let again = app
+        .api(
+            &format!("/api/auth/password-reset/{token}"),
+            None,
+            json!({ "password": "mudbase reset horse staple" }),
+        )
+        .await;
+    assert_error(
+        &again,
+        StatusCode::BAD_REQUEST,
+        "INVALID_TOKEN",
+        &format!("/api/auth/password-reset/{token}"),
+    );
+    let signed_in = login("mudbase reset horse staple").await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    let jwt = signed_in.body["token"].as_str().unwrap().to_owned();
+
+    // The signed-in change, and a wrong current password.
+    let wrong = patch(&jwt, json!({ "currentPassword": "not it at all", "newPassword": PASSWORD })).await;
+    assert_error(&wrong, StatusCode::FORBIDDEN, "REAUTHENTICATION_REQUIRED", "/api/users/password");
+    let changed =
+        patch(&jwt, json!({ "currentPassword": "mudbase reset horse staple", "newPassword": PASSWORD }))
+            .await;
+    assert_eq!(changed.body, json!({ "message": "Password changed successfully" }), "{}", changed.body);
+    assert_eq!(login(PASSWORD).await.status, StatusCode::OK);
+
+    // With 2FA, a reset needs totpToken.
+    let setup = app.api("/api/users/2fa/setup", Some(&jwt), json!({})).await;
+    let secret = setup.body["secret"].as_str().unwrap().to_owned();
+    let code = oathtool(&secret, app.now());
+    assert_eq!(
+        app.api("/api/users/2fa/verify", Some(&jwt), json!({ "token": code })).await.status,
+        StatusCode::OK
+    );
+    app.advance(61);
+    app.api("/api/auth/password-reset", None, json!({ "email": "mae@example.com" })).await;
+    let token = reset_token(&app, "mae@example.com", 2).await;
+    let path = format!("/api/auth/password-reset/{token}");
+    let bare = app.api(&path, None, json!({ "password": "second mudbase reset staple" })).await;
+    assert_error(&bare, StatusCode::FORBIDDEN, "TWO_FACTOR_REQUIRED", &path);
+    app.advance(30);
+    let code = oathtool(&secret, app.now());
+    let proven =
+        app.api(&path, None, json!({ "password": "second mudbase reset staple", "totpToken": code })).await;
+    assert_eq!(proven.status, StatusCode::OK, "{}", proven.body);
 }
