@@ -10,6 +10,7 @@ on_both_backends!(
     the_2fa_lifecycle_works_for_a_mudbase_client,
     api_keys_and_bad_requests_are_refused_in_mudbase_format,
     a_mudbase_client_resets_and_changes_passwords,
+    the_mudbase_sdk_resets_and_changes_a_password,
 );
 
 impl TestApp {
@@ -250,4 +251,28 @@ async fn a_mudbase_client_resets_and_changes_passwords(app: TestApp) {
     let proven =
         app.api(&path, None, json!({ "password": "second mudbase reset staple", "totpToken": code })).await;
     assert_eq!(proven.status, StatusCode::OK, "{}", proven.body);
+}
+
+/// The real client: Mudbase's SDK from PyPI (`tests/support/mudbase_client.py`).
+async fn the_mudbase_sdk_resets_and_changes_a_password(app: TestApp) {
+    app.signup("sdk@example.com").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mudbase_client.py");
+    let outbox = app.outbox();
+    let (base, outbox) = (app.base.clone(), outbox.to_string_lossy().into_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, &base, &outbox, "sdk@example.com", PASSWORD])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'mudbase'"),
+        "the Mudbase SDK is needed (scripts/ensure-tools installs it): {stderr}"
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("login_user with the changed password: signed in"), "{stdout}");
 }
