@@ -450,7 +450,7 @@ async fn an_administrator_helps_a_user_who_lost_every_factor(app: TestApp) {
         .await;
     assert_eq!(reason, ["Ticket 4411: phone lost, identity checked"]);
 
-    let token = token_of(&app, &nth_mail(&outbox, "zora@example.com", "Recover your", 1).await, "/recover");
+    let token = token_of(app, &nth_mail(&outbox, "zora@example.com", "Recover your", 1).await, "/recover");
     let used = app.post("/v1/auth/recovery", json!({ "token": token })).await;
     assert_eq!(used.status, StatusCode::OK, "{}", used.body);
     assert_eq!(used.body["aal"], "aal1");
