@@ -60,12 +60,8 @@ async fn forgot_password(
     JsonBody(body): JsonBody<ForgotPassword>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     password_changes::forgot(&state, &body.email, &meta).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            status: "accepted",
-            message: "If an account uses this address, a reset link is on its way. It expires in 30 minutes.",
-        }),
+    Ok(Accepted::answer(
+        "If an account uses this address, a reset link is on its way. It expires in 30 minutes.",
     ))
 }
 
@@ -457,12 +453,8 @@ async fn request_recovery(
     JsonBody(body): JsonBody<RequestRecovery>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     recovery::request(&state, &body.email, body.password, &meta).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            status: "accepted",
-            message: "If the account has second factors, a recovery link is on its way; it opens after the \
+    Ok(Accepted::answer(
+        "If the account has second factors, a recovery link is on its way; it opens after the \
                       waiting period, and every address of the account has been told.",
-        }),
     ))
 }

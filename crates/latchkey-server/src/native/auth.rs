@@ -69,6 +69,13 @@ pub(super) struct Accepted {
     pub message: &'static str,
 }
 
+impl Accepted {
+    /// The `202` answer with `message`.
+    pub(super) fn answer(message: &'static str) -> (StatusCode, Json<Self>) {
+        (StatusCode::ACCEPTED, Json(Self { status: "accepted", message }))
+    }
+}
+
 impl From<IssuedTokens> for TokenResponse {
     fn from(tokens: IssuedTokens) -> Self {
         Self {
@@ -95,13 +102,7 @@ async fn signup(
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     accounts::signup(&state, &body.email, body.password).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            status: "accepted",
-            message: "If this address can be registered, the account now exists. Log in to continue.",
-        }),
-    ))
+    Ok(Accepted::answer("If this address can be registered, the account now exists. Log in to continue."))
 }
 
 /// Password login: tokens, or for a user with a second factor an `mfa_token` and the
@@ -430,12 +431,8 @@ async fn magic_link(
     JsonBody(body): JsonBody<MagicLinkRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     magic_link::request(&state, &body.email, &meta).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            status: "accepted",
-            message: "If an account uses this address, a sign-in link is on its way. It expires in 15 minutes.",
-        }),
+    Ok(Accepted::answer(
+        "If an account uses this address, a sign-in link is on its way. It expires in 15 minutes.",
     ))
 }
 

@@ -22,6 +22,7 @@ on_both_backends!(
 
 with_each_backend!(
     a_forgotten_password_is_reset_through_smtp,
+    a_reset_for_a_locked_second_factor_is_refused,
     an_email_change_is_confirmed_from_the_new_mailbox,
     self_service_recovery_waits_and_a_second_factor_cancels_it,
 );
@@ -536,4 +537,55 @@ async fn self_service_recovery_waits_and_a_second_factor_cancels_it(backend: lat
     for kind in ["recovery.requested", "recovery.cancelled", "recovery.used"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
+}
+
+async fn a_reset_for_a_locked_second_factor_is_refused(backend: latchkey_store::Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.lockout.lock_after = 3;
+        c.lockout.free_failures = 3;
+    })
+    .await;
+    let tokens = app.user("ivo@example.com").await;
+    let enrolled = app.enroll_confirmed(&access(&tokens)).await;
+    assert_eq!(forgot(&app, "ivo@example.com").await.status, StatusCode::ACCEPTED);
+    let token =
+        token_of(&app, &nth_mail(&app.outbox(), "ivo@example.com", "Reset your", 1).await, "/reset-password");
+    let wrong = app.code(&enrolled.key, 5);
+    let attempt = |code: String| {
+        reset(
+            &app,
+            json!({ "token": token, "new_password": NEW_PASSWORD, "factor_id": enrolled.factor_id, "code": code }),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt(wrong.clone()).await.code(), "invalid_code");
+    }
+    app.advance(30);
+    let locked = attempt(app.code(&enrolled.key, 0)).await;
+    assert_eq!(
+        (locked.status, locked.code()),
+        (StatusCode::FORBIDDEN, "second_factor_locked"),
+        "{}",
+        locked.body
+    );
+    let recovery = reset(
+        &app,
+        json!({ "token": token, "new_password": NEW_PASSWORD, "recovery_code": enrolled.recovery_codes[0] }),
+    )
+    .await;
+    assert_eq!(
+        recovery.code(),
+        "second_factor_locked",
+        "a recovery code does not pass a locked guard either"
+    );
+    assert_eq!(
+        login_with(&app, "ivo@example.com", NEW_PASSWORD).await.code(),
+        "invalid_credentials",
+        "nothing changed"
+    );
+    assert!(
+        reset(&app, json!({ "token": token, "new_password": NEW_PASSWORD })).await.code()
+            == "second_factor_required",
+        "the link is still unspent"
+    );
 }
