@@ -15,6 +15,10 @@ authentication checks, and they keep the run's own accounts alive.
   with TOTP, goes to the victim instead.
 - Logout runs on a session of its own, and a session ended by id is never the run's,
   so neither can end the one the run uses.
+- A password change (`/v1/me/password`, Mudbase's `/api/users/password`) runs as the
+  victim: it ends the user's other sessions and replaces the password the run logs in
+  with. A recovery link (`/v1/users/{id}/recovery`) ends every session of its user, so
+  it is only ever issued for the victim.
 - Every answer's status is appended to `LK_STATUS_LOG` (one JSON line each), so
   scripts/check-api can tell from the statuses themselves which operations never
   got past authentication.
@@ -39,10 +43,13 @@ MFA_EMAIL = os.environ["LK_MFA_EMAIL"]
 MFA_ID = os.environ["LK_MFA_ID"]
 PASSWORD = os.environ["LK_PASSWORD"]
 VICTIM_ID = os.environ["LK_VICTIM_ID"]
+VICTIM_EMAIL = os.environ["LK_VICTIM_EMAIL"]
 SESSION_ID = os.environ["LK_SESSION_ID"]
 STATUS_LOG = os.environ["LK_STATUS_LOG"]
 
 PROTECTED = {USER_ID, MFA_ID}
+# Operations that change the signed-in user's password: they run as the victim.
+AS_VICTIM = {"/v1/me/password", "/api/users/password", "/users/password"}
 
 
 def login(email, field):
@@ -86,6 +93,8 @@ class Credentials:
         # the run's own.
         if case.operation.path == "/v1/auth/logout":
             token = login(USER_EMAIL, "access_token") or "expired"
+        if case.operation.path in AS_VICTIM:
+            token = login(VICTIM_EMAIL, "access_token") or "expired"
         if AUTH in ("bearer", "both"):
             headers["Authorization"] = "Bearer " + token
         if AUTH in ("key", "both"):
@@ -125,6 +134,9 @@ def before_call(ctx, case, kwargs):
         if (method == "DELETE" and params["id"] in PROTECTED and not own_mfa) or (
             method != "GET" and params["id"] == MFA_ID
         ):
+            params["id"] = VICTIM_ID
+        # A recovery link ends every session of its user.
+        if case.operation.path == "/v1/users/{id}/recovery" and params["id"] in PROTECTED:
             params["id"] = VICTIM_ID
 
 

@@ -94,13 +94,18 @@ impl AccessTokens {
         &self.jwks
     }
 
-    /// Issues an access token for `session`.
+    /// Issues an access token for `session`, good for the configured lifetime.
     pub fn issue(&self, session: &Session, now: UnixTime) -> anyhow::Result<String> {
+        self.issue_until(session, now, now + self.ttl_secs)
+    }
+
+    /// Issues an access token for `session` that expires at `exp`.
+    pub fn issue_until(&self, session: &Session, now: UnixTime, exp: UnixTime) -> anyhow::Result<String> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: session.user_id.clone(),
             aud: self.audience.clone(),
-            exp: now + self.ttl_secs,
+            exp,
             iat: now,
             auth_time: session.auth_time,
             sid: session.id.clone(),

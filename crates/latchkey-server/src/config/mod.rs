@@ -47,6 +47,7 @@ pub struct Config {
     pub magic_link: MagicLinkConfig,
     pub webauthn: WebauthnConfig,
     pub web: WebConfig,
+    pub prisme: PrismeConfig,
 }
 
 impl Default for Config {
@@ -73,6 +74,7 @@ impl Default for Config {
             magic_link: MagicLinkConfig::default(),
             webauthn: WebauthnConfig::default(),
             web: WebConfig::default(),
+            prisme: PrismeConfig::default(),
         }
     }
 }
@@ -236,6 +238,9 @@ impl Config {
             return invalid(
                 "mfa.mfa_token_ttl_secs must be 60 to 3600 and mfa.pending_factor_ttl_secs 60 to 86400",
             );
+        }
+        if !(900..=90 * 86_400).contains(&self.prisme.session_ttl_secs) {
+            return invalid("prisme.session_ttl_secs must be 900 to 7776000");
         }
         if self.mfa.reauth_window_secs < 0 {
             return invalid("mfa.reauth_window_secs must not be negative");

@@ -501,6 +501,22 @@ pub struct WebConfig {
     pub allowed_return_urls: Vec<String>,
 }
 
+/// The Prisme.ai surface (`/v2`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrismeConfig {
+    /// How long a `/v2/login` session and its token last. Prisme.ai has no refresh
+    /// endpoint and its tokens last 30 days, so its clients expect to stay signed in;
+    /// every request still checks the session, so a revoked one ends at once.
+    pub session_ttl_secs: i64,
+}
+
+impl Default for PrismeConfig {
+    fn default() -> Self {
+        Self { session_ttl_secs: 30 * 86_400 }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MagicLinkConfig {

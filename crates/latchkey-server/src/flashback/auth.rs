@@ -12,7 +12,7 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth};
 use crate::service::login_throttle::Client;
 use crate::service::second_factor::{self, Proof};
-use crate::service::sessions::IssuedTokens;
+use crate::service::sessions::{IssuedTokens, Lifetime};
 use crate::service::{accounts, login, organizations, sessions, webauthn};
 use crate::state::AppState;
 use latchkey_core::factor::FactorType;
@@ -76,7 +76,7 @@ pub(super) async fn login(
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password, Client::new(&meta)).await?;
-    let (tokens, waiting) = login::with_waiting_session(&state, &user.id, &meta).await?;
+    let (tokens, waiting) = login::with_waiting_session(&state, &user.id, Lifetime::Standard, &meta).await?;
     let org_id = organizations::membership(&state, &user.id).await?.map(|m| m.org_id);
     Ok(Json(LoginAnswer {
         success: true,

@@ -84,7 +84,7 @@ async fn shed(uri: Uri, _overloaded: BoxError) -> Response {
     } else if path == "/api" || path.starts_with("/api/") {
         mudbase::MudbaseError::from(error).into_response()
     } else if lerian::owns(path) {
-        lerian::LerianError::from(error).into_response()
+        lerian::LerianError::from(error).in_family(lerian::Family::of_path(path)).into_response()
     } else if flashback::owns(path) {
         flashback::FlashbackError::from(error).into_response()
     } else {

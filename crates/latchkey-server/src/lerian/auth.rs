@@ -4,7 +4,31 @@
 use super::*;
 use latchkey_core::factor::FactorType;
 
+use super::codes::Family;
 use crate::service::login_throttle::Client;
+
+/// An error of a login route: answered from Lerian's Auth catalogue (`AUT-…`).
+#[derive(Debug)]
+pub(super) struct AuthError(LerianError);
+
+impl<E: Into<LerianError>> From<E> for AuthError {
+    fn from(error: E) -> Self {
+        Self(error.into())
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        self.0.in_family(Family::Auth).into_response()
+    }
+}
+
+type AuthResult<T> = std::result::Result<T, AuthError>;
+
+/// A grant's field, present and not empty: else `AUT-0014`.
+fn grant_field<T>(value: Option<T>) -> AuthResult<T> {
+    value.ok_or_else(|| Code::GrantTypeMissingFields.into())
+}
 
 /// Tokens, with `deviceToken` after a verify that asked to remember the device.
 #[derive(Serialize, ToSchema)]
@@ -72,9 +96,9 @@ pub(super) struct AccessTokenRequest {
     request_body = AccessTokenRequest,
     responses(
         (status = 200, description = "Tokens, or what the second factor needs.", body = AccessTokenAnswer),
-        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
-        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
-        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 400, description = "A bad body (AUT-0001), no or a malformed grant type (AUT-0013), a grant's missing fields (AUT-0014), an unsupported grant type (AUT-1001), or a wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-9103), an invalid refresh token (AUT-1005) or MFA token (AUT-9105).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (AUT-9051).", body = LerianErrorBody),
         (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
     ))]
 pub(super) async fn access_token(
@@ -82,12 +106,15 @@ pub(super) async fn access_token(
     headers: HeaderMap,
     meta: ClientMeta,
     body: std::result::Result<JsonBody<AccessTokenRequest>, ApiError>,
-) -> Result<Json<AccessTokenAnswer>> {
-    let JsonBody(body) = body?;
+) -> AuthResult<Json<AccessTokenAnswer>> {
+    let JsonBody(body) = body.map_err(|error| {
+        let field = error.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or_default();
+        if field == "grantType" { AuthError::from(Code::InvalidGrantType) } else { AuthError::from(error) }
+    })?;
     match body.grant_type.as_str() {
         "password" => {
-            let username = present(body.username.as_deref().unwrap_or_default())?;
-            let password = body.password.ok_or(Code::MissingFields)?;
+            let username = grant_field(body.username.filter(|u| !u.trim().is_empty()))?;
+            let password = grant_field(body.password)?;
             let device = body
                 .device_token
                 .as_ref()
@@ -95,7 +122,7 @@ pub(super) async fn access_token(
                 .or_else(|| cookie(&headers, devices::COOKIE));
             let user = accounts::authenticate_password(
                 &state,
-                username,
+                &username,
                 password,
                 Client::with_device(&meta, device),
             )
@@ -113,10 +140,11 @@ pub(super) async fn access_token(
             }
         }
         "refresh_token" => {
-            let token = body.refresh_token.ok_or(Code::MissingFields)?;
-            let tokens = sessions::refresh(&state, present(token.expose_secret())?).await?;
+            let token = grant_field(body.refresh_token.filter(|t| !t.expose_secret().trim().is_empty()))?;
+            let tokens = sessions::refresh(&state, token.expose_secret()).await?;
             Ok(Json(AccessTokenAnswer::Tokens(tokens.into())))
         }
+        "" => Err(Code::InvalidGrantType.into()),
         _ => Err(Code::UnsupportedGrantType.into()),
     }
 }
@@ -140,16 +168,16 @@ pub(super) struct Initiated {
     request_body = ChallengeRequest,
     responses(
         (status = 200, description = "The passcode is on its way.", body = Initiated),
-        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
-        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
-        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 400, description = "A bad body (AUT-0001), no or a malformed grant type (AUT-0013), a grant's missing fields (AUT-0014), an unsupported grant type (AUT-1001), or a wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-9103), an invalid refresh token (AUT-1005) or MFA token (AUT-9105).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (AUT-9051).", body = LerianErrorBody),
         (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
     ))]
 pub(super) async fn challenge(
     State(state): State<AppState>,
     meta: ClientMeta,
     body: std::result::Result<JsonBody<ChallengeRequest>, ApiError>,
-) -> Result<Json<Initiated>> {
+) -> AuthResult<Json<Initiated>> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     if factor_type == FactorType::Totp {
@@ -182,16 +210,16 @@ pub(super) struct MfaVerifyRequest {
         (status = 200, description = "Tokens; with `rememberDevice`, also `deviceToken` and its cookie.",
             body = TokenAnswer,
             headers(("Set-Cookie" = String, description = "`latchkey_device`, with `rememberDevice` only."))),
-        (status = 400, description = "A bad body, unsupported grant (AUT-0004) or wrong code.", body = LerianErrorBody),
-        (status = 401, description = "Wrong credentials (AUT-0003) or an invalid token (AUT-0005).", body = LerianErrorBody),
-        (status = 403, description = "The second factor is locked (IDE-0051).", body = LerianErrorBody),
+        (status = 400, description = "A bad body (AUT-0001), no or a malformed grant type (AUT-0013), a grant's missing fields (AUT-0014), an unsupported grant type (AUT-1001), or a wrong code.", body = LerianErrorBody),
+        (status = 401, description = "Wrong credentials (AUT-9103), an invalid refresh token (AUT-1005) or MFA token (AUT-9105).", body = LerianErrorBody),
+        (status = 403, description = "The second factor is locked (AUT-9051).", body = LerianErrorBody),
         (status = 429, description = "Too many attempts or codes sent.", body = LerianErrorBody),
     ))]
 pub(super) async fn mfa_verify(
     State(state): State<AppState>,
     meta: ClientMeta,
     body: std::result::Result<JsonBody<MfaVerifyRequest>, ApiError>,
-) -> Result<Response> {
+) -> AuthResult<Response> {
     let JsonBody(body) = body?;
     let factor_type = factor_type(&body.mfa_type)?;
     let proof = match (&body.passcode, &body.recovery_code) {
@@ -207,8 +235,8 @@ pub(super) async fn mfa_verify(
     let tokens =
         login::complete(&state, body.mfa_token.expose_secret(), proof, &meta).await.map_err(|error| {
             match error.code {
-                ErrorCode::InvalidCode if recovery => Code::InvalidRecoveryCode.into(),
-                _ => LerianError::from(error),
+                ErrorCode::InvalidCode if recovery => AuthError::from(Code::InvalidRecoveryCode),
+                _ => AuthError::from(error),
             }
         })?;
     let user_id = tokens.user_id.clone();

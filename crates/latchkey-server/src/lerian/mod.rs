@@ -31,7 +31,7 @@ mod auth;
 mod codes;
 
 use codes::{Code, LerianErrorBody, Result, mfa_operation};
-pub use codes::{LerianError, catalogue};
+pub use codes::{Family, LerianError, catalogue};
 
 /// Whether `path` is one of this surface's: its MFA under `/v1/users/{id}/mfa` or its
 /// login under `/v1/login`.
@@ -52,16 +52,25 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(own_405(routes!(setup)))
         .routes(own_405(routes!(verify)))
         .routes(own_405(routes!(enable)))
-        .routes(own_405(routes!(auth::access_token)))
-        .routes(own_405(routes!(auth::challenge)))
-        .routes(own_405(routes!(auth::mfa_verify)))
+        .routes(own_405_in(routes!(auth::access_token), Family::Auth))
+        .routes(own_405_in(routes!(auth::challenge), Family::Auth))
+        .routes(own_405_in(routes!(auth::mfa_verify), Family::Auth))
 }
 
 /// Lerian's paths sit beside the native ones, under no prefix of their own, so each
 /// route answers a method it does not serve itself, in Lerian's format (IDE-0060).
 fn own_405(route: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    own_405_in(route, Family::Identity)
+}
+
+/// [`own_405`] for a route of `family` (AUT-9060 on the login routes).
+fn own_405_in(route: UtoipaMethodRouter<AppState>, family: Family) -> UtoipaMethodRouter<AppState> {
     let (schemas, paths, methods) = route;
-    (schemas, paths, methods.fallback(|| async { LerianError::from(Code::MethodNotAllowed) }))
+    (
+        schemas,
+        paths,
+        methods.fallback(move || async move { LerianError::from(Code::MethodNotAllowed).in_family(family) }),
+    )
 }
 
 /// Lerian's `mfaType` as a factor type.

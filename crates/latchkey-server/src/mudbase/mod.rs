@@ -18,11 +18,11 @@ use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody};
+use crate::http::extract::{AuthUser, ClientMeta, JsonBody, OptionalJsonBody, SessionAuth};
 use crate::service::factors::{self, Enrolment, RecoveryCodes};
 use crate::service::login_throttle::Client;
 use crate::service::second_factor::Proof;
-use crate::service::sessions::{self, IssuedTokens};
+use crate::service::sessions::{self, IssuedTokens, Lifetime};
 use crate::service::{accounts, enrolment, login, reauth, recovery_codes, second_factor};
 use crate::state::AppState;
 use latchkey_core::factor::FactorType;
@@ -37,6 +37,7 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(setup))
         .routes(routes!(verify))
         .routes(routes!(disable))
+        .routes(routes!(me))
         .merge(password::routes());
     crate::http::with_own_fallbacks(routes, MudbaseError::from)
         .layer(middleware::from_fn_with_state(state, envelope))
@@ -219,6 +220,17 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T> {
 
 /// The 2FA routes take a user's JWT only.
 fn user(headers: &HeaderMap, auth: std::result::Result<AuthUser, ApiError>) -> Result<AuthUser> {
+    refuse_api_keys(headers)?;
+    Ok(auth?)
+}
+
+/// `/api/users/2fa/verify` takes a login's limited token too.
+fn any_session(headers: &HeaderMap, auth: std::result::Result<SessionAuth, ApiError>) -> Result<SessionAuth> {
+    refuse_api_keys(headers)?;
+    Ok(auth?)
+}
+
+fn refuse_api_keys(headers: &HeaderMap) -> Result<()> {
     if headers.contains_key("x-api-key") {
         return Err(MudbaseError::new(
             StatusCode::FORBIDDEN,
@@ -226,7 +238,7 @@ fn user(headers: &HeaderMap, auth: std::result::Result<AuthUser, ApiError>) -> R
             "API keys are not supported for this endpoint",
         ));
     }
-    Ok(auth?)
+    Ok(())
 }
 
 /// Tokens, as login and refresh give them.
@@ -241,6 +253,10 @@ struct TokenAnswer {
     /// With login only.
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<MudbaseUser>,
+    /// `true` when the login waits for its second factor: `token` opens only
+    /// `/api/users/2fa/verify`, which takes a code and makes it a full token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    two_factor_required: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -261,6 +277,7 @@ impl TokenAnswer {
             refresh_token: tokens.refresh_token,
             expires_in: tokens.expires_in,
             user: None,
+            two_factor_required: None,
         }
     }
 }
@@ -276,14 +293,16 @@ struct Login {
     totp_token: Option<SecretString>,
 }
 
-/// `POST /api/auth/login`. A user with 2FA must send `totpToken` (a TOTP or backup
-/// code); without it the answer is 403 `TWO_FACTOR_REQUIRED` and no token.
+/// `POST /api/auth/login`. A user with 2FA sends `totpToken` (a TOTP or backup code)
+/// and gets a full token; without it (Mudbase's SDK cannot send one) the answer is a
+/// limited token with `"twoFactorRequired": true`, which `/api/users/2fa/verify`
+/// completes with a code.
 #[utoipa::path(post, path = "/auth/login", tag = "mudbase",
     request_body = Login,
     responses(
-        (status = 200, description = "Logged in.", body = TokenAnswer),
+        (status = 200, description = "Logged in; or, with `twoFactorRequired`, a token limited to `/api/users/2fa/verify`.", body = TokenAnswer),
         (status = 401, description = "Wrong email, password or code (`UNAUTHORIZED`).", body = MudbaseErrorBody),
-        (status = 403, description = "`TWO_FACTOR_REQUIRED`, or `TWO_FACTOR_LOCKED`.", body = MudbaseErrorBody),
+        (status = 403, description = "`TWO_FACTOR_LOCKED`, or `MFA_SETUP_REQUIRED`.", body = MudbaseErrorBody),
         (status = 429, description = "Too many attempts (`RATE_LIMITED`).", body = MudbaseErrorBody),
     ))]
 async fn login(
@@ -297,23 +316,34 @@ async fn login(
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password, Client::new(&meta)).await?;
     let proof = body.totp_token.as_ref().map(|code| Proof::typed(code.expose_secret()));
-    let (tokens, two_factor) =
-        login::in_one_step(&state, &user.id, proof, &meta).await.map_err(|error| match error.code {
-            ErrorCode::SecondFactorRequired => MudbaseError::new(
-                StatusCode::FORBIDDEN,
-                "TWO_FACTOR_REQUIRED",
-                "Two-factor authentication required",
-            ),
-            ErrorCode::InvalidCode => MudbaseError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "Invalid two-factor authentication code",
-            ),
-            _ => error.into(),
-        })?;
-    let user =
-        MudbaseUser { id: user.id, email: user.email, email_verified: false, two_factor_enabled: two_factor };
-    Ok(Json(TokenAnswer { user: Some(user), ..TokenAnswer::new(tokens, "Login successful") }))
+    let outcome = login::in_one_step(&state, &user.id, proof, &meta).await;
+    let account = |two_factor_enabled| MudbaseUser {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        email_verified: false,
+        two_factor_enabled,
+    };
+    match outcome {
+        Ok((tokens, two_factor)) => Ok(Json(TokenAnswer {
+            user: Some(account(two_factor)),
+            ..TokenAnswer::new(tokens, "Login successful")
+        })),
+        Err(error) if error.code == ErrorCode::SecondFactorRequired => {
+            let (tokens, _) =
+                login::with_waiting_session(&state, &user.id, Lifetime::Standard, &meta).await?;
+            Ok(Json(TokenAnswer {
+                user: Some(account(true)),
+                two_factor_required: Some(true),
+                ..TokenAnswer::new(tokens, "Two-factor authentication required")
+            }))
+        }
+        Err(error) if error.code == ErrorCode::InvalidCode => Err(MudbaseError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Invalid two-factor authentication code",
+        )),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -406,7 +436,9 @@ struct Message {
     message: &'static str,
 }
 
-/// `POST /api/users/2fa/verify`: confirms the pending factor with a code from it.
+/// `POST /api/users/2fa/verify`: with a login's limited token, a code (TOTP or backup)
+/// completes the login and the same token becomes a full one; with a full token, a
+/// code from the pending factor confirms it.
 #[utoipa::path(post, path = "/users/2fa/verify", tag = "mudbase",
     request_body = Verify,
     security(("bearer" = [])),
@@ -421,14 +453,21 @@ async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,
     meta: ClientMeta,
-    auth: std::result::Result<AuthUser, ApiError>,
+    auth: std::result::Result<SessionAuth, ApiError>,
     body: std::result::Result<JsonBody<Verify>, ApiError>,
 ) -> Result<Json<Message>> {
     use secrecy::ExposeSecret;
-    let auth = user(&headers, auth)?;
+    let auth = any_session(&headers, auth)?;
     let JsonBody(body) = body?;
     let code = required(body.token, "token")?;
     let user_id = auth.session.user_id.clone();
+    if auth.session.mfa_pending {
+        if !factors::has_active(&state, &user_id, None).await? {
+            return Err(ApiError::from(ErrorCode::SecondFactorRequired).into());
+        }
+        reauth::step_up(&state, &auth.session, Proof::typed(code.expose_secret()), &meta).await?;
+        return Ok(Json(Message { message: "Two-factor authentication verified" }));
+    }
     let pending = factors::pending_setup(&state, &user_id, FactorType::Totp).await?;
     factors::confirm(
         &state,
@@ -497,4 +536,32 @@ async fn disable(
     let verified = second_factor::verify(&state, &user_id, proof, &meta, None).await?;
     factors::reset_all(&state, &reauth::by_second_factor(&auth.session, &verified)?, &meta).await?;
     Ok(Json(Message { message: "2FA disabled successfully" }))
+}
+
+/// The signed-in user, as `GET /api/users/me` gives it.
+#[derive(Serialize, ToSchema)]
+struct CurrentUser {
+    user: MudbaseUser,
+}
+
+/// `GET /api/users/me`: the signed-in user (a full token; a login's limited token is
+/// 401 until `/api/users/2fa/verify`).
+#[utoipa::path(get, path = "/users/me", tag = "mudbase",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user.", body = CurrentUser),
+        (status = 401, description = "No valid token, or a login still waiting for its second factor.", body = MudbaseErrorBody),
+        (status = 403, description = "An API key.", body = MudbaseErrorBody),
+    ))]
+async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: std::result::Result<AuthUser, ApiError>,
+) -> Result<Json<CurrentUser>> {
+    let auth = user(&headers, auth)?;
+    let account = accounts::session_user(&state, &auth.session.user_id).await?;
+    let two_factor_enabled = factors::has_active(&state, &account.id, None).await?;
+    Ok(Json(CurrentUser {
+        user: MudbaseUser { id: account.id, email: account.email, email_verified: false, two_factor_enabled },
+    }))
 }

@@ -65,11 +65,17 @@ struct ValidateToken {
 struct Validity {
     valid: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'static str>,
+    error: Option<String>,
+}
+
+/// `{"valid": false, "error"}` with 400, the one shape this route's 400 has.
+fn invalid(error: impl Into<String>) -> (StatusCode, Json<Validity>) {
+    (StatusCode::BAD_REQUEST, Json(Validity { valid: false, error: Some(error.into()) }))
 }
 
 /// `POST /api/auth/password-reset/validate`: `{"valid": true}`, or 400
-/// `{"valid": false, "error"}` for an unknown, expired or used token.
+/// `{"valid": false, "error"}` for an unknown, expired or used token (and for a body
+/// without one).
 #[utoipa::path(post, path = "/auth/password-reset/validate", tag = "mudbase",
     request_body = ValidateToken,
     responses(
@@ -80,14 +86,15 @@ async fn validate(
     State(state): State<AppState>,
     body: std::result::Result<JsonBody<ValidateToken>, ApiError>,
 ) -> std::result::Result<(StatusCode, Json<Validity>), MudbaseError> {
-    let JsonBody(body) = body?;
-    let token = required(body.token, "token")?;
+    let token =
+        match body.map_err(MudbaseError::from).and_then(|JsonBody(body)| required(body.token, "token")) {
+            Ok(token) => token,
+            Err(refused) if refused.status == StatusCode::BAD_REQUEST => return Ok(invalid(refused.message)),
+            Err(refused) => return Err(refused),
+        };
     match password_changes::terms(&state, token.expose_secret()).await {
         Ok(_) => Ok((StatusCode::OK, Json(Validity { valid: true, error: None }))),
-        Err(error) if error.code == ErrorCode::InvalidLink => Ok((
-            StatusCode::BAD_REQUEST,
-            Json(Validity { valid: false, error: Some("Invalid or expired reset token") }),
-        )),
+        Err(error) if error.code == ErrorCode::InvalidLink => Ok(invalid("Invalid or expired reset token")),
         Err(error) => Err(error.into()),
     }
 }

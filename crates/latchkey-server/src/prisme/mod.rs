@@ -18,6 +18,7 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{ClientMeta, JsonBody, SessionAuth, bearer_token};
 use crate::service::login_throttle::Client;
 use crate::service::second_factor::Proof;
+use crate::service::sessions::Lifetime;
 use crate::service::{accounts, enrolment, factors, login, reauth};
 use crate::state::AppState;
 
@@ -218,7 +219,13 @@ async fn login(
     let email = required(body.email, "email")?;
     let password = required(body.password, "password")?;
     let user = accounts::authenticate_password(&state, &email, password.into(), Client::new(&meta)).await?;
-    let (tokens, _) = login::with_waiting_session(&state, &user.id, &meta).await?;
+    let (tokens, _) = login::with_waiting_session(
+        &state,
+        &user.id,
+        Lifetime::Fixed(state.config.prisme.session_ttl_secs),
+        &meta,
+    )
+    .await?;
     Ok(Json(LoginAnswer {
         mfa: mfa_method(&state, &user.id).await?,
         id: user.id,

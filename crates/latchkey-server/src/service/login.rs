@@ -15,7 +15,7 @@ use crate::random;
 use crate::service::audit::{self, Event};
 use crate::service::challenges::{self, Send, Sent};
 use crate::service::second_factor::{self, Proof, Verified};
-use crate::service::sessions::{self, IssuedTokens};
+use crate::service::sessions::{self, IssuedTokens, Lifetime};
 use crate::service::{accounts, devices, factors, organizations, webauthn};
 use crate::state::AppState;
 
@@ -94,18 +94,22 @@ pub async fn after_password(
 /// A password login for a surface whose session waits in place for its second factor
 /// (Prisme.ai, Flashback): an `aal1` session, marked as waiting when the user has an
 /// active factor (or must set one up: their organisation enforces MFA), which opens
-/// nothing but that surface's MFA steps until `sessions::raise` clears the mark.
+/// nothing but that surface's MFA steps until `sessions::raise` clears the mark. Its
+/// `lifetime` is the surface's (Prisme.ai's sessions last, having no refresh).
 /// Returns the tokens and whether the session waits.
 pub async fn with_waiting_session(
     state: &AppState,
     user_id: &str,
+    lifetime: Lifetime,
     meta: &ClientMeta,
 ) -> Result<(IssuedTokens, bool), ApiError> {
     let waiting = match after_first_factor(factors::active_factors(state, user_id).await?.len()) {
         AfterFirstFactor::Session => organizations::setup_required(state, user_id).await?,
         AfterFirstFactor::SecondFactorRequired => true,
     };
-    let tokens = sessions::start(state, user_id, Aal::Aal1, &[Amr::Pwd], state.now(), waiting, meta).await?;
+    let now = state.now();
+    let tokens =
+        sessions::start_for(state, user_id, Aal::Aal1, &[Amr::Pwd], now, waiting, lifetime, meta).await?;
     Ok((tokens, waiting))
 }
 

@@ -127,7 +127,7 @@ pub async fn terms(state: &AppState, token: &str) -> Result<ResetTerms, ApiError
     else {
         return Err(ErrorCode::InvalidLink.into());
     };
-    let user = accounts::by_id(state, &open.user_id).await.map_err(|_| ErrorCode::InvalidLink)?;
+    let user = state.store.user_by_id(&open.user_id).await?.ok_or(ErrorCode::InvalidLink)?;
     if user.disabled_at.is_some() {
         return Err(ErrorCode::InvalidLink.into());
     }

@@ -167,7 +167,7 @@ fn usable(state: &AppState, open: &AccountToken) -> Result<(), ApiError> {
 pub async fn redeem(state: &AppState, token: &str, meta: &ClientMeta) -> Result<LoginStep, ApiError> {
     let open = open(state, token).await?;
     usable(state, &open)?;
-    let user = accounts::by_id(state, &open.user_id).await.map_err(|_| ErrorCode::InvalidLink)?;
+    let user = state.store.user_by_id(&open.user_id).await?.ok_or(ErrorCode::InvalidLink)?;
     if user.disabled_at.is_some() || !state.store.spend_account_token(&open.id, state.now()).await? {
         return Err(ErrorCode::InvalidLink.into());
     }

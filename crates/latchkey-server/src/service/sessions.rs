@@ -26,6 +26,18 @@ pub struct IssuedTokens {
     pub user_id: String,
 }
 
+/// How long a new session lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// The configured idle and absolute timeouts, with short access tokens that the
+    /// refresh token renews.
+    Standard,
+    /// This many seconds, with no idle timeout, and an access token that lasts as long:
+    /// for a surface without refresh (Prisme.ai's). Every request still checks the
+    /// session, so revoking it ends it at once.
+    Fixed(i64),
+}
+
 /// Starts a session for `user_id` at assurance level `aal` after the methods in `amr`.
 /// With `mfa_pending`, the session waits for a second factor before it opens anything
 /// but the MFA step of the surface that asked for it.
@@ -39,8 +51,29 @@ pub async fn start(
     mfa_pending: bool,
     meta: &ClientMeta,
 ) -> Result<IssuedTokens, ApiError> {
+    start_for(state, user_id, aal, amr, auth_time, mfa_pending, Lifetime::Standard, meta).await
+}
+
+/// [`start`], for a session of `lifetime`.
+#[allow(clippy::too_many_arguments, reason = "each is one fact about the new session")]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+pub async fn start_for(
+    state: &AppState,
+    user_id: &str,
+    aal: Aal,
+    amr: &[Amr],
+    auth_time: UnixTime,
+    mfa_pending: bool,
+    lifetime: Lifetime,
+    meta: &ClientMeta,
+) -> Result<IssuedTokens, ApiError> {
     let now = state.now();
-    let expiry = state.sessions.new_session(now);
+    let expiry = match lifetime {
+        Lifetime::Standard => state.sessions.new_session(now),
+        Lifetime::Fixed(secs) => {
+            latchkey_core::session::SessionExpiry { idle_expires_at: now + secs, expires_at: now + secs }
+        }
+    };
     let session = NewSession {
         id: Uuid::now_v7().to_string(),
         user_id: user_id.to_owned(),
@@ -68,7 +101,10 @@ pub async fn start(
         mfa_pending,
     };
     tracing::info!(user_id = %stored.user_id, session_id = %stored.id, aal = %stored.aal, "session started");
-    issue(state, &stored, refresh_token, now)
+    match lifetime {
+        Lifetime::Standard => issue(state, &stored, refresh_token, now),
+        Lifetime::Fixed(_) => issue_until(state, &stored, refresh_token, now, stored.expires_at),
+    }
 }
 
 fn issue(
@@ -77,11 +113,22 @@ fn issue(
     refresh_token: String,
     now: UnixTime,
 ) -> Result<IssuedTokens, ApiError> {
-    let access_token = state.tokens.issue(session, now).map_err(ApiError::internal)?;
+    issue_until(state, session, refresh_token, now, now + state.tokens.ttl_secs())
+}
+
+/// Tokens for `session` whose access token expires at `exp`.
+fn issue_until(
+    state: &AppState,
+    session: &Session,
+    refresh_token: String,
+    now: UnixTime,
+    exp: UnixTime,
+) -> Result<IssuedTokens, ApiError> {
+    let access_token = state.tokens.issue_until(session, now, exp).map_err(ApiError::internal)?;
     Ok(IssuedTokens {
         access_token,
         refresh_token,
-        expires_in: state.tokens.ttl_secs(),
+        expires_in: exp - now,
         aal: session.aal.clone(),
         session_id: session.id.clone(),
         user_id: session.user_id.clone(),

@@ -241,7 +241,7 @@ async fn an_organization_enforces_mfa_and_its_administrators_reset_it(app: TestA
     assert_eq!((native.status, native.code()), (StatusCode::FORBIDDEN, "mfa_setup_required"));
     let grant = json!({ "grantType": "password", "username": "member@example.com", "password": PASSWORD });
     let lerian = app.post("/v1/login/oauth/access_token", grant).await;
-    assert_eq!((lerian.status, &lerian.body["code"]), (StatusCode::FORBIDDEN, &json!("AUT-0002")));
+    assert_eq!((lerian.status, &lerian.body["code"]), (StatusCode::FORBIDDEN, &json!("AUT-9102")));
     let mudbase =
         app.post("/api/auth/login", json!({ "email": "member@example.com", "password": PASSWORD })).await;
     assert_eq!(

@@ -202,9 +202,9 @@ async fn the_app_lifecycle_works_for_a_lerian_client(app: TestApp) {
     let challenge = app
         .lerian_post("/v1/login/mfa/challenge", None, json!({ "mfaToken": mfa_token, "mfaType": "app" }))
         .await;
-    assert_error(&challenge, StatusCode::BAD_REQUEST, "IDE-0056");
+    assert_error(&challenge, StatusCode::BAD_REQUEST, "AUT-9056");
     let replay = app.lerian_verify(&mfa_token, "app", json!({ "passcode": code })).await;
-    assert_error(&replay, StatusCode::BAD_REQUEST, "IDE-0046");
+    assert_error(&replay, StatusCode::BAD_REQUEST, "AUT-9046");
     app.advance(30);
     let tokens =
         app.lerian_verify(&mfa_token, "app", json!({ "passcode": oathtool(&secret, app.now()) })).await;
@@ -213,7 +213,7 @@ async fn the_app_lifecycle_works_for_a_lerian_client(app: TestApp) {
     assert!(tokens.body.get("deviceToken").is_none() && !tokens.headers.contains_key("set-cookie"));
     let again =
         app.lerian_verify(&mfa_token, "app", json!({ "passcode": oathtool(&secret, app.now() + 30) })).await;
-    assert_error(&again, StatusCode::UNAUTHORIZED, "AUT-0005");
+    assert_error(&again, StatusCode::UNAUTHORIZED, "AUT-9105");
     let me = app.get_bearer("/v1/me", tokens.body["accessToken"].as_str().unwrap()).await;
     assert_eq!(me.body["session"]["aal"], "aal2", "{}", me.body);
 
@@ -234,12 +234,12 @@ async fn the_app_lifecycle_works_for_a_lerian_client(app: TestApp) {
             json!({ "grantType": "refresh_token", "refreshToken": tokens.body["refreshToken"] }),
         )
         .await;
-    assert_error(&reused, StatusCode::UNAUTHORIZED, "AUT-0005");
+    assert_error(&reused, StatusCode::UNAUTHORIZED, "AUT-1005");
 
     // A recovery code at login: the one enable spent no longer works, another does.
     let mfa_token = app.lerian_mfa_token("lee@example.com", &["app"]).await;
     let spent = app.lerian_verify(&mfa_token, "app", json!({ "recoveryCode": codes[0] })).await;
-    assert_error(&spent, StatusCode::BAD_REQUEST, "IDE-0047");
+    assert_error(&spent, StatusCode::BAD_REQUEST, "AUT-9047");
     let recovered = app.lerian_verify(&mfa_token, "app", json!({ "recoveryCode": codes[1] })).await;
     assert_eq!(recovered.status, StatusCode::OK, "{}", recovered.body);
     assert_matches("lerian", "token200", &recovered.body);
@@ -306,7 +306,7 @@ async fn remembered_devices_skip_the_second_factor_until_revoked(app: TestApp) {
             json!({ "grantType": "password", "username": "rem@example.com", "password": "wrong password!", "deviceToken": device }),
         )
         .await;
-    assert_error(&wrong, StatusCode::UNAUTHORIZED, "AUT-0003");
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "AUT-9103");
     // A device session opens the API but cannot change MFA without a second factor.
     let device_access = skipped.body["accessToken"].as_str().unwrap();
     let me = app.get_bearer("/v1/me", device_access).await;
@@ -394,26 +394,36 @@ async fn bodies_are_strict_and_errors_are_lerian_shaped(app: TestApp) {
     // Login.
     let token = "/v1/login/oauth/access_token";
     let grant = app.lerian_post(token, None, json!({ "grantType": "client_credentials" })).await;
-    assert_error(&grant, StatusCode::BAD_REQUEST, "AUT-0004");
+    assert_error(&grant, StatusCode::BAD_REQUEST, "AUT-1001");
     let no_grant = app.lerian_post(token, None, json!({ "username": "strict@example.com" })).await;
-    assert_error(&no_grant, StatusCode::BAD_REQUEST, "IDE-0001");
+    assert_error(&no_grant, StatusCode::BAD_REQUEST, "AUT-0013");
+    // Lerian's Auth catalogue on the login routes: `{}` and a grant type that is not a
+    // string are AUT-0013; `{}` at the MFA verify is AUT-0001.
+    for body in [json!({}), json!({ "grantType": 7 }), json!({ "grantType": "" })] {
+        let refused = app.lerian_post(token, None, body.clone()).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, "AUT-0013");
+    }
+    let empty_verify = app.lerian_post("/v1/login/mfa/verify", None, json!({})).await;
+    assert_error(&empty_verify, StatusCode::BAD_REQUEST, "AUT-0001");
+    let wrong_method = app.lerian(Method::GET, token, None, None).await;
+    assert_error(&wrong_method, StatusCode::METHOD_NOT_ALLOWED, "AUT-9060");
     let no_password = app
         .lerian_post(token, None, json!({ "grantType": "password", "username": "strict@example.com" }))
         .await;
-    assert_error(&no_password, StatusCode::BAD_REQUEST, "IDE-0001");
+    assert_error(&no_password, StatusCode::BAD_REQUEST, "AUT-0014");
     let unknown = app
         .lerian_post(token, None, json!({ "grantType": "password", "username": "strict@example.com", "password": PASSWORD, "scope": "x" }))
         .await;
-    assert_error(&unknown, StatusCode::BAD_REQUEST, "IDE-0004");
+    assert_error(&unknown, StatusCode::BAD_REQUEST, "AUT-9004");
     // Wrong password and unknown user answer alike.
     let wrong = app.lerian_post(token, None, json!({ "grantType": "password", "username": "strict@example.com", "password": "not the password" })).await;
     let nobody = app.lerian_post(token, None, json!({ "grantType": "password", "username": "nobody@example.com", "password": "not the password" })).await;
-    assert_error(&wrong, StatusCode::UNAUTHORIZED, "AUT-0003");
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "AUT-9103");
     assert_eq!(wrong.body, nobody.body);
     let bad_refresh = app
         .lerian_post(token, None, json!({ "grantType": "refresh_token", "refreshToken": "lkr_nope" }))
         .await;
-    assert_error(&bad_refresh, StatusCode::UNAUTHORIZED, "AUT-0005");
+    assert_error(&bad_refresh, StatusCode::UNAUTHORIZED, "AUT-1005");
 
     // The MFA step: exactly one of passcode and recoveryCode, a live mfaToken.
     let tokens = app.lerian_session("strict@example.com").await.0;
@@ -422,7 +432,7 @@ async fn bodies_are_strict_and_errors_are_lerian_shaped(app: TestApp) {
     assert_eq!(app.confirm(&tokens, email.body["id"].as_str().unwrap(), &code).await.status, StatusCode::OK);
     let mfa_token = app.lerian_mfa_token("strict@example.com", &["email"]).await;
     let no_app = app.lerian_verify(&mfa_token, "app", json!({ "passcode": "123456" })).await;
-    assert_error(&no_app, StatusCode::BAD_REQUEST, "IDE-0052");
+    assert_error(&no_app, StatusCode::BAD_REQUEST, "AUT-9052");
     let guard = app.state.store.second_factor_guard(&id).await.unwrap();
     assert_eq!(guard.map(|g| g.failures).unwrap_or(0), 0, "naming a missing type is not a guess");
     app.lerian(Method::DELETE, &format!("/v1/users/{id}/mfa"), Some(&tokens), None).await;
@@ -430,20 +440,20 @@ async fn bodies_are_strict_and_errors_are_lerian_shaped(app: TestApp) {
     let (_, codes) = enable_app(&app, &access, &id).await;
     let mfa_token = app.lerian_mfa_token("strict@example.com", &["app"]).await;
     let neither = app.lerian_verify(&mfa_token, "app", json!({})).await;
-    assert_error(&neither, StatusCode::BAD_REQUEST, "IDE-0001");
+    assert_error(&neither, StatusCode::BAD_REQUEST, "AUT-0001");
     let both =
         app.lerian_verify(&mfa_token, "app", json!({ "passcode": "123456", "recoveryCode": codes[0] })).await;
-    assert_error(&both, StatusCode::BAD_REQUEST, "IDE-0004");
+    assert_error(&both, StatusCode::BAD_REQUEST, "AUT-9004");
     let bad_type = app.lerian_verify(&mfa_token, "voice", json!({ "passcode": "123456" })).await;
-    assert_error(&bad_type, StatusCode::BAD_REQUEST, "IDE-0044");
+    assert_error(&bad_type, StatusCode::BAD_REQUEST, "AUT-9044");
     let not_enabled = app.lerian_verify(&mfa_token, "sms", json!({ "passcode": "123456" })).await;
-    assert_error(&not_enabled, StatusCode::BAD_REQUEST, "IDE-0052");
+    assert_error(&not_enabled, StatusCode::BAD_REQUEST, "AUT-9052");
     let forged = app.lerian_verify("lkm_forged", "app", json!({ "passcode": "123456" })).await;
-    assert_error(&forged, StatusCode::UNAUTHORIZED, "AUT-0005");
+    assert_error(&forged, StatusCode::UNAUTHORIZED, "AUT-9105");
     let challenge = app
         .lerian_post("/v1/login/mfa/challenge", None, json!({ "mfaToken": mfa_token, "mfaType": "email" }))
         .await;
-    assert_error(&challenge, StatusCode::BAD_REQUEST, "IDE-0052");
+    assert_error(&challenge, StatusCode::BAD_REQUEST, "AUT-9052");
 
     // Wrong codes count toward the lockout, which answers 429 with Retry-After.
     let mut last = None;
@@ -451,7 +461,7 @@ async fn bodies_are_strict_and_errors_are_lerian_shaped(app: TestApp) {
         last = Some(app.lerian_verify(&mfa_token, "app", json!({ "passcode": "000000" })).await);
     }
     let limited = last.unwrap();
-    assert_error(&limited, StatusCode::TOO_MANY_REQUESTS, "IDE-0050");
+    assert_error(&limited, StatusCode::TOO_MANY_REQUESTS, "AUT-9050");
     assert!(limited.headers.contains_key("retry-after"));
 }
 
@@ -463,27 +473,27 @@ async fn only_the_user_or_an_api_key_may_manage_mfa(app: TestApp) {
     let setup = format!("/v1/users/{owner_id}/mfa/setup");
     let body = json!({ "mfaType": "app" });
 
-    assert_error(&app.lerian_post(&setup, None, body.clone()).await, StatusCode::UNAUTHORIZED, "AUT-0001");
+    assert_error(&app.lerian_post(&setup, None, body.clone()).await, StatusCode::UNAUTHORIZED, "AUT-0006");
     assert_error(
         &app.lerian_post(&setup, Some("not-a-jwt"), body.clone()).await,
         StatusCode::UNAUTHORIZED,
-        "AUT-0001",
+        "AUT-9101",
     );
     assert_error(
         &app.lerian_post(&setup, Some(&intruder), body.clone()).await,
         StatusCode::FORBIDDEN,
-        "AUT-0002",
+        "AUT-9102",
     );
     let status = app.lerian(Method::GET, &format!("/v1/users/{owner_id}/mfa"), Some(&intruder), None).await;
-    assert_error(&status, StatusCode::FORBIDDEN, "AUT-0002");
+    assert_error(&status, StatusCode::FORBIDDEN, "AUT-9102");
 
     let reader = app.api_key(&["users:read"]).await;
     let read = app.admin(Method::GET, &format!("/v1/users/{owner_id}/mfa"), &reader, None).await;
     assert_matches("lerian", "status200", &read.body);
     let refused = app.admin(Method::POST, &setup, &reader, Some(body.clone())).await;
-    assert_error(&refused, StatusCode::FORBIDDEN, "AUT-0002");
+    assert_error(&refused, StatusCode::FORBIDDEN, "AUT-9102");
     let bad_key = app.admin(Method::POST, &setup, "lk_not-a-key", Some(body.clone())).await;
-    assert_error(&bad_key, StatusCode::UNAUTHORIZED, "AUT-0001");
+    assert_error(&bad_key, StatusCode::UNAUTHORIZED, "AUT-9101");
 
     // An admin key may run the lifecycle for any user, and gets IDE-1003 for no user.
     let writer = app.api_key(&["users:write"]).await;
@@ -508,7 +518,7 @@ async fn only_the_user_or_an_api_key_may_manage_mfa(app: TestApp) {
         app.admin(Method::POST, &format!("/v1/users/{owner_id}/mfa/enable"), &writer, Some(enable)).await;
     assert_eq!(enabled.body, json!({ "enabled": true }));
     let ended = app.lerian(Method::GET, &format!("/v1/users/{owner_id}/mfa"), Some(&owner), None).await;
-    assert_error(&ended, StatusCode::UNAUTHORIZED, "AUT-0001");
+    assert_error(&ended, StatusCode::UNAUTHORIZED, "AUT-9101");
     app.lerian_mfa_token("owner@example.com", &["app"]).await;
     let disabled = app.admin(Method::DELETE, &format!("/v1/users/{owner_id}/mfa"), &writer, None).await;
     assert_eq!(disabled.body, json!({ "enabled": false }));
@@ -571,7 +581,7 @@ async fn the_email_lifecycle_works_with_a_real_smtp_server(backend: latchkey_sto
     // The challenge endpoint is for a new code, under the same throttle.
     let challenge = json!({ "mfaToken": mfa_token, "mfaType": "email" });
     let at_once = app.lerian_post("/v1/login/mfa/challenge", None, challenge.clone()).await;
-    assert_error(&at_once, StatusCode::TOO_MANY_REQUESTS, "IDE-0054");
+    assert_error(&at_once, StatusCode::TOO_MANY_REQUESTS, "AUT-9054");
     app.advance(60);
     let challenge = app.lerian_post("/v1/login/mfa/challenge", None, challenge).await;
     assert_eq!(challenge.status, StatusCode::OK, "{}", challenge.body);
@@ -587,7 +597,7 @@ async fn the_email_lifecycle_works_with_a_real_smtp_server(backend: latchkey_sto
     let resend = app
         .lerian_post("/v1/login/mfa/challenge", None, json!({ "mfaToken": mfa_token, "mfaType": "email" }))
         .await;
-    assert_error(&resend, StatusCode::UNAUTHORIZED, "AUT-0005");
+    assert_error(&resend, StatusCode::UNAUTHORIZED, "AUT-9105");
 }
 
 async fn the_sms_lifecycle_works_with_a_webhook_provider(backend: latchkey_store::Backend) {
@@ -669,7 +679,7 @@ async fn internal_failures_answer_ide_0006_and_ide_0045_without_internals(app: T
         .await;
     assert_error(&setup, StatusCode::INTERNAL_SERVER_ERROR, "IDE-0045");
     let login = app.lerian_login("fault@example.com", None).await;
-    assert_error(&login, StatusCode::INTERNAL_SERVER_ERROR, "IDE-0006");
+    assert_error(&login, StatusCode::INTERNAL_SERVER_ERROR, "AUT-9006");
     for reply in [&setup, &login] {
         let text = reply.body.to_string().to_lowercase();
         assert!(
@@ -700,12 +710,12 @@ async fn a_remembered_device_is_judged_by_its_own_password_count(app: TestApp) {
         app.lerian_post("/v1/login/oauth/access_token", None, body)
     };
     for _ in 0..5 {
-        assert_error(&guess(None).await, StatusCode::UNAUTHORIZED, "AUT-0003");
+        assert_error(&guess(None).await, StatusCode::UNAUTHORIZED, "AUT-9103");
     }
     assert_error(
         &app.lerian_login("owner@example.com", None).await,
         StatusCode::TOO_MANY_REQUESTS,
-        "IDE-0050",
+        "AUT-9050",
     );
     let owner = app.lerian_login("owner@example.com", Some(&device)).await;
     assert_eq!(owner.status, StatusCode::OK, "the owner's device is not delayed: {}", owner.body);
@@ -713,10 +723,10 @@ async fn a_remembered_device_is_judged_by_its_own_password_count(app: TestApp) {
     // The device's own count throttles guesses made with it, and forged tokens count
     // on the account.
     for _ in 0..5 {
-        assert_error(&guess(Some(device.clone())).await, StatusCode::UNAUTHORIZED, "AUT-0003");
+        assert_error(&guess(Some(device.clone())).await, StatusCode::UNAUTHORIZED, "AUT-9103");
     }
     let delayed = app.lerian_login("owner@example.com", Some(&device)).await;
-    assert_error(&delayed, StatusCode::TOO_MANY_REQUESTS, "IDE-0050");
+    assert_error(&delayed, StatusCode::TOO_MANY_REQUESTS, "AUT-9050");
     let forged = guess(Some(format!("lkd_{}", "A".repeat(43)))).await;
-    assert_error(&forged, StatusCode::TOO_MANY_REQUESTS, "IDE-0050");
+    assert_error(&forged, StatusCode::TOO_MANY_REQUESTS, "AUT-9050");
 }

@@ -18,6 +18,7 @@ on_both_backends!(
     a_phone_change_is_confirmed_by_a_text_to_the_new_number,
     an_administrator_helps_a_user_who_lost_every_factor,
     self_service_recovery_is_off_by_default,
+    every_surface_signs_in_with_the_new_address_and_password,
 );
 
 with_each_backend!(
@@ -588,4 +589,39 @@ async fn a_reset_for_a_locked_second_factor_is_refused(backend: latchkey_store::
             == "second_factor_required",
         "the link is still unspent"
     );
+}
+
+async fn every_surface_signs_in_with_the_new_address_and_password(app: TestApp) {
+    let outbox = app.outbox();
+    let tokens = app.user("kai@example.com").await;
+    let started =
+        app.post_bearer("/v1/me/email", &access(&tokens), json!({ "email": "kai@example.net" })).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let code = nth_mail(&outbox, "kai@example.net", "verification code", 1).await.code();
+    let confirmed = app.post_bearer("/v1/me/email/confirm", &access(&tokens), json!({ "code": code })).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    app.advance(61); // one message a minute to the new address
+    assert_eq!(forgot(&app, "kai@example.net").await.status, StatusCode::ACCEPTED);
+    let token =
+        token_of(&app, &nth_mail(&outbox, "kai@example.net", "Reset your", 1).await, "/reset-password");
+    let done = reset(&app, json!({ "token": token, "new_password": NEW_PASSWORD })).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+
+    let plain = |email: &str, password: &str| json!({ "email": email, "password": password });
+    let grant = |email: &str, password: &str| json!({ "grantType": "password", "username": email, "password": password });
+    let surfaces: [(&str, &dyn Fn(&str, &str) -> Value); 5] = [
+        ("/v1/auth/login", &plain),
+        ("/v2/login", &plain),
+        ("/api/auth/login", &plain),
+        ("/user/login", &plain),
+        ("/v1/login/oauth/access_token", &grant),
+    ];
+    for (path, body) in surfaces {
+        let now = app.post(path, body("kai@example.net", NEW_PASSWORD)).await;
+        assert_eq!(now.status, StatusCode::OK, "{path}: {}", now.body);
+        let old_address = app.post(path, body("kai@example.com", NEW_PASSWORD)).await;
+        assert_eq!(old_address.status, StatusCode::UNAUTHORIZED, "{path}: {}", old_address.body);
+        let old_password = app.post(path, body("kai@example.net", PASSWORD)).await;
+        assert_eq!(old_password.status, StatusCode::UNAUTHORIZED, "{path}: {}", old_password.body);
+    }
 }

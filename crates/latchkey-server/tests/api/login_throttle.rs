@@ -41,7 +41,7 @@ fn wrong_password(surface: Surface) -> (StatusCode, Value) {
     let code = match surface {
         Surface::Native => "invalid_credentials",
         Surface::Prisme => "AuthenticationError",
-        Surface::Lerian => "AUT-0003",
+        Surface::Lerian => "AUT-9103",
         Surface::Mudbase => "UNAUTHORIZED",
         Surface::Flashback => "INVALID_PASSWORD",
     };
@@ -52,7 +52,7 @@ fn throttled(surface: Surface) -> (StatusCode, Value) {
     let code = match surface {
         Surface::Native => "too_many_attempts",
         Surface::Prisme => "TooManyRequests",
-        Surface::Lerian => "IDE-0050",
+        Surface::Lerian => "AUT-9050",
         Surface::Mudbase => "RATE_LIMITED",
         Surface::Flashback => "Too many attempts, try again later",
     };

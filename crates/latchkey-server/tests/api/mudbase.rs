@@ -10,7 +10,7 @@ on_both_backends!(
     the_2fa_lifecycle_works_for_a_mudbase_client,
     api_keys_and_bad_requests_are_refused_in_mudbase_format,
     a_mudbase_client_resets_and_changes_passwords,
-    the_mudbase_sdk_resets_and_changes_a_password,
+    the_mudbase_sdk_resets_a_password_and_signs_in_with_2fa,
 );
 
 impl TestApp {
@@ -75,9 +75,33 @@ async fn the_2fa_lifecycle_works_for_a_mudbase_client(app: TestApp) {
     assert_error(&again, StatusCode::BAD_REQUEST, "CONFLICT", "/api/users/2fa/setup");
 
     let credentials = json!({ "email": "dee@example.com", "password": PASSWORD });
+    // Without totpToken (the SDK cannot send one): a token limited to the 2FA verify.
     let challenged = app.api("/api/auth/login", None, credentials.clone()).await;
-    assert_error(&challenged, StatusCode::FORBIDDEN, "TWO_FACTOR_REQUIRED", "/api/auth/login");
-    assert!(challenged.body.get("token").is_none());
+    assert_eq!(challenged.status, StatusCode::OK, "{}", challenged.body);
+    assert_matches("mudbase", "login200", &challenged.body);
+    assert_eq!(challenged.body["twoFactorRequired"], true);
+    let limited = challenged.body["token"].as_str().unwrap().to_owned();
+    let get_me = |token: String| app.send(app.client.get(app.url("/api/users/me")).bearer_auth(token));
+    assert_error(&get_me(limited.clone()).await, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/users/me");
+    let by_limited = app.api("/api/users/2fa/setup", Some(&limited), json!({})).await;
+    assert_error(&by_limited, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/users/2fa/setup");
+    let wrong = app.api("/api/users/2fa/verify", Some(&limited), json!({ "token": "000000" })).await;
+    assert_error(&wrong, StatusCode::BAD_REQUEST, "INVALID_2FA_TOKEN", "/api/users/2fa/verify");
+    let replayed = app.api("/api/users/2fa/verify", Some(&limited), json!({ "token": code })).await;
+    assert_error(&replayed, StatusCode::BAD_REQUEST, "INVALID_2FA_TOKEN", "/api/users/2fa/verify");
+    let completed = app.api("/api/users/2fa/verify", Some(&limited), json!({ "token": backup[0] })).await;
+    assert_eq!(
+        completed.body,
+        json!({ "message": "Two-factor authentication verified" }),
+        "{}",
+        completed.body
+    );
+    let me = get_me(limited.clone()).await;
+    assert_eq!(me.status, StatusCode::OK, "the same token is now a full one: {}", me.body);
+    assert_eq!(
+        (me.body["user"]["email"].clone(), me.body["user"]["twoFactorEnabled"].clone()),
+        (json!("dee@example.com"), json!(true))
+    );
     let with = |totp: &str| json!({ "email": "dee@example.com", "password": PASSWORD, "totpToken": totp });
     let replay = app.api("/api/auth/login", None, with(&code)).await;
     assert_error(&replay, StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "/api/auth/login");
@@ -254,14 +278,15 @@ async fn a_mudbase_client_resets_and_changes_passwords(app: TestApp) {
 }
 
 /// The real client: Mudbase's SDK from PyPI (`tests/support/mudbase_client.py`).
-async fn the_mudbase_sdk_resets_and_changes_a_password(app: TestApp) {
+async fn the_mudbase_sdk_resets_a_password_and_signs_in_with_2fa(app: TestApp) {
     app.signup("sdk@example.com").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mudbase_client.py");
     let outbox = app.outbox();
     let (base, outbox) = (app.base.clone(), outbox.to_string_lossy().into_owned());
+    let now = app.now().to_string();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
-            .args([script, &base, &outbox, "sdk@example.com", PASSWORD])
+            .args([script, &base, &outbox, "sdk@example.com", PASSWORD, &now])
             .output()
             .expect("python3 runs")
     })
@@ -275,4 +300,5 @@ async fn the_mudbase_sdk_resets_and_changes_a_password(app: TestApp) {
     );
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("login_user with the changed password: signed in"), "{stdout}");
+    assert!(stdout.contains("get_current_user with the same token: signed in with 2FA"), "{stdout}");
 }

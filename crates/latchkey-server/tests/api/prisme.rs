@@ -11,6 +11,7 @@ on_both_backends!(
     setup_needs_both_fields_the_password_and_a_user,
     failures_answer_in_prisme_format_and_are_throttled,
     a_passkey_holder_is_asked_for_a_second_factor_and_may_use_a_recovery_code,
+    a_prisme_session_lasts_like_prismes_until_it_is_revoked,
 );
 
 impl TestApp {
@@ -203,4 +204,37 @@ async fn a_passkey_holder_is_asked_for_a_second_factor_and_may_use_a_recovery_co
     assert_error(&wrong, StatusCode::UNAUTHORIZED, "AuthenticationError", "Bad TOTP");
     let passed = app.v2("/v2/login/mfa", Some(&waiting), json!({ "totp": recovery_code })).await;
     assert_eq!(passed.body, json!({ "success": true }), "{}", passed.body);
+}
+
+/// Prisme.ai has no refresh: its sessions last `prisme.session_ttl_secs` (30 days),
+/// past the native idle and absolute timeouts, and still end at once when revoked.
+async fn a_prisme_session_lasts_like_prismes_until_it_is_revoked(app: TestApp) {
+    app.signup("lena@example.com").await;
+    let me = |token: String| app.send(app.client.get(app.url("/v2/me")).bearer_auth(token));
+    let login = app.prisme_login("lena@example.com").await;
+    let token = login["token"].as_str().unwrap().to_owned();
+    let expires = time::OffsetDateTime::parse(
+        login["expires"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    assert_eq!(expires - app.now(), 30 * 86_400, "{login}");
+    // A native login ends with the native timeouts; the Prisme session lives on.
+    let native = app.login("lena@example.com").await;
+    app.advance(20 * 86_400);
+    assert_eq!(app.get_bearer("/v1/me", &access(&native)).await.status, StatusCode::UNAUTHORIZED);
+    let alive = me(token.clone()).await;
+    assert_eq!(alive.status, StatusCode::OK, "{}", alive.body);
+    assert_eq!(alive.body["expires"], login["expires"]);
+    // Revoked: over at once.
+    let id = login["id"].as_str().unwrap();
+    let key = app.api_key(&["users:write"]).await;
+    let ended = app.admin(reqwest::Method::DELETE, &format!("/v1/users/{id}/sessions"), &key, None).await;
+    assert!(ended.status.is_success(), "{}", ended.body);
+    assert_eq!(me(token).await.status, StatusCode::UNAUTHORIZED);
+    // And a new one still ends after 30 days.
+    let again = app.prisme_login("lena@example.com").await["token"].as_str().unwrap().to_owned();
+    app.advance(30 * 86_400);
+    assert_eq!(me(again).await.status, StatusCode::UNAUTHORIZED);
 }
