@@ -202,7 +202,8 @@ pub fn one_of(values: &[&str]) -> utoipa::openapi::schema::Object {
 }
 
 /// Adds what every operation of `surface` shares to its document: the error answers
-/// of the body and authentication extractors, 500 (which a panic also becomes), the
+/// of the body and authentication extractors, 500 (which a panic also becomes), 503 (a
+/// database outage, a full server), the
 /// 408 of the request timeout, the `Retry-After` header of every 429, and the
 /// security schemes. `catalogue` is the surface's error codes with their statuses
 /// (empty for a surface without codes): each error answer lists those of its status.
@@ -214,7 +215,9 @@ pub fn complete(surface: Surface, catalogue: &[(u16, &'static str)], mut documen
     }
     for item in document.paths.paths.values_mut() {
         for operation in operations(item) {
-            let mut statuses = vec![500];
+            // Any route may meet a database outage or a full server (503, with
+            // `Retry-After`), besides a fault (500).
+            let mut statuses = vec![500, 503];
             if let Some(RefOr::T(body)) = &operation.request_body
                 && body.content.contains_key("application/json")
             {
@@ -232,8 +235,10 @@ pub fn complete(surface: Surface, catalogue: &[(u16, &'static str)], mut documen
             }
             // Every 429 comes from `ApiError::retry_after` or `ApiError::rate_limited`,
             // which always say how long to wait.
-            if let Some(RefOr::T(too_many)) = operation.responses.responses.get_mut("429") {
-                too_many.headers.entry("Retry-After".to_owned()).or_insert_with(retry_after);
+            for waiting in ["429", "503"] {
+                if let Some(RefOr::T(answer)) = operation.responses.responses.get_mut(waiting) {
+                    answer.headers.entry("Retry-After".to_owned()).or_insert_with(retry_after);
+                }
             }
             operation.responses.responses.entry("408".to_owned()).or_insert_with(|| {
                 RefOr::T(

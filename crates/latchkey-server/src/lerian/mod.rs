@@ -226,7 +226,7 @@ impl utoipa::IntoResponses for StepErrors {
             .response("400", error("A bad body or a failed check."))
             .response(
                 "403",
-                error("Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old."),
+                error("Another user's token (AUT-9102), a key without the scope, a locked factor or a login too old."),
             )
             .response("404", error("No user has this id (IDE-1003)."))
             .response("429", error("Too many attempts or codes sent."))
@@ -421,7 +421,7 @@ struct MfaStatus {
     responses(
         (status = 200, description = "MFA is off.", body = Enabled),
         (status = 400, description = "A bad body or a failed check.", body = LerianErrorBody),
-        (status = 403, description = "Another user's token (AUT-0002), a key without the scope, a locked factor or a login too old.",
+        (status = 403, description = "Another user's token (AUT-9102), a key without the scope, a locked factor or a login too old.",
             body = LerianErrorBody),
         (status = 404, description = "No user has this id (IDE-1003).", body = LerianErrorBody),
     ))]

@@ -225,6 +225,6 @@ async fn hostile_headers_paths_and_queries_get_a_4xx(app: TestApp) {
     let lerian = app.send(app.client.get(app.url("/v1/login/oauth/access_token"))).await;
     assert_eq!(
         (lerian.status, lerian.body["code"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("IDE-0060"))
+        (StatusCode::METHOD_NOT_ALLOWED, Some("AUT-9060"))
     );
 }

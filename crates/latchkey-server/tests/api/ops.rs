@@ -99,7 +99,7 @@ mod a_database_outage_answers_503_on_every_surface {
             ("/v1/auth/login", credentials.clone(), json!({ "code": "database_unavailable" })),
             ("/v2/login", credentials.clone(), json!("ServiceUnavailableError")),
             ("/api/auth/login", credentials.clone(), json!("SERVICE_UNAVAILABLE")),
-            ("/v1/login/oauth/access_token", lerian, json!("IDE-0061")),
+            ("/v1/login/oauth/access_token", lerian, json!("AUT-9061")),
         ] {
             let reply = app.post(path, body).await;
             assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {}", reply.body);
