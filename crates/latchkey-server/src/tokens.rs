@@ -30,6 +30,22 @@ pub struct AccessClaims {
     pub jti: String,
 }
 
+/// The claims of a client's access token (Lerian's `client_credentials` grant): an
+/// API key acting as itself, with no session. It lacks `sid`, so it never passes for a
+/// user's token, and a user's lacks `client_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientClaims {
+    pub iss: String,
+    /// `client:<the API key's id>`.
+    pub sub: String,
+    pub aud: String,
+    pub exp: UnixTime,
+    pub iat: UnixTime,
+    /// The API key's id.
+    pub client_id: String,
+    pub jti: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is malformed, wrongly signed or for another audience")]
@@ -121,13 +137,45 @@ impl AccessTokens {
     /// Checks signature, algorithm, issuer, audience and expiry. The caller must still
     /// check that the session is live.
     pub fn verify(&self, token: &str, now: UnixTime) -> Result<AccessClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or(TokenError::Invalid)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
-        if data.claims.exp <= now {
+        let claims: AccessClaims = self.decode(token)?;
+        if claims.exp <= now {
             return Err(TokenError::Expired);
         }
+        Ok(claims)
+    }
+
+    /// Issues a client's access token for the API key `client_id`, good for the
+    /// configured lifetime.
+    pub fn issue_client(&self, client_id: &str, now: UnixTime) -> anyhow::Result<String> {
+        let claims = ClientClaims {
+            iss: self.issuer.clone(),
+            sub: format!("client:{client_id}"),
+            aud: self.audience.clone(),
+            exp: now + self.ttl_secs,
+            iat: now,
+            client_id: client_id.to_owned(),
+            jti: URL_SAFE_NO_PAD.encode(random::bytes::<16>()),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+    }
+
+    /// [`verify`](Self::verify) for a client's token. The caller must still check that
+    /// its API key is not revoked.
+    pub fn verify_client(&self, token: &str, now: UnixTime) -> Result<ClientClaims, TokenError> {
+        let claims: ClientClaims = self.decode(token)?;
+        if claims.exp <= now || claims.sub != format!("client:{}", claims.client_id) {
+            return Err(if claims.exp <= now { TokenError::Expired } else { TokenError::Invalid });
+        }
+        Ok(claims)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or(TokenError::Invalid)?;
+        let data =
+            jsonwebtoken::decode::<T>(token, key, &self.validation).map_err(|_| TokenError::Invalid)?;
         Ok(data.claims)
     }
 }

@@ -100,6 +100,8 @@ pub trait AccountStore: Send + Sync {
     async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()>;
     /// The key with this hash, unless it has been revoked.
     async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKey>>;
+    /// The key with this id, unless it has been revoked.
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
     async fn revoke_api_key(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
 

@@ -5,6 +5,7 @@ use super::*;
 use latchkey_core::factor::FactorType;
 
 use super::codes::Family;
+use crate::service::api_keys;
 use crate::service::login_throttle::Client;
 
 /// An error of a login route: answered from Lerian's Auth catalogue (`AUT-…`).
@@ -38,7 +39,9 @@ pub(super) struct TokenAnswer {
     /// `Bearer`.
     token_type: &'static str,
     expires_in: i64,
-    refresh_token: String,
+    /// Absent for the `client_credentials` grant, which a client repeats instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     /// A Latchkey extension.
     #[serde(skip_serializing_if = "Option::is_none")]
     device_token: Option<String>,
@@ -50,7 +53,7 @@ impl From<IssuedTokens> for TokenAnswer {
             access_token: tokens.access_token,
             token_type: "Bearer",
             expires_in: tokens.expires_in,
-            refresh_token: tokens.refresh_token,
+            refresh_token: Some(tokens.refresh_token),
             device_token: None,
         }
     }
@@ -87,11 +90,18 @@ pub(super) struct AccessTokenRequest {
     /// keep the cookie.
     #[schema(value_type = Option<String>)]
     device_token: Option<SecretString>,
+    /// For `client_credentials`: an API key's id.
+    client_id: Option<String>,
+    /// For `client_credentials`: that API key's secret.
+    #[schema(value_type = Option<String>)]
+    client_secret: Option<SecretString>,
 }
 
 /// `POST /v1/login/oauth/access_token`: the `password` grant (tokens, or for a user
 /// with MFA `{mfaToken, mfaTypes, expiresIn}`; a user whose one factor is email or SMS
-/// is sent its code at once) and the `refresh_token` grant.
+/// is sent its code at once), the `refresh_token` grant, and the `client_credentials`
+/// grant (an API key's id and secret: a short-lived token that acts as the key on
+/// `/v1/users/{id}/mfa/...`, with its scopes, and no refresh token).
 #[utoipa::path(post, path = "/v1/login/oauth/access_token", tag = "lerian",
     request_body = AccessTokenRequest,
     responses(
@@ -143,6 +153,19 @@ pub(super) async fn access_token(
             let token = grant_field(body.refresh_token.filter(|t| !t.expose_secret().trim().is_empty()))?;
             let tokens = sessions::refresh(&state, token.expose_secret()).await?;
             Ok(Json(AccessTokenAnswer::Tokens(tokens.into())))
+        }
+        "client_credentials" => {
+            let client_id = grant_field(body.client_id.filter(|id| !id.trim().is_empty()))?;
+            let secret = grant_field(body.client_secret)?;
+            let (token, expires_in) =
+                api_keys::client_token(&state, &client_id, secret.expose_secret()).await?;
+            Ok(Json(AccessTokenAnswer::Tokens(TokenAnswer {
+                access_token: token,
+                token_type: "Bearer",
+                expires_in,
+                refresh_token: None,
+                device_token: None,
+            })))
         }
         "" => Err(Code::InvalidGrantType.into()),
         _ => Err(Code::UnsupportedGrantType.into()),

@@ -344,13 +344,13 @@ impl Code {
                 S::BAD_REQUEST,
                 "AUT-0014",
                 "Grant Type Missing Fields",
-                "The grant type needs fields the request lacks: username and password, or refreshToken.",
+                "The grant type needs fields the request lacks: username and password, refreshToken, or clientId and clientSecret.",
             ),
             Self::UnsupportedGrantType => auth(
                 S::BAD_REQUEST,
                 "AUT-1001",
                 "Unsupported Grant Type",
-                "The grant type is not supported. Use password or refresh_token.",
+                "The grant type is not supported. Use password, refresh_token or client_credentials.",
             ),
             Self::InvalidRefreshToken => auth(
                 S::UNAUTHORIZED,

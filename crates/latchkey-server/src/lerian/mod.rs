@@ -20,11 +20,13 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{AdminKey, AuthUser, ClientMeta, JsonBody, cookie, secure_cookie_attribute};
+use crate::http::extract::{
+    AdminKey, AuthUser, ClientMeta, JsonBody, bearer_token, cookie, secure_cookie_attribute,
+};
 use crate::http::openapi;
 use crate::service::login::{self, FactorChoice, LoginProof, LoginStep};
 use crate::service::sessions::{self, IssuedTokens};
-use crate::service::{accounts, challenges, devices, enrolment, factors, reauth, recovery_codes};
+use crate::service::{accounts, api_keys, challenges, devices, enrolment, factors, reauth, recovery_codes};
 use crate::state::AppState;
 
 mod auth;
@@ -90,7 +92,7 @@ fn mfa_type_schema() -> utoipa::openapi::schema::Object {
 
 /// `grantType` in the documents: the grants served.
 fn grant_type_schema() -> utoipa::openapi::schema::Object {
-    openapi::one_of(&["password", "refresh_token"])
+    openapi::one_of(&["password", "refresh_token", "client_credentials"])
 }
 
 /// A factor type as Lerian's `mfaType`; types Lerian has no name for are left out.
@@ -126,8 +128,9 @@ enum Caller {
 }
 
 /// The caller of `/v1/users/{id}/…` and the user `id` names, authorised: a user's
-/// token may only name its own user; an API key needs `users:write` (`users:read` for
-/// `GET`) and may name anyone.
+/// token may only name its own user; an API key (in `X-API-Key`, or as the Bearer
+/// client token of the `client_credentials` grant) needs `users:write` (`users:read`
+/// for `GET`) and may name anyone.
 struct Target {
     caller: Caller,
     user: User,
@@ -139,9 +142,16 @@ impl FromRequestParts<AppState> for Target {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let Path(id) =
             Path::<String>::from_request_parts(parts, state).await.map_err(|_| Code::BadRequest)?;
+        let scope = if parts.method == Method::GET { "users:read" } else { "users:write" };
+        let client = bearer_token(&parts.headers)
+            .filter(|token| state.tokens.verify_client(token, state.now()).is_ok());
         let caller = if parts.headers.contains_key("x-api-key") {
             let admin = AdminKey::from_request_parts(parts, state).await?;
-            admin.require(if parts.method == Method::GET { "users:read" } else { "users:write" })?;
+            admin.require(scope)?;
+            Caller::Admin(admin)
+        } else if let Some(token) = client {
+            let admin = AdminKey(api_keys::by_client_token(state, token).await?);
+            admin.require(scope)?;
             Caller::Admin(admin)
         } else {
             let user = AuthUser::from_request_parts(parts, state).await?;

@@ -1,11 +1,13 @@
 //! API keys for the admin API: made from 256 random bits, shown once, stored as a
-//! keyed hash.
+//! keyed hash. A key's id and secret are also OAuth client credentials, traded for a
+//! short-lived client token that acts as the key.
 
 use latchkey_core::crypto::HashPurpose;
 use latchkey_core::token::{TOKEN_BYTES, TokenKind};
-use latchkey_store::NewApiKey;
+use latchkey_store::{ApiKey, NewApiKey};
 use uuid::Uuid;
 
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::SCOPES;
 use crate::random;
 use crate::state::AppState;
@@ -48,4 +50,37 @@ pub async fn create(state: &AppState, name: &str, scopes: &[String]) -> Result<C
     state.store.create_api_key(&key).await?;
     tracing::info!(api_key = %key.id, name = %key.name, "API key created");
     Ok(CreatedApiKey { id: key.id, secret })
+}
+
+/// A client's access token, from the API key's id and secret as OAuth client
+/// credentials (Lerian's `client_credentials` grant): it acts as the key, with its
+/// scopes, for `tokens.access_ttl_secs`. Anything wrong is `invalid_credentials`.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn client_token(
+    state: &AppState,
+    client_id: &str,
+    client_secret: &str,
+) -> Result<(String, i64), ApiError> {
+    let secret = client_secret.trim();
+    if !TokenKind::ApiKey.is_well_formed(secret) {
+        return Err(ErrorCode::InvalidCredentials.into());
+    }
+    let hash = state.keys.hashing.hash(HashPurpose::ApiKey, secret.as_bytes());
+    let key = state
+        .store
+        .api_key_by_hash(&hash)
+        .await?
+        .filter(|key| key.id == client_id.trim())
+        .ok_or(ErrorCode::InvalidCredentials)?;
+    let token = state.tokens.issue_client(&key.id, state.now()).map_err(ApiError::internal)?;
+    tracing::info!(api_key = %key.id, "a client token was issued");
+    Ok((token, state.tokens.ttl_secs()))
+}
+
+/// The API key a client's access token acts as: `invalid_token` when the token is
+/// not one, has expired, or its key was revoked since.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn by_client_token(state: &AppState, token: &str) -> Result<ApiKey, ApiError> {
+    let claims = state.tokens.verify_client(token, state.now()).map_err(|_| ErrorCode::InvalidToken)?;
+    Ok(state.store.api_key(&claims.client_id).await?.ok_or(ErrorCode::InvalidToken)?)
 }

@@ -10,6 +10,7 @@ use crate::delivery::{digits_after, receiver};
 use crate::helpers::{PASSWORD, Reply, TestApp, oathtool};
 use crate::mail::{self, SmtpSink};
 use crate::schema::{assert_matches, contract};
+use latchkey_server::service::api_keys;
 
 on_both_backends!(
     the_app_lifecycle_works_for_a_lerian_client,
@@ -18,6 +19,7 @@ on_both_backends!(
     bodies_are_strict_and_errors_are_lerian_shaped,
     only_the_user_or_an_api_key_may_manage_mfa,
     internal_failures_answer_ide_0006_and_ide_0045_without_internals,
+    a_service_manages_mfa_with_a_client_credentials_token,
 );
 
 with_each_backend!(
@@ -393,7 +395,7 @@ async fn bodies_are_strict_and_errors_are_lerian_shaped(app: TestApp) {
 
     // Login.
     let token = "/v1/login/oauth/access_token";
-    let grant = app.lerian_post(token, None, json!({ "grantType": "client_credentials" })).await;
+    let grant = app.lerian_post(token, None, json!({ "grantType": "implicit" })).await;
     assert_error(&grant, StatusCode::BAD_REQUEST, "AUT-1001");
     let no_grant = app.lerian_post(token, None, json!({ "username": "strict@example.com" })).await;
     assert_error(&no_grant, StatusCode::BAD_REQUEST, "AUT-0013");
@@ -729,4 +731,61 @@ async fn a_remembered_device_is_judged_by_its_own_password_count(app: TestApp) {
     assert_error(&delayed, StatusCode::TOO_MANY_REQUESTS, "AUT-9050");
     let forged = guess(Some(format!("lkd_{}", "A".repeat(43)))).await;
     assert_error(&forged, StatusCode::TOO_MANY_REQUESTS, "AUT-9050");
+}
+
+/// Machine to machine: an API key's id and secret as client credentials give a
+/// short-lived Bearer token that acts as the key on the MFA routes, with its scopes.
+async fn a_service_manages_mfa_with_a_client_credentials_token(app: TestApp) {
+    app.signup("svc@example.com").await;
+    let user_id = app.state.store.user_by_email("svc@example.com").await.unwrap().unwrap().id;
+    let writer =
+        api_keys::create(&app.state, "billing", &["users:write".into(), "users:read".into()]).await.unwrap();
+    let reader = api_keys::create(&app.state, "reports", &["users:read".into()]).await.unwrap();
+    let grant = |id: &str, secret: &str| json!({ "grantType": "client_credentials", "clientId": id, "clientSecret": secret });
+    let token_path = "/v1/login/oauth/access_token";
+    let issued = app.lerian_post(token_path, None, grant(&writer.id, &writer.secret)).await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    assert_eq!(issued.body["tokenType"], "Bearer");
+    assert_eq!(issued.body["expiresIn"], 900);
+    assert!(issued.body.get("refreshToken").is_none(), "no refresh token: the client asks again");
+    let token = issued.body["accessToken"].as_str().unwrap().to_owned();
+
+    let status = app.lerian(Method::GET, &format!("/v1/users/{user_id}/mfa"), Some(&token), None).await;
+    assert_eq!(status.status, StatusCode::OK, "{}", status.body);
+    let setup = app
+        .lerian_post(&format!("/v1/users/{user_id}/mfa/setup"), Some(&token), json!({ "mfaType": "app" }))
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+    // It acts as the key, not as a user: no user route opens with it.
+    assert_eq!(app.get_bearer("/v1/me", &token).await.status, StatusCode::UNAUTHORIZED);
+
+    // The key's scopes hold.
+    let read_only = app.lerian_post(token_path, None, grant(&reader.id, &reader.secret)).await;
+    let read_token = read_only.body["accessToken"].as_str().unwrap().to_owned();
+    let refused = app
+        .lerian_post(
+            &format!("/v1/users/{user_id}/mfa/setup"),
+            Some(&read_token),
+            json!({ "mfaType": "app" }),
+        )
+        .await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "AUT-9102");
+
+    // Wrong or mismatched credentials, and missing fields.
+    let wrong = app.lerian_post(token_path, None, grant(&writer.id, &reader.secret)).await;
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "AUT-9103");
+    let garbage = app.lerian_post(token_path, None, grant(&writer.id, "lk_nope")).await;
+    assert_error(&garbage, StatusCode::UNAUTHORIZED, "AUT-9103");
+    let missing = app
+        .lerian_post(token_path, None, json!({ "grantType": "client_credentials", "clientId": writer.id }))
+        .await;
+    assert_error(&missing, StatusCode::BAD_REQUEST, "AUT-0014");
+
+    // A revoked key's token stops working at once; an expired one too.
+    assert!(app.state.store.revoke_api_key(&writer.id, app.now()).await.unwrap());
+    let revoked = app.lerian(Method::GET, &format!("/v1/users/{user_id}/mfa"), Some(&token), None).await;
+    assert_error(&revoked, StatusCode::UNAUTHORIZED, "AUT-9101");
+    app.advance(901);
+    let expired = app.lerian(Method::GET, &format!("/v1/users/{user_id}/mfa"), Some(&read_token), None).await;
+    assert_error(&expired, StatusCode::UNAUTHORIZED, "AUT-9101");
 }

@@ -430,6 +430,21 @@ impl AccountStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE id = $1 AND revoked_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         sqlx::query(concat!("SELECT ", api_key_columns!(), " FROM api_keys ORDER BY created_at, id"))
             .fetch_all(&self.pool)

@@ -17,7 +17,7 @@ on_both_backends!(
     concurrent_refreshes_have_one_winner,
     refresh_extends_idle_deadline_up_to_absolute,
     purge_removes_dead_sessions_only,
-    api_keys_are_found_by_hash_until_revoked,
+    api_keys_are_found_by_hash_and_id_until_revoked,
     only_one_first_signing_key_wins,
     exchange_codes_are_spent_once_before_they_expire,
     touching_a_session_extends_its_idle_deadline_up_to_absolute,
@@ -177,7 +177,7 @@ async fn purge_removes_dead_sessions_only(store: SqlStore) {
     assert!(store.active_session("live", 5002).await.unwrap().is_some());
 }
 
-async fn api_keys_are_found_by_hash_until_revoked(store: SqlStore) {
+async fn api_keys_are_found_by_hash_and_id_until_revoked(store: SqlStore) {
     let key = NewApiKey {
         id: "k1".into(),
         name: "deploy".into(),
@@ -190,7 +190,10 @@ async fn api_keys_are_found_by_hash_until_revoked(store: SqlStore) {
     assert_eq!((found.id.as_str(), found.name.as_str()), ("k1", "deploy"));
     assert_eq!(found.scopes, ["users:read", "users:write"]);
     assert_eq!(store.api_key_by_hash(b"hash-2").await.unwrap(), None);
+    assert_eq!(store.api_key("k1").await.unwrap().map(|k| k.name), Some("deploy".to_owned()));
+    assert_eq!(store.api_key("k2").await.unwrap(), None);
     assert!(store.revoke_api_key("k1", 20).await.unwrap());
+    assert_eq!(store.api_key("k1").await.unwrap(), None, "a revoked key is not found by id either");
     assert!(!store.revoke_api_key("k1", 21).await.unwrap());
     assert_eq!(store.api_key_by_hash(b"hash-1").await.unwrap(), None);
     let listed = store.list_api_keys().await.unwrap();
