@@ -745,6 +745,7 @@ async fn a_service_manages_mfa_with_a_client_credentials_token(app: TestApp) {
     let token_path = "/v1/login/oauth/access_token";
     let issued = app.lerian_post(token_path, None, grant(&writer.id, &writer.secret)).await;
     assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    assert_matches("lerian", "clientToken200", &issued.body);
     assert_eq!(issued.body["tokenType"], "Bearer");
     assert_eq!(issued.body["expiresIn"], 900);
     assert!(issued.body.get("refreshToken").is_none(), "no refresh token: the client asks again");

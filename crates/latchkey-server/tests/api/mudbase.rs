@@ -98,6 +98,7 @@ async fn the_2fa_lifecycle_works_for_a_mudbase_client(app: TestApp) {
     );
     let me = get_me(limited.clone()).await;
     assert_eq!(me.status, StatusCode::OK, "the same token is now a full one: {}", me.body);
+    assert_matches("mudbase", "me200", &me.body);
     assert_eq!(
         (me.body["user"]["email"].clone(), me.body["user"]["twoFactorEnabled"].clone()),
         (json!("dee@example.com"), json!(true))
@@ -211,6 +212,7 @@ async fn a_mudbase_client_resets_and_changes_passwords(app: TestApp) {
     let token = reset_token(&app, "mae@example.com", 1).await;
     let valid = app.api("/api/auth/password-reset/validate", None, json!({ "token": token })).await;
     assert_eq!((valid.status, valid.body.clone()), (StatusCode::OK, json!({ "valid": true })));
+    assert_matches("mudbase", "validate200", &valid.body);
     let weak =
         app.api(&format!("/api/auth/password-reset/{token}"), None, json!({ "password": "password" })).await;
     assert_error(
