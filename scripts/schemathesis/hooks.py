@@ -15,9 +15,10 @@ authentication checks, and they keep the run's own accounts alive.
   with TOTP, goes to the victim instead.
 - Logout runs on a session of its own, and a session ended by id is never the run's,
   so neither can end the one the run uses.
-- A password change (`/v1/me/password`, Mudbase's `/api/users/password`) runs as the
-  victim: it ends the user's other sessions and replaces the password the run logs in
-  with. A recovery link (`/v1/users/{id}/recovery`) ends every session of its user, so
+- A password change (`/v1/me/password`, Mudbase's `/api/users/password`) runs as a
+  user of its own, signed up for it: it ends the user's other sessions and replaces
+  the password, which the run's users keep. Its `currentPassword` /
+  `current_password` is the real one a third of the time, so changes happen. A recovery link (`/v1/users/{id}/recovery`) ends every session of its user, so
   it is only ever issued for the victim.
 - Every answer's status is appended to `LK_STATUS_LOG` (one JSON line each), so
   scripts/check-api can tell from the statuses themselves which operations never
@@ -28,6 +29,7 @@ The credentials come from the environment that scripts/check-api sets up.
 import json
 import os
 import random
+import uuid
 import urllib.error
 import urllib.request
 
@@ -43,13 +45,12 @@ MFA_EMAIL = os.environ["LK_MFA_EMAIL"]
 MFA_ID = os.environ["LK_MFA_ID"]
 PASSWORD = os.environ["LK_PASSWORD"]
 VICTIM_ID = os.environ["LK_VICTIM_ID"]
-VICTIM_EMAIL = os.environ["LK_VICTIM_EMAIL"]
 SESSION_ID = os.environ["LK_SESSION_ID"]
 STATUS_LOG = os.environ["LK_STATUS_LOG"]
 
 PROTECTED = {USER_ID, MFA_ID}
-# Operations that change the signed-in user's password: they run as the victim.
-AS_VICTIM = {"/v1/me/password", "/api/users/password", "/users/password"}
+# Operations that change the signed-in user's password: each runs as a user of its own.
+OWN_USER = {"/v1/me/password", "/api/users/password", "/users/password"}
 
 
 def login(email, field):
@@ -63,6 +64,20 @@ def login(email, field):
             return json.load(response).get(field)
     except (urllib.error.URLError, ValueError):
         return None
+
+
+def throwaway_token():
+    """The access token of a user signed up for one request (a password change)."""
+    email = "pw-" + uuid.uuid4().hex + "@example.com"
+    body = json.dumps({"email": email, "password": PASSWORD}).encode()
+    request = urllib.request.Request(
+        BASE + "/v1/auth/signup", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+    except urllib.error.URLError:
+        return None
+    return login(email, "access_token")
 
 
 def fresh_session_id():
@@ -93,8 +108,8 @@ class Credentials:
         # the run's own.
         if case.operation.path == "/v1/auth/logout":
             token = login(USER_EMAIL, "access_token") or "expired"
-        if case.operation.path in AS_VICTIM:
-            token = login(VICTIM_EMAIL, "access_token") or "expired"
+        if case.operation.path in OWN_USER:
+            token = throwaway_token() or "expired"
         if AUTH in ("bearer", "both"):
             headers["Authorization"] = "Bearer " + token
         if AUTH in ("key", "both"):
@@ -108,6 +123,13 @@ def before_call(ctx, case, kwargs):
     for field in ("mfa_token", "mfaToken"):
         if body is not None and field in body and random.random() < 0.5:
             body[field] = login(MFA_EMAIL, "mfa_token") or body[field]
+
+    # Only where the user is the request's own: elsewhere the real password would let
+    # a generated request turn MFA on or off for the run's users.
+    for field in ("currentPassword", "current_password"):
+        own = case.operation.path in OWN_USER
+        if own and body is not None and field in body and random.random() < 1 / 3:
+            body[field] = PASSWORD
 
     if body is not None and "password" in body and random.random() < 1 / 3:
         for field in ("email", "username"):

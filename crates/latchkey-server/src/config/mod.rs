@@ -48,6 +48,7 @@ pub struct Config {
     pub webauthn: WebauthnConfig,
     pub web: WebConfig,
     pub prisme: PrismeConfig,
+    pub cors: CorsConfig,
 }
 
 impl Default for Config {
@@ -75,6 +76,7 @@ impl Default for Config {
             webauthn: WebauthnConfig::default(),
             web: WebConfig::default(),
             prisme: PrismeConfig::default(),
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -238,6 +240,12 @@ impl Config {
             return invalid(
                 "mfa.mfa_token_ttl_secs must be 60 to 3600 and mfa.pending_factor_ttl_secs 60 to 86400",
             );
+        }
+        if let Some(bad) = self.cors.allowed_origins.iter().find(|o| !is_origin(o)) {
+            let shown: String = bad.chars().take(100).collect();
+            return invalid(&format!(
+                "cors.allowed_origins holds origins like \"https://app.example.com\" (no path): {shown:?}"
+            ));
         }
         if !(900..=90 * 86_400).contains(&self.prisme.session_ttl_secs) {
             return invalid("prisme.session_ttl_secs must be 900 to 7776000");
@@ -465,3 +473,16 @@ fn read_secret_file(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+/// Whether `text` is a web origin: `http(s)://host[:port]`, nothing after.
+fn is_origin(text: &str) -> bool {
+    reqwest::Url::parse(text).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.path() == "/"
+            && !text.ends_with('/')
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+    })
+}

@@ -501,6 +501,17 @@ pub struct WebConfig {
     pub allowed_return_urls: Vec<String>,
 }
 
+/// Cross-origin requests from browser apps (CORS).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins (`https://app.example.com`, no path) whose pages may call the API from
+    /// the browser. Empty (the default): no cross-origin calls. Credentials (cookies)
+    /// are never allowed across origins; tokens travel in `Authorization`.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub allowed_origins: Vec<String>,
+}
+
 /// The Prisme.ai surface (`/v2`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

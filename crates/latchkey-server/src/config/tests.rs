@@ -120,6 +120,11 @@ fn invalid_values_are_refused() {
         "[sms]\nallowed_country_codes = [\"+1234\"]",
         "[magic_link]\nredirect_url = \"javascript:alert(1)\"",
         "[keys]\nmaster_key = \"abcd\"",
+        "[cors]\nallowed_origins = [\"https://app.example.com/callback\"]",
+        "[cors]\nallowed_origins = [\"https://app.example.com/\"]",
+        "[cors]\nallowed_origins = [\"*\"]",
+        "[prisme]\nsession_ttl_secs = 60",
+        "[mfa]\nself_recovery_wait_secs = -1",
     ] {
         let file = write(&dir, text);
         assert!(Config::load(Some(&file), &env(&[]), &Overrides::default()).is_err(), "{text}");

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::BoxError;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, Uri, header};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
@@ -51,7 +51,36 @@ pub fn router(state: AppState) -> Router {
         in_flight: state.config.http.max_in_flight_requests,
         timeout: Duration::from_secs(state.config.http.request_timeout_secs),
     };
-    with_layers(router.with_state(state), limits)
+    let cors = cors_layer(&state.config.cors.allowed_origins);
+    let router = with_layers(router.with_state(state), limits);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// The CORS layer for `origins` (none: no layer, so no cross-origin answer carries an
+/// `Access-Control-Allow-Origin`). Outermost, so every answer to an allowed origin
+/// carries its headers, a shed request's 503 too. No credentials: tokens travel in
+/// `Authorization`, never in cookies, across origins.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+            ])
+            .expose_headers([header::RETRY_AFTER, REQUEST_ID])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// What the router's layers allow each request.
@@ -176,7 +205,7 @@ where
 /// An unknown path: the native error, or for a browser navigating to a page (a `GET`
 /// that accepts HTML), the pages' own "not found" page.
 async fn not_found(State(state): State<AppState>, browser: pages::Browser, request: Request) -> Response {
-    if request.method() == axum::http::Method::GET && pages::wants_html(request.headers()) {
+    if request.method() == Method::GET && pages::wants_html(request.headers()) {
         return pages::not_found(&state, &browser);
     }
     ApiError::new(ErrorCode::NotFound).into_response()

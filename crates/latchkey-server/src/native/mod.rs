@@ -9,6 +9,7 @@ mod audit;
 pub mod auth;
 mod devices;
 pub mod factors;
+mod introspect;
 mod me;
 mod ops;
 mod sessions;
@@ -24,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(ops::routes())
         .merge(auth::routes())
         .merge(account::routes())
+        .merge(introspect::routes())
         .merge(me::routes())
         .merge(users::routes())
         .merge(factors::routes())

@@ -11,6 +11,7 @@ pub mod devices;
 pub mod enrolment;
 pub mod exchange;
 pub mod factors;
+pub mod introspection;
 pub mod login;
 pub mod login_throttle;
 pub mod magic_link;

@@ -15,6 +15,7 @@ mod delivery;
 mod factors;
 mod flashback;
 mod input;
+mod integration;
 mod lerian;
 mod lifecycle;
 mod login_throttle;
