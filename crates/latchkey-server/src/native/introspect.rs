@@ -76,9 +76,10 @@ struct Introspection {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "`active`, and for a live token what it says.", body = Introspection),
-        (status = 400, description = "No `token`.", body = ErrorBody),
         (status = 403, description = "The key lacks `users:read`.", body = ErrorBody),
+        (status = 413, description = "A body over 64 KiB."),
         (status = 415, description = "Neither a form nor JSON.", body = ErrorBody),
+        (status = 422, description = "No `token` (`missing_field`).", body = ErrorBody),
     ))]
 async fn introspect(
     State(state): State<AppState>,
