@@ -95,6 +95,24 @@ enum UserCommand {
         #[arg(long, default_value = "member")]
         role: String,
     },
+    /// Remove every second factor and recovery code of a user (by email) at once; their
+    /// sessions end.
+    MfaReset {
+        #[arg(long)]
+        email: String,
+    },
+    /// Send a user (by email) who lost every factor a recovery link: every session ends
+    /// now; the link removes the old factors and signs them in to set up a new one.
+    Recovery {
+        #[arg(long)]
+        email: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+        /// Print the link instead of emailing it, to hand over another way.
+        #[arg(long)]
+        print_link: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,14 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let role = latchkey_store::OrgRole::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role is owner, administrator or member"))?;
             let state = open(config).await?;
-            let normalized = latchkey_core::email::Email::parse(&email)
-                .map_err(|_| anyhow::anyhow!("{email} is not an email address"))?
-                .normalized;
-            let user = state
-                .store
-                .user_by_email(&normalized)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no user {email}"))?;
+            let user = find_user(&state, &email).await?;
             let member = org.as_deref().map(|org| (org, role));
             crate::service::organizations::set_membership(
                 &state,
@@ -203,8 +214,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::User { command: UserCommand::MfaReset { email } } => {
+            let state = open(config).await?;
+            let user = find_user(&state, &email).await?;
+            let by = crate::service::reauth::operator(&user.id, "cli".to_owned());
+            let removed = crate::service::factors::reset_all(&state, &by, &Default::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            eprintln!(
+                "removed {removed} factors of {email} in {}",
+                crate::config::redacted_url(&state.config.database_url())
+            );
+            Ok(())
+        }
+        Command::User { command: UserCommand::Recovery { email, reason, print_link } } => {
+            use crate::service::recovery::{self, Delivery};
+            let state = open(config).await?;
+            let user = find_user(&state, &email).await?;
+            let by = crate::service::reauth::operator(&user.id, "cli".to_owned());
+            let delivery = if print_link { Delivery::ToAdministrator } else { Delivery::Email };
+            let issued = recovery::issue(&state, &by, &reason, delivery, &Default::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            let until = rfc3339(issued.expires_at);
+            match (issued.link, issued.sent_to) {
+                (Some(link), _) => {
+                    eprintln!("a recovery link for {email}, good once until {until}; every session ended");
+                    println!("{}", link.as_str());
+                }
+                (None, sent_to) => eprintln!(
+                    "a recovery link is queued for {} (a running server sends it), good once until {until}; \
+                     every session ended",
+                    sent_to.unwrap_or_default()
+                ),
+            }
+            Ok(())
+        }
         Command::Apikey { command } => apikey(open(config).await?, command).await,
     }
+}
+
+/// The user with this email address, for the commands that name users by it.
+async fn find_user(state: &AppState, email: &str) -> anyhow::Result<latchkey_store::User> {
+    let normalized = latchkey_core::email::Email::parse(email)
+        .map_err(|_| anyhow::anyhow!("{email} is not an email address"))?
+        .normalized;
+    state.store.user_by_email(&normalized).await?.ok_or_else(|| anyhow::anyhow!("no user {email}"))
 }
 
 async fn open(config: Config) -> anyhow::Result<AppState> {

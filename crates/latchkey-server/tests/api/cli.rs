@@ -1,5 +1,5 @@
 //! The `latchkey` binary: `config check`, `migrate`, `apikey`, `user create`,
-//! `user organization`, and
+//! `user organization`, `user recovery`, `user mfa-reset`, and
 //! `serve` with graceful shutdown on SIGTERM.
 
 use std::io::Write;
@@ -216,6 +216,31 @@ async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
     let mut bad_role = latchkey(&app);
     bad_role.args(["user", "organization", "--email", "ops@example.com", "--org", "acme", "--role", "king"]);
     assert!(!run(bad_role, None).0);
+
+    // A user who lost every factor: a recovery link from the CLI, then a reset.
+    let tokens = app.login("ops@example.com").await;
+    app.enroll_confirmed(&crate::helpers::access(&tokens)).await;
+    let mut recovery = latchkey(&app);
+    recovery.args(["user", "recovery", "--email", "ops@example.com", "--reason", "ticket 7", "--print-link"]);
+    let (ok, link, stderr) = run(recovery, None);
+    assert!(ok && link.contains("/recover?token=lka_"), "{stderr}");
+    assert!(!stderr.contains("lka_"), "the link is printed once, on stdout");
+    assert_eq!(
+        app.get_bearer("/v1/me", &crate::helpers::access(&tokens)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "every session ended"
+    );
+    let token = link.trim().split("token=").nth(1).unwrap().to_owned();
+    let used = app.post("/v1/auth/recovery", json!({ "token": token })).await;
+    assert_eq!(used.status, StatusCode::OK, "{}", used.body);
+    app.enroll_confirmed(&crate::helpers::access(&used.body)).await;
+    let mut reset = latchkey(&app);
+    reset.args(["user", "mfa-reset", "--email", "ops@example.com"]);
+    let (ok, _, stderr) = run(reset, None);
+    assert!(ok && stderr.contains("removed 1 factors"), "{stderr}");
+    let mut nobody = latchkey(&app);
+    nobody.args(["user", "mfa-reset", "--email", "nobody@example.com"]);
+    assert!(!run(nobody, None).0);
 
     let mut weak = latchkey(&app);
     weak.args(["user", "create", "--email", "weak@example.com", "--password-stdin"]);
