@@ -63,6 +63,27 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// The newest events, oldest first: all of them, or one user's.
+    Tail {
+        /// Only this user's events.
+        #[arg(long)]
+        email: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +119,40 @@ enum UserCommand {
     /// Remove every second factor and recovery code of a user (by email) at once; their
     /// sessions end.
     MfaReset {
+        #[arg(long)]
+        email: String,
+    },
+    /// Every user, oldest first: id, email, created, active or disabled.
+    List {
+        /// A JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One user: the account, their factors and live sessions.
+    Show {
+        #[arg(long)]
+        email: String,
+        /// A JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user with everything that belongs to them.
+    Delete {
+        #[arg(long)]
+        email: String,
+    },
+    /// Disable a user: no login on any surface; every session ends.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// End every session of a user.
+    SessionsRevoke {
         #[arg(long)]
         email: String,
     },
@@ -183,20 +238,69 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("the database {database} is up to date");
             Ok(())
         }
-        Command::User { command: UserCommand::Create { email, password_stdin, phone } } => {
-            let password = if password_stdin { Some(read_password_line()?) } else { None };
+        Command::User { command } => user(open(config).await?, command).await,
+        Command::Apikey { command } => apikey(open(config).await?, command).await,
+        Command::Audit { command: AuditCommand::Tail { email, limit, json } } => {
             let state = open(config).await?;
-            let user = accounts::create_user(&state, NewAccount { email, password, phone })
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
-            eprintln!("created user in {}", crate::config::redacted_url(&state.config.database_url()));
-            println!("{}", user.id);
+            let user_id = match &email {
+                Some(email) => Some(find_user(&state, email).await?.id),
+                None => None,
+            };
+            let filter = latchkey_store::AuditFilter {
+                user_id,
+                event_type: None,
+                since: None,
+                until: None,
+                limit: limit.clamp(1, 1000),
+            };
+            let mut events = state.store.audit_events(&filter).await?;
+            events.reverse();
+            eprintln!("audit events in {}", database(&state));
+            for event in events {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": event.id, "occurred_at": rfc3339(event.occurred_at), "type": event.event_type,
+                            "outcome": event.outcome, "user_id": event.user_id, "factor_type": event.factor_type,
+                            "actor": event.actor, "ip": event.ip, "reason": event.reason,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        rfc3339(event.occurred_at),
+                        event.event_type,
+                        event.outcome,
+                        event.user_id.unwrap_or_default(),
+                        event.actor.unwrap_or_default()
+                    );
+                }
+            }
             Ok(())
         }
-        Command::User { command: UserCommand::Organization { email, org, role } } => {
+    }
+}
+
+/// Where a command read or wrote, as it says so (without the URL's password).
+fn database(state: &AppState) -> String {
+    crate::config::redacted_url(&state.config.database_url())
+}
+
+/// `latchkey user ...`: each command says which database it used, on standard error.
+async fn user(state: AppState, command: UserCommand) -> anyhow::Result<()> {
+    let failed = |e: crate::http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);
+    match command {
+        UserCommand::Create { email, password_stdin, phone } => {
+            let password = if password_stdin { Some(read_password_line()?) } else { None };
+            let user =
+                accounts::create_user(&state, NewAccount { email, password, phone }).await.map_err(failed)?;
+            eprintln!("created user in {}", database(&state));
+            println!("{}", user.id);
+        }
+        UserCommand::Organization { email, org, role } => {
             let role = latchkey_store::OrgRole::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role is owner, administrator or member"))?;
-            let state = open(config).await?;
             let user = find_user(&state, &email).await?;
             let member = org.as_deref().map(|org| (org, role));
             crate::service::organizations::set_membership(
@@ -207,35 +311,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &Default::default(),
             )
             .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            .map_err(failed)?;
             match org {
                 Some(org) => eprintln!("{email} is now {} of {org}", role.as_str()),
                 None => eprintln!("{email} belongs to no organisation"),
             }
-            Ok(())
         }
-        Command::User { command: UserCommand::MfaReset { email } } => {
-            let state = open(config).await?;
+        UserCommand::MfaReset { email } => {
             let user = find_user(&state, &email).await?;
             let by = crate::service::reauth::operator(&user.id, "cli".to_owned());
-            let removed = crate::service::factors::reset_all(&state, &by, &Default::default())
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
-            eprintln!(
-                "removed {removed} factors of {email} in {}",
-                crate::config::redacted_url(&state.config.database_url())
-            );
-            Ok(())
+            let removed =
+                crate::service::factors::reset_all(&state, &by, &Default::default()).await.map_err(failed)?;
+            eprintln!("removed {removed} factors of {email} in {}", database(&state));
         }
-        Command::User { command: UserCommand::Recovery { email, reason, print_link } } => {
+        UserCommand::Recovery { email, reason, print_link } => {
             use crate::service::recovery::{self, Delivery};
-            let state = open(config).await?;
             let user = find_user(&state, &email).await?;
             let by = crate::service::reauth::operator(&user.id, "cli".to_owned());
             let delivery = if print_link { Delivery::ToAdministrator } else { Delivery::Email };
-            let issued = recovery::issue(&state, &by, &reason, delivery, &Default::default())
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            let issued =
+                recovery::issue(&state, &by, &reason, delivery, &Default::default()).await.map_err(failed)?;
             let until = rfc3339(issued.expires_at);
             match (issued.link, issued.sent_to) {
                 (Some(link), _) => {
@@ -248,10 +343,82 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     sent_to.unwrap_or_default()
                 ),
             }
-            Ok(())
         }
-        Command::Apikey { command } => apikey(open(config).await?, command).await,
+        UserCommand::List { json } => {
+            let mut users = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = state.store.list_users(after.as_deref(), 200).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id.clone());
+                users.extend(page);
+            }
+            eprintln!("{} users in {}", users.len(), database(&state));
+            if json {
+                let listed: Vec<serde_json::Value> = users.iter().map(user_json).collect();
+                println!("{}", serde_json::Value::Array(listed));
+            } else {
+                for user in &users {
+                    let status = if user.disabled_at.is_some() { "disabled" } else { "active" };
+                    println!("{}\t{}\t{}\t{status}", user.id, user.email, rfc3339(user.created_at));
+                }
+            }
+        }
+        UserCommand::Show { email, json } => {
+            let user = find_user(&state, &email).await?;
+            let factors = crate::service::factors::active_factors(&state, &user.id).await.map_err(failed)?;
+            let sessions = state.store.user_sessions(&user.id, state.now()).await?;
+            eprintln!("read from {}", database(&state));
+            let mut shown = user_json(&user);
+            shown["factors"] = factors
+                .iter()
+                .map(|f| serde_json::json!({ "id": f.id, "type": f.factor_type.as_str(), "name": f.friendly_name }))
+                .collect();
+            shown["live_sessions"] = sessions.len().into();
+            shown["recovery_codes_remaining"] = state.store.recovery_codes_remaining(&user.id).await?.into();
+            if json {
+                println!("{shown}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            }
+        }
+        UserCommand::Delete { email } => {
+            let user = find_user(&state, &email).await?;
+            state.store.delete_user(&user.id).await?;
+            eprintln!("deleted {email} from {}", database(&state));
+        }
+        UserCommand::Disable { email } => {
+            let user = find_user(&state, &email).await?;
+            accounts::set_disabled(&state, &user.id, true, "cli".to_owned(), &Default::default())
+                .await
+                .map_err(failed)?;
+            eprintln!("disabled {email} in {}; every session ended", database(&state));
+        }
+        UserCommand::Enable { email } => {
+            let user = find_user(&state, &email).await?;
+            accounts::set_disabled(&state, &user.id, false, "cli".to_owned(), &Default::default())
+                .await
+                .map_err(failed)?;
+            eprintln!("enabled {email} in {}", database(&state));
+        }
+        UserCommand::SessionsRevoke { email } => {
+            let user = find_user(&state, &email).await?;
+            let ended = state.store.revoke_other_sessions(&user.id, None, state.now()).await?;
+            eprintln!("ended {ended} sessions of {email} in {}", database(&state));
+        }
     }
+    Ok(())
+}
+
+/// A user as the listing and `show` print them.
+fn user_json(user: &latchkey_store::User) -> serde_json::Value {
+    serde_json::json!({
+        "id": user.id,
+        "email": user.email,
+        "phone": user.phone,
+        "created_at": rfc3339(user.created_at),
+        "disabled": user.disabled_at.is_some(),
+    })
 }
 
 /// The user with this email address, for the commands that name users by it.
@@ -284,7 +451,7 @@ async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
             eprintln!(
                 "created API key {} ({name}) in {}; it is shown only this once:",
                 created.id,
-                crate::config::redacted_url(&state.config.database_url())
+                database(&state)
             );
             println!("{}", created.secret);
             Ok(())
@@ -308,10 +475,7 @@ async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
             if !state.store.revoke_api_key(&id, SystemClock.now()).await? {
                 bail!("no active API key has id {id}");
             }
-            eprintln!(
-                "revoked API key {id} in {}",
-                crate::config::redacted_url(&state.config.database_url())
-            );
+            eprintln!("revoked API key {id} in {}", database(&state));
             Ok(())
         }
     }

@@ -49,6 +49,14 @@ pub trait AccountStore: Send + Sync {
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
     /// Deletes the user and, by cascade, everything that belongs to them.
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+    /// Disables the user as of `disabled_at`, or enables them again (`None`); false when
+    /// there is no such user.
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
 
     /// Creates a session together with its first refresh token.
     async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()>;

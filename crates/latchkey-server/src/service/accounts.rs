@@ -165,3 +165,25 @@ pub async fn create_user(state: &AppState, account: NewAccount) -> Result<User, 
     tracing::info!(user_id = %user.id, "user created by an operator");
     Ok(user)
 }
+
+/// An operator disables a user (no login on any surface; every session ends) or
+/// enables them again; audited as `user.disabled` / `user.enabled` with the actor.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+pub async fn set_disabled(
+    state: &AppState,
+    user_id: &str,
+    disabled: bool,
+    actor: String,
+    meta: &crate::http::extract::ClientMeta,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    if !state.store.set_user_disabled(user_id, disabled.then_some(now), now).await? {
+        return Err(ErrorCode::UserNotFound.into());
+    }
+    if disabled {
+        state.store.revoke_other_sessions(user_id, None, now).await?;
+    }
+    let kind = if disabled { "user.disabled" } else { "user.enabled" };
+    audit::record(state, Event::new(kind, user_id, meta).actor(Some(actor))).await;
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! The `latchkey` binary: `config check`, `migrate`, `apikey`, `user create`,
-//! `user organization`, `user recovery`, `user mfa-reset`, and
+//! `user organization|recovery|mfa-reset|list|show|disable|enable|sessions-revoke|delete`,
+//! `audit tail`, and
 //! `serve` with graceful shutdown on SIGTERM.
 
 use std::io::Write;
@@ -244,6 +245,56 @@ async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
     nobody.args(["user", "mfa-reset", "--email", "nobody@example.com"]);
     assert!(!run(nobody, None).0);
 
+    // Looking at users, disabling one, ending sessions, the audit log, deleting.
+    let cli = |args: &[&str]| {
+        let mut command = latchkey(&app);
+        command.args(args);
+        run(command, None)
+    };
+    let (ok, listing, stderr) = cli(&["user", "list"]);
+    assert!(ok && listing.contains("ops@example.com\t") && listing.contains("\tactive"), "{listing}{stderr}");
+    assert!(stderr.contains(&format!(" in {scheme}")), "{stderr}");
+    let (ok, listed, _) = cli(&["user", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert!(ok && listed.as_array().unwrap().iter().any(|u| u["email"] == "ops@example.com"));
+    let (ok, shown, _) = cli(&["user", "show", "--email", "ops@example.com", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert!(ok && shown["factors"].as_array().unwrap().is_empty() && shown["disabled"] == false, "{shown}");
+    let signed_in = app.login("ops@example.com").await;
+    let (ok, _, stderr) = cli(&["user", "disable", "--email", "ops@example.com"]);
+    assert!(ok, "{stderr}");
+    let refused =
+        app.post("/v1/auth/login", json!({ "email": "ops@example.com", "password": PASSWORD })).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "a disabled user cannot log in");
+    assert_eq!(
+        app.get_bearer("/v1/me", &crate::helpers::access(&signed_in)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "their sessions ended"
+    );
+    assert!(cli(&["user", "enable", "--email", "ops@example.com"]).0);
+    let again = app.login("ops@example.com").await;
+    let (ok, _, stderr) = cli(&["user", "sessions-revoke", "--email", "ops@example.com"]);
+    assert!(ok && stderr.contains("ended 1 sessions"), "{stderr}");
+    assert_eq!(
+        app.get_bearer("/v1/me", &crate::helpers::access(&again)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let (ok, tail, _) = cli(&["audit", "tail", "--email", "ops@example.com", "--json"]);
+    let kinds: Vec<String> = tail
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        ok && kinds.contains(&"user.disabled".to_owned()) && kinds.contains(&"recovery.issued".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.last().is_some_and(|k| k == "user.enabled" || k == "login.succeeded"),
+        "oldest first: {kinds:?}"
+    );
+
     let mut weak = latchkey(&app);
     weak.args(["user", "create", "--email", "weak@example.com", "--password-stdin"]);
     let (ok, _, stderr) = run(weak, Some("password\n"));
@@ -264,6 +315,11 @@ async fn operator_commands_share_the_database_with_the_server(app: TestApp) {
     let mut revoke_again = latchkey(&app);
     revoke_again.args(["apikey", "revoke", &id]);
     assert!(!run(revoke_again, None).0);
+
+    let mut delete = latchkey(&app);
+    delete.args(["user", "delete", "--email", "ops@example.com"]);
+    assert!(run(delete, None).0);
+    assert!(app.state.store.user_by_email("ops@example.com").await.unwrap().is_none());
 }
 
 async fn serve_starts_and_stops_on_sigterm(app: TestApp) {

@@ -152,6 +152,22 @@ impl AccountStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query("UPDATE users SET disabled_at = $1, updated_at = $2 WHERE id = $3")
+            .bind(disabled_at)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(

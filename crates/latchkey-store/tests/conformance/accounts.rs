@@ -20,6 +20,7 @@ on_both_backends!(
     api_keys_are_found_by_hash_and_id_until_revoked,
     only_one_first_signing_key_wins,
     exchange_codes_are_spent_once_before_they_expire,
+    users_are_disabled_and_enabled,
     touching_a_session_extends_its_idle_deadline_up_to_absolute,
 );
 
@@ -199,6 +200,16 @@ async fn api_keys_are_found_by_hash_and_id_until_revoked(store: SqlStore) {
     let listed = store.list_api_keys().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].revoked_at, Some(20));
+}
+
+async fn users_are_disabled_and_enabled(store: SqlStore) {
+    store.create_user(&new_user("u1", "a@example.com")).await.unwrap();
+    assert!(store.set_user_disabled("u1", Some(500), 500).await.unwrap());
+    assert_eq!(store.user_by_id("u1").await.unwrap().unwrap().disabled_at, Some(500));
+    assert!(store.set_user_disabled("u1", None, 600).await.unwrap());
+    let user = store.user_by_id("u1").await.unwrap().unwrap();
+    assert_eq!((user.disabled_at, user.updated_at), (None, 600));
+    assert!(!store.set_user_disabled("nobody", Some(1), 1).await.unwrap());
 }
 
 async fn only_one_first_signing_key_wins(store: SqlStore) {
