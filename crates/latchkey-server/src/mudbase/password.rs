@@ -127,14 +127,7 @@ async fn reset(
 ) -> Result<Json<Message>> {
     let JsonBody(body) = body?;
     let password = required(body.password, "password")?;
-    let proof = body.totp_token.as_ref().map(|code| {
-        let code = code.expose_secret();
-        if latchkey_core::recovery::normalize(code).is_some() {
-            ResetProof::RecoveryCode(code)
-        } else {
-            ResetProof::AnyTotp(code)
-        }
-    });
+    let proof = body.totp_token.as_ref().map(|code| ResetProof::Typed(code.expose_secret()));
     password_changes::reset(&state, &token, password, proof, &meta).await.map_err(|error| {
         match error.code {
             ErrorCode::SecondFactorRequired => MudbaseError::new(

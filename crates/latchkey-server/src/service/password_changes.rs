@@ -82,9 +82,9 @@ pub enum ResetProof<'a> {
         factor_id: &'a str,
         code: &'a str,
     },
-    /// A code from whichever of the user's authenticator apps it fits (surfaces that
-    /// name no factor).
-    AnyTotp(&'a str),
+    /// A code typed where a TOTP code or a recovery code may appear (surfaces with one
+    /// field for both), read as every surface reads one: `Proof::typed`.
+    Typed(&'a str),
     RecoveryCode(&'a str),
     /// A passkey's answer to the options [`reset_challenge`] returned.
     Credential {
@@ -199,7 +199,7 @@ pub async fn reset(
             Some(ResetProof::Code { factor_id, code }) => {
                 Proof::Code { factor_id, code, login: Some(binding) }
             }
-            Some(ResetProof::AnyTotp(code)) => Proof::AnyTotp { code },
+            Some(ResetProof::Typed(code)) => Proof::typed(code),
             Some(ResetProof::RecoveryCode(code)) => Proof::RecoveryCode(code),
             Some(ResetProof::Credential { factor_id, credential }) => {
                 Proof::Credential { factor_id, credential, login: Some(binding) }
