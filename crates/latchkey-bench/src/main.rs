@@ -50,6 +50,9 @@ struct Args {
     /// Scenarios to run, comma-separated.
     #[arg(long, default_value = "healthz,verify-ok,verify-bad,setup,login-mfa,passkey-login")]
     scenarios: String,
+    /// Whether the server keeps Prometheus metrics (`off`: to measure their cost).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    metrics: String,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -157,7 +160,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let master_key: String =
         latchkey_server::random::bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
     let port = server::free_port()?;
-    let env = server::environment(work.path(), &database.url, &master_key, port);
+    let mut env = server::environment(work.path(), &database.url, &master_key, port);
+    env.push(("LATCHKEY_METRICS__ENABLED".into(), (args.metrics == "on").to_string()));
     let api_key = server::cli(&binary, &env, &["apikey", "create", "--name", "bench"])?;
     let mut server = Server::start(&binary, &env, port).await?;
     let pid = server.pid();

@@ -11,6 +11,7 @@ pub mod flashback;
 pub mod http;
 pub mod keys;
 pub mod lerian;
+pub mod metrics;
 pub mod mudbase;
 pub mod native;
 pub mod pages;

@@ -5,6 +5,7 @@
 //! Argon2's convenience API does, left the allocator holding on to several of them:
 //! 109 MiB of RSS after ten logins, measured with `latchkey-bench`.)
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +24,8 @@ type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
 
 pub struct PasswordHasher {
     jobs: Mutex<Sender<Job>>,
+    /// Jobs handed to the pool that no thread has started yet.
+    queued: Arc<AtomicUsize>,
     /// A real hash of a random password, verified against when an account has no
     /// password, so that unknown accounts take as long as known ones.
     dummy_hash: String,
@@ -118,7 +121,7 @@ impl PasswordHasher {
         let mut memory = vec![Block::default(); params().block_count()];
         let dummy_hash = hash_with(&mut memory, &random::bytes::<16>())?;
         drop(memory);
-        Ok(Self { jobs: Mutex::new(sender), dummy_hash })
+        Ok(Self { jobs: Mutex::new(sender), queued: Arc::new(AtomicUsize::new(0)), dummy_hash })
     }
 
     /// Runs `task` on a hashing thread and waits for it without blocking the caller's
@@ -128,15 +131,23 @@ impl PasswordHasher {
         task: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let (reply, answer) = oneshot::channel();
+        let queued = Arc::clone(&self.queued);
         let job: Job = Box::new(move |memory| {
+            queued.fetch_sub(1, Ordering::Relaxed);
             let _ = reply.send(task(memory));
         });
+        self.queued.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .lock()
             .map_err(|_| anyhow::anyhow!("the password hashing pool is poisoned"))?
             .send(job)
             .map_err(|_| anyhow::anyhow!("the password hashing pool has stopped"))?;
         Ok(answer.await?)
+    }
+
+    /// Hashes and checks waiting for a free hashing thread now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Hashes a new password, in its NFKC form, into a PHC string.

@@ -19,6 +19,8 @@ use crate::state::AppState;
 
 pub struct Application {
     listener: TcpListener,
+    /// `metrics.listen`'s, when `/metrics` has its own address.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -36,12 +38,25 @@ impl Application {
                 "cannot listen on {listen}; if another program holds the port, choose another with --listen"
             )
         })?;
+        let metrics_listener = match config.metrics.listen.filter(|_| config.metrics.enabled) {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} for metrics (metrics.listen)"))?,
+            ),
+            None => None,
+        };
         let state = AppState::build(config, clock).await?;
-        Ok(Self { listener, state })
+        Ok(Self { listener, metrics_listener, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `/metrics` is served when it has its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -55,7 +70,24 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let purge = tokio::spawn(purge_expired_periodically(self.state.clone(), stop_rx.clone()));
-        let delivery = tokio::spawn(service::outgoing::run(self.state.clone(), stop_rx));
+        let delivery = tokio::spawn(service::outgoing::run(self.state.clone(), stop_rx.clone()));
+        let upkeep = tokio::spawn(metrics_upkeep(self.state.clone(), stop_rx.clone()));
+        let metrics = match self.metrics_listener {
+            Some(listener) => {
+                tracing::info!(address = %listener.local_addr()?, "metrics are served on their own listener");
+                let app = crate::native::metrics::routes().with_state(self.state.clone());
+                let mut stop = stop_rx;
+                Some(tokio::spawn(async move {
+                    let stopped = async move {
+                        let _ = stop.changed().await;
+                    };
+                    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                        tracing::error!(error = %error, "the metrics listener failed");
+                    }
+                }))
+            }
+            None => None,
+        };
         let limits = http::serve::Limits::from_config(
             &self.state.config.http,
             self.state.config.database.max_connections,
@@ -69,6 +101,10 @@ impl Application {
         .await;
         let _ = stop_tx.send(true);
         purge.await.context("the session purge task failed")?;
+        upkeep.await.context("the metrics upkeep task failed")?;
+        if let Some(metrics) = metrics {
+            metrics.await.context("the metrics listener failed")?;
+        }
         delivery.await.context("the delivery task failed")?;
         Ok(())
     }
@@ -93,6 +129,18 @@ async fn purge_expired_periodically(state: AppState, mut stop: watch::Receiver<b
                 Ok(count) => tracing::info!(count, "purged expired sessions, factors and tokens"),
                 Err(error) => tracing::warn!(code = error.code.as_str(), "purging expired records failed"),
             },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// The background task "metrics-upkeep": keeps the metrics registry from growing
+/// between scrapes.
+async fn metrics_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = interval.tick() => state.metrics.upkeep(),
             _ = stop.changed() => break,
         }
     }

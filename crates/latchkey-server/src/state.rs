@@ -13,8 +13,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::keys::{self, MasterKeySource};
+use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
 use crate::service::webauthn::RelyingParty;
+use crate::service::webhooks::Subscriptions;
 use crate::tokens::AccessTokens;
 
 #[derive(Clone)]
@@ -31,6 +33,10 @@ pub struct AppState {
     pub lockout: LockoutPolicy,
     /// The WebAuthn relying party (`webauthn.*`).
     pub webauthn: Arc<RelyingParty>,
+    /// This service's Prometheus registry (`/metrics`).
+    pub metrics: Arc<Metrics>,
+    /// Which webhook endpoints want which events (cached).
+    pub webhooks: Arc<Subscriptions>,
 }
 
 impl AppState {
@@ -85,6 +91,8 @@ impl AppState {
         let lockout = config.lockout_policy();
         let webauthn = RelyingParty::from_config(&config)?;
         Ok(Self {
+            metrics: Arc::new(Metrics::new()),
+            webhooks: Arc::new(Subscriptions::default()),
             webauthn: Arc::new(webauthn),
             totp,
             lockout,

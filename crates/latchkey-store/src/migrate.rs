@@ -49,6 +49,7 @@ const SQLITE: &[Migration] = &[
         name: "account_tokens",
         sql: include_str!("../migrations/sqlite/0011_account_tokens.sql"),
     },
+    Migration { version: 12, name: "webhooks", sql: include_str!("../migrations/sqlite/0012_webhooks.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -86,6 +87,11 @@ const POSTGRES: &[Migration] = &[
         version: 11,
         name: "account_tokens",
         sql: include_str!("../migrations/postgres/0011_account_tokens.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "webhooks",
+        sql: include_str!("../migrations/postgres/0012_webhooks.sql"),
     },
 ];
 

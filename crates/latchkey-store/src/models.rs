@@ -354,6 +354,8 @@ pub enum SendClaim {
 pub enum Channel {
     Email,
     Sms,
+    /// An event for one webhook endpoint.
+    Webhook,
 }
 
 impl Channel {
@@ -361,12 +363,40 @@ impl Channel {
         match self {
             Self::Email => "email",
             Self::Sms => "sms",
+            Self::Webhook => "webhook",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Email, Self::Sms].into_iter().find(|c| c.as_str() == text)
+        [Self::Email, Self::Sms, Self::Webhook].into_iter().find(|c| c.as_str() == text)
     }
+}
+
+/// A webhook endpoint; `secrets` is the sealed JSON list of its signing secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub secrets: StoredSecret,
+    pub created_at: UnixTime,
+}
+
+/// One attempt to deliver an event to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    pub id: String,
+    pub endpoint_id: String,
+    pub message_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    pub attempted_at: UnixTime,
+    /// The endpoint's HTTP status; none when it could not be reached.
+    pub status: Option<i64>,
+    pub error: Option<String>,
 }
 
 /// A message for the delivery queue; its content is sealed.
@@ -400,6 +430,19 @@ pub struct OutboxCounts {
     pub queued: i64,
     pub sent: i64,
     pub failed: i64,
+    /// When the oldest message still waiting to be sent was queued.
+    pub oldest_queued_at: Option<UnixTime>,
+}
+
+/// The connection pool at one moment, and how long taking a connection from it took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolProbe {
+    /// Connections open, in use or idle.
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+    /// How long acquiring one connection took just now.
+    pub acquire: std::time::Duration,
 }
 
 /// Something that happened, for the audit log. Never holds codes or secrets.

@@ -15,6 +15,7 @@ pub trait Store:
     + OrganizationStore
     + DeliveryStore
     + AuditStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -29,6 +30,7 @@ impl<
         + OrganizationStore
         + DeliveryStore
         + AuditStore
+        + WebhookStore
         + Send
         + Sync
         + 'static,
@@ -41,6 +43,8 @@ impl<
 pub trait AccountStore: Send + Sync {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// The pool's connections now, and the time one takes to acquire (for metrics).
+    async fn pool_probe(&self) -> StoreResult<PoolProbe>;
 
     async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
@@ -412,4 +416,21 @@ pub trait AuditStore: Send + Sync {
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Events matching the filter, newest first.
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Webhook endpoints and their delivery attempts.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn create_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+    async fn webhook(&self, id: &str) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Deletes the endpoint and its attempts; false when there was none.
+    async fn delete_webhook(&self, id: &str) -> StoreResult<bool>;
+    /// Replaces the endpoint's sealed secrets; false when there is no such endpoint.
+    async fn set_webhook_secrets(&self, id: &str, secrets: &StoredSecret) -> StoreResult<bool>;
+    async fn record_webhook_attempt(&self, attempt: &WebhookAttempt) -> StoreResult<()>;
+    /// The endpoint's latest attempts, newest first.
+    async fn webhook_attempts(&self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<WebhookAttempt>>;
+    /// Deletes attempts made before `before`.
+    async fn purge_webhook_attempts(&self, before: UnixTime) -> StoreResult<u64>;
 }

@@ -49,6 +49,7 @@ pub struct Config {
     pub web: WebConfig,
     pub prisme: PrismeConfig,
     pub cors: CorsConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -77,6 +78,7 @@ impl Default for Config {
             web: WebConfig::default(),
             prisme: PrismeConfig::default(),
             cors: CorsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -193,6 +195,11 @@ impl Config {
         )?;
         read_secret_file("sms.webhook_secret", &mut self.sms.webhook_secret, &self.sms.webhook_secret_file)?;
         read_secret_file(
+            "metrics.bearer_token",
+            &mut self.metrics.bearer_token,
+            &self.metrics.bearer_token_file,
+        )?;
+        read_secret_file(
             "sms.twilio_auth_token",
             &mut self.sms.twilio_auth_token,
             &self.sms.twilio_auth_token_file,
@@ -246,6 +253,12 @@ impl Config {
             return invalid(&format!(
                 "cors.allowed_origins holds origins like \"https://app.example.com\" (no path): {shown:?}"
             ));
+        }
+        if self.metrics.listen == Some(self.listen) && self.listen.port() != 0 {
+            return invalid("metrics.listen must differ from listen (leave it out to serve /metrics there)");
+        }
+        if self.metrics.bearer_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
+            return invalid("metrics.bearer_token must be at least 16 characters");
         }
         if !(900..=90 * 86_400).contains(&self.prisme.session_ttl_secs) {
             return invalid("prisme.session_ttl_secs must be 900 to 7776000");

@@ -512,6 +512,29 @@ pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all.
+    pub enabled: bool,
+    /// Serve `/metrics` on this address (a private interface, say) instead of on the
+    /// main listener, where it then answers 404.
+    pub listen: Option<std::net::SocketAddr>,
+    /// When set, a scrape must send `Authorization: Bearer <token>` (Prometheus's
+    /// `authorization` or `bearer_token_file`); without it, 401.
+    #[serde(serialize_with = "redact_secret")]
+    pub bearer_token: Option<SecretString>,
+    /// A file holding `bearer_token`.
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: None, bearer_token: None, bearer_token_file: None }
+    }
+}
+
 /// The Prisme.ai surface (`/v2`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

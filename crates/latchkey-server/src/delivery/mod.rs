@@ -52,6 +52,9 @@ impl SendError {
 pub struct Delivery {
     pub mailer: email::Mailer,
     pub sms: sms::SmsSender,
+    /// The client webhooks are posted with (no redirects: a delivery goes where the
+    /// administrator said, or fails).
+    pub http: reqwest::Client,
     wake: Notify,
     sent: AtomicU64,
     failed: AtomicU64,
@@ -70,6 +73,10 @@ impl Delivery {
         Ok(Self {
             mailer: email::Mailer::from_config(config, outbox.clone()).context("configuring email")?,
             sms: sms::SmsSender::from_config(config, outbox).context("configuring SMS")?,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("building the webhook HTTP client")?,
             wake: Notify::new(),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),

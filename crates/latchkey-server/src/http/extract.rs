@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use latchkey_core::crypto::HashPurpose;
@@ -155,6 +155,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 pub struct ClientMeta {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The surface the request came through (`native`, `pages`, `prisme`, ...; see
+    /// `http::surface_of`), for metrics; empty for work no request started.
+    pub surface: &'static str,
 }
 
 /// The load balancers in front of the server (`http.trusted_proxies`), as a request
@@ -186,7 +189,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect());
-        Ok(Self { ip, user_agent })
+        // Nested surfaces see their path without its prefix; the original names it.
+        let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |uri| uri.0.path());
+        Ok(Self { ip, user_agent, surface: crate::http::surface_of(path) })
     }
 }
 

@@ -10,12 +10,14 @@ pub mod extract;
 pub mod openapi;
 pub mod serve;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::BoxError;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
@@ -30,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use self::error::{ApiError, ErrorCode};
 use self::openapi::{Documents, Surface};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{flashback, lerian, mudbase, native, pages, prisme};
 
@@ -41,18 +44,25 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole service: every surface's routes, with its OpenAPI documents served
 /// beside them.
 pub fn router(state: AppState) -> Router {
-    let (router, documents) = surfaces(&state);
-    let router = router
+    let (mut router, documents) = surfaces(&state);
+    if state.config.metrics.enabled && state.config.metrics.listen.is_none() {
+        router = router.merge(native::metrics::routes());
+    }
+    let metrics = Arc::clone(&state.metrics);
+    let mut router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(documents))
-        .layer(Extension(extract::TrustedProxies(std::sync::Arc::new(state.config.trusted_proxies()))));
+        .layer(Extension(extract::TrustedProxies(Arc::new(state.config.trusted_proxies()))));
+    if state.config.metrics.enabled {
+        router = router.layer(middleware::from_fn_with_state(Arc::clone(&metrics), track));
+    }
     let limits = RequestLimits {
         in_flight: state.config.http.max_in_flight_requests,
         timeout: Duration::from_secs(state.config.http.request_timeout_secs),
     };
     let cors = cors_layer(&state.config.cors.allowed_origins);
-    let router = with_layers(router.with_state(state), limits);
+    let router = with_layers(router.with_state(state), limits, metrics);
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -104,21 +114,50 @@ impl Default for RequestLimits {
 
 /// The answer to a request shed because too many are in flight, in the error format
 /// of the surface its path belongs to.
-async fn shed(uri: Uri, _overloaded: BoxError) -> Response {
+async fn shed(metrics: Arc<Metrics>, uri: Uri, _overloaded: BoxError) -> Response {
     tracing::warn!("a request was shed: too many in flight");
+    metrics.http_shed();
     let error = ApiError::overloaded();
     let path = uri.path();
-    if path == "/v2" || path.starts_with("/v2/") {
-        prisme::PrismeError::from(error).into_response()
-    } else if path == "/api" || path.starts_with("/api/") {
-        mudbase::MudbaseError::from(error).into_response()
-    } else if lerian::owns(path) {
-        lerian::LerianError::from(error).in_family(lerian::Family::of_path(path)).into_response()
-    } else if flashback::owns(path) {
-        flashback::FlashbackError::from(error).into_response()
-    } else {
-        error.into_response()
+    match surface_of(path) {
+        "prisme" => prisme::PrismeError::from(error).into_response(),
+        "mudbase" => mudbase::MudbaseError::from(error).into_response(),
+        "lerian" => lerian::LerianError::from(error).in_family(lerian::Family::of_path(path)).into_response(),
+        "flashback" => flashback::FlashbackError::from(error).into_response(),
+        _ => error.into_response(),
     }
+}
+
+/// The surface a request path belongs to: `prisme` (`/v2`), `mudbase` (`/api`),
+/// `lerian`, `flashback`, `pages` (the HTML sign-in and account pages) or `native`
+/// (everything else: `/v1`, the operations endpoints). The one answer to "whose path
+/// is this" for errors made before routing, metrics labels and audit.
+pub fn surface_of(path: &str) -> &'static str {
+    if path == "/v2" || path.starts_with("/v2/") {
+        "prisme"
+    } else if path == "/api" || path.starts_with("/api/") {
+        "mudbase"
+    } else if lerian::owns(path) {
+        "lerian"
+    } else if flashback::owns(path) {
+        "flashback"
+    } else if pages::owns(path) {
+        "pages"
+    } else {
+        "native"
+    }
+}
+
+/// Counts each answered request under its route template (`unmatched` for paths no
+/// route knows, so a scan of random paths cannot grow the label set).
+async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    metrics.http_request(route, method.as_str(), response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Each surface's routes, merged, and the documents that describe them.
@@ -149,7 +188,7 @@ fn surfaces(state: &AppState) -> (Router<AppState>, Documents) {
 }
 
 /// Adds the layers every response passes through, outermost first.
-fn with_layers(router: Router, limits: RequestLimits) -> Router {
+fn with_layers(router: Router, limits: RequestLimits, metrics: Arc<Metrics>) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
             let request_id =
@@ -166,7 +205,7 @@ fn with_layers(router: Router, limits: RequestLimits) -> Router {
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(HandleErrorLayer::new(shed))
+        .layer(HandleErrorLayer::new(move |uri: Uri, error: BoxError| shed(Arc::clone(&metrics), uri, error)))
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(limits.in_flight))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -245,7 +284,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_becomes_a_generic_500_and_the_router_keeps_serving() {
         let routes = Router::new().route("/explode", get(explode)).route("/fine", get(|| async { "ok" }));
-        let router = with_layers(routes, RequestLimits::default());
+        let router = with_layers(routes, RequestLimits::default(), Arc::new(Metrics::new()));
         let (status, body) = call(&router, "/explode").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "internal_error");

@@ -94,6 +94,7 @@ impl Surface {
                 ("factors", "The signed-in user's second factors and recovery codes (Bearer token)."),
                 ("users", "User and factor administration, and sidecar code checks (API key)."),
                 ("audit", "The audit log (API key with `audit:read`)."),
+                ("webhooks", "Signed event deliveries to your endpoints (API key with `admin`)."),
                 ("pages", "The page a magic link opens."),
                 ("operations", "Health, keys and these documents."),
             ],

@@ -11,9 +11,11 @@ mod devices;
 pub mod factors;
 mod introspect;
 mod me;
+pub mod metrics;
 mod ops;
 mod sessions;
 mod users;
+mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -33,4 +35,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(sessions::routes())
         .merge(admin_factors::routes())
         .merge(audit::routes())
+        .merge(webhooks::routes())
 }

@@ -170,10 +170,7 @@ async fn delete_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     admin.require("users:write")?;
-    if !state.store.delete_user(&id).await? {
-        return Err(ErrorCode::UserNotFound.into());
-    }
-    tracing::info!(user_id = %id, api_key = %admin.0.id, "user deleted by an operator");
+    accounts::delete(&state, &id, admin.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -40,6 +40,23 @@ pub fn routes() -> OpenApiRouter<AppState> {
     magic_link::routes()
 }
 
+/// Whether `path` is one of the pages' (for answers made before routing, and metrics).
+pub fn owns(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    path == "/"
+        || matches!(
+            first,
+            "login"
+                | "signup"
+                | "logout"
+                | "account"
+                | "recover"
+                | "reset-password"
+                | "magic-link"
+                | "assets"
+        )
+}
+
 /// The sign-in and account pages, with their style sheet and script.
 pub fn site() -> Router<AppState> {
     Router::new()

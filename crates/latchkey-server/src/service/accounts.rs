@@ -10,6 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::ClientMeta;
 use crate::service::audit::{self, Event};
 use crate::service::login_throttle::{self, Client};
 use crate::state::AppState;
@@ -56,6 +57,7 @@ pub async fn signup(state: &AppState, email: &str, password: SecretString) -> Re
     match state.store.create_user(&user).await {
         Ok(created) => {
             tracing::info!(user_id = %created.id, "account created by sign-up");
+            audit::record(state, Event::new("user.created", &created.id, &ClientMeta::default())).await;
             Ok(())
         }
         Err(StoreError::EmailTaken) => {
@@ -163,7 +165,24 @@ pub async fn create_user(state: &AppState, account: NewAccount) -> Result<User, 
         })
         .await?;
     tracing::info!(user_id = %user.id, "user created by an operator");
+    audit::record(
+        state,
+        Event::new("user.created", &user.id, &ClientMeta::default()).actor(Some("operator".into())),
+    )
+    .await;
     Ok(user)
+}
+
+/// Deletes a user and everything of theirs; audited as `user.deleted` with `actor`.
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+pub async fn delete(state: &AppState, user_id: &str, actor: String) -> Result<(), ApiError> {
+    if !state.store.delete_user(user_id).await? {
+        return Err(ErrorCode::UserNotFound.into());
+    }
+    tracing::info!(%user_id, %actor, "user deleted by an operator");
+    audit::record(state, Event::new("user.deleted", user_id, &ClientMeta::default()).actor(Some(actor)))
+        .await;
+    Ok(())
 }
 
 /// An operator disables a user (no login on any surface; every session ends) or

@@ -6,6 +6,7 @@ use latchkey_store::AuditEvent;
 use uuid::Uuid;
 
 use crate::http::extract::ClientMeta;
+use crate::service::webhooks;
 use crate::state::AppState;
 
 /// An event about to be recorded.
@@ -67,6 +68,11 @@ pub async fn record(state: &AppState, event: Event<'_>) {
         user_agent: event.meta.user_agent.clone(),
         reason: event.reason.map(str::to_owned),
     };
+    state.metrics.audit_event(
+        event.event_type,
+        event.meta.surface,
+        event.factor.map(|(_, kind)| kind.as_str()),
+    );
     tracing::info!(
         event = %record.event_type,
         outcome = %record.outcome,
@@ -77,4 +83,5 @@ pub async fn record(state: &AppState, event: Event<'_>) {
     if let Err(error) = state.store.record_audit_event(&record).await {
         tracing::error!(error = %error, event = %record.event_type, "could not record an audit event");
     }
+    webhooks::publish(state, &record).await;
 }

@@ -165,18 +165,14 @@ pub async fn send_code(
         .await?;
     let issuer = state.config.totp.issuer.as_str();
     let minutes = CODE_TTL_SECS / 60;
-    let (kind, message) = match channel(factor) {
-        Channel::Sms => (
-            "sms_code",
-            templates::code_sms(issuer, destination, &code, minutes, public_host(state).as_deref()),
-        ),
-        Channel::Email => {
-            let purpose = match purpose {
-                ChallengePurpose::Enroll => "confirm this address for two-step sign-in",
-                ChallengePurpose::Login | ChallengePurpose::SignIn => "finish signing in",
-            };
-            ("email_code", templates::code_email(issuer, destination, &code, purpose, minutes))
-        }
+    let (kind, message) = if channel(factor) == Channel::Sms {
+        ("sms_code", templates::code_sms(issuer, destination, &code, minutes, public_host(state).as_deref()))
+    } else {
+        let purpose = match purpose {
+            ChallengePurpose::Enroll => "confirm this address for two-step sign-in",
+            ChallengePurpose::Login | ChallengePurpose::SignIn => "finish signing in",
+        };
+        ("email_code", templates::code_email(issuer, destination, &code, purpose, minutes))
     };
     let message = message.map_err(ApiError::internal)?;
     outgoing::enqueue(state, channel(factor), kind, Some(&factor.user_id), &message).await?;

@@ -25,3 +25,4 @@ pub mod recovery_codes;
 pub mod second_factor;
 pub mod sessions;
 pub mod webauthn;
+pub mod webhooks;

@@ -17,6 +17,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::ClientMeta;
 use crate::keys;
 use crate::service::audit::{self, Event};
+use crate::service::webhooks;
 use crate::state::AppState;
 
 /// The associated data binding a sealed message to its queue row.
@@ -34,10 +35,22 @@ pub async fn enqueue(
     user_id: Option<&str>,
     message: &OutgoingMessage,
 ) -> Result<(), ApiError> {
-    let id = Uuid::now_v7().to_string();
     let payload = Zeroizing::new(serde_json::to_vec(message).map_err(ApiError::internal)?);
+    enqueue_payload(state, channel, kind, user_id, &payload).await
+}
+
+/// Seals `payload` (what the channel's sender reads back) into the queue and wakes the
+/// worker.
+pub async fn enqueue_payload(
+    state: &AppState,
+    channel: Channel,
+    kind: &str,
+    user_id: Option<&str>,
+    payload: &[u8],
+) -> Result<(), ApiError> {
+    let id = Uuid::now_v7().to_string();
     let payload =
-        keys::seal_secret(&state.keys, &payload, &payload_context(&id)).map_err(ApiError::internal)?;
+        keys::seal_secret(&state.keys, payload, &payload_context(&id)).map_err(ApiError::internal)?;
     let now = state.now();
     state
         .store
@@ -58,9 +71,10 @@ pub async fn enqueue(
 }
 
 /// Opens a queued message's sealed content.
-fn open(state: &AppState, message: &QueuedMessage) -> anyhow::Result<OutgoingMessage> {
-    let plain = keys::open_secret(&state.keys, &message.payload, &payload_context(&message.id))?;
-    Ok(serde_json::from_slice(&plain)?)
+fn open(state: &AppState, message: &QueuedMessage) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    Ok(Zeroizing::new(
+        keys::open_secret(&state.keys, &message.payload, &payload_context(&message.id))?.to_vec(),
+    ))
 }
 
 /// Runs until `stop` changes. A message being sent when the signal comes is finished.
@@ -95,6 +109,7 @@ pub async fn deliver_next(state: &AppState) -> Result<bool, StoreError> {
     };
     let outcome = send(state, &message).await;
     state.delivery.count(&outcome);
+    state.metrics.message(message.channel.as_str(), &message.kind, outcome.is_ok());
     let now = state.now();
     match outcome {
         Ok(()) => state.store.message_sent(&message.id, now).await?,
@@ -127,13 +142,20 @@ pub async fn deliver_next(state: &AppState) -> Result<bool, StoreError> {
 }
 
 async fn send(state: &AppState, message: &QueuedMessage) -> Result<(), SendError> {
-    let content = open(state, message).map_err(|e| {
+    let payload = open(state, message).map_err(|e| {
         tracing::error!(message_id = %message.id, error = %e, "a queued message cannot be opened");
         SendError::permanent("the message cannot be opened with this master key")
     })?;
+    let content = || -> Result<OutgoingMessage, SendError> {
+        serde_json::from_slice(&payload).map_err(|_| SendError::permanent("the message cannot be read"))
+    };
     let written = match message.channel {
-        Channel::Email => state.delivery.mailer.send(&message.id, &content).await?,
-        Channel::Sms => state.delivery.sms.send(&message.id, &content, state.now()).await?,
+        Channel::Email => state.delivery.mailer.send(&message.id, &content()?).await?,
+        Channel::Sms => state.delivery.sms.send(&message.id, &content()?, state.now()).await?,
+        Channel::Webhook => {
+            webhooks::deliver(state, message, &payload).await?;
+            None
+        }
     };
     match written {
         Some(path) => tracing::info!(

@@ -241,9 +241,12 @@ pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
     // First-factor counts are forgotten after their window anyway.
     let forget_before = now - state.config.login_throttle.forget_after_secs;
     let logins = state.store.purge_login_throttle(forget_before, now).await?;
+    // Webhook attempts are listed for a month.
+    let attempts = state.store.purge_webhook_attempts(now - 30 * 86_400).await?;
     Ok(state.store.purge_sessions(now).await?
         + state.store.purge_expired_factors(now).await?
         + state.store.purge_account_tokens(now).await?
         + delivery
-        + logins)
+        + logins
+        + attempts)
 }

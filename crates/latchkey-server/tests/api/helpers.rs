@@ -69,6 +69,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://` and the address of `/metrics`' own listener, when it has one.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub state: AppState,
@@ -124,6 +126,7 @@ impl TestApp {
             .await
             .expect("build the application");
         let base = format!("http://{}", app.local_addr().unwrap());
+        let metrics_base = app.metrics_addr().map(|address| format!("http://{address}"));
         let state = app.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
@@ -131,7 +134,17 @@ impl TestApp {
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         startup::install_crypto_provider();
-        Self { base, client, clock, state, db, data_dir, stop: Some(stop), server: Some(server) }
+        Self {
+            base,
+            metrics_base,
+            client,
+            clock,
+            state,
+            db,
+            data_dir,
+            stop: Some(stop),
+            server: Some(server),
+        }
     }
 
     /// Stops the server gracefully and waits for it.

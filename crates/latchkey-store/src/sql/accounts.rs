@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 
 use super::{SqlStore, is_unique_violation, join_list, split_list};
 use crate::{
-    AccountStore, ApiKey, NewApiKey, NewSession, NewUser, RefreshOutcome, RefreshRotation, Session,
-    SigningKeyRecord, StoreError, StoreResult, User,
+    AccountStore, ApiKey, NewApiKey, NewSession, NewUser, PoolProbe, RefreshOutcome, RefreshRotation,
+    Session, SigningKeyRecord, StoreError, StoreResult, User,
 };
 use latchkey_core::UnixTime;
 
@@ -90,6 +90,19 @@ impl AccountStore for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn pool_probe(&self) -> StoreResult<PoolProbe> {
+        let (size, idle) = (self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX));
+        let started = std::time::Instant::now();
+        drop(self.pool.acquire().await?);
+        Ok(PoolProbe {
+            size,
+            idle,
+            max: self.pool.options().get_max_connections(),
+            acquire: started.elapsed(),
+        })
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

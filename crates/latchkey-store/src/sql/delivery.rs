@@ -181,12 +181,18 @@ impl DeliveryStore for SqlStore {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), 0),
                     COALESCE(SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0),
-                    COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0)
+                    COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0),
+                    MIN(CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN created_at END)
              FROM outbox",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(OutboxCounts { queued: row.try_get(0)?, sent: row.try_get(1)?, failed: row.try_get(2)? })
+        Ok(OutboxCounts {
+            queued: row.try_get(0)?,
+            sent: row.try_get(1)?,
+            failed: row.try_get(2)?,
+            oldest_queued_at: row.try_get(3)?,
+        })
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

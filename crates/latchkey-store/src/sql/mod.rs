@@ -24,6 +24,7 @@ mod devices;
 mod factors;
 mod organizations;
 mod throttle;
+mod webhooks;
 
 /// The database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

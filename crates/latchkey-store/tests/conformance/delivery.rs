@@ -100,7 +100,10 @@ async fn messages_are_leased_retried_and_finished(store: SqlStore) {
     assert_eq!((retry.id.as_str(), retry.attempts), ("m1", 2));
     store.message_failed("m1", "connection refused", None, 1011).await.unwrap();
     assert_eq!(store.lease_message(5000, 30).await.unwrap(), None, "given up");
-    assert_eq!(store.outbox_counts().await.unwrap(), OutboxCounts { queued: 0, sent: 1, failed: 1 });
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        OutboxCounts { queued: 0, sent: 1, failed: 1, oldest_queued_at: None }
+    );
 }
 
 async fn a_lapsed_lease_makes_a_message_due_again(store: SqlStore) {
@@ -147,6 +150,9 @@ async fn purge_removes_finished_messages_and_idle_throttles(store: SqlStore) {
     store.claim_send(&[one(b"dest")], 1000).await.unwrap();
     assert_eq!(store.purge_delivery(1000, 999).await.unwrap(), 0);
     assert_eq!(store.purge_delivery(1001, 1000).await.unwrap(), 3);
-    assert_eq!(store.outbox_counts().await.unwrap(), OutboxCounts { queued: 1, sent: 0, failed: 0 });
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        OutboxCounts { queued: 1, sent: 0, failed: 0, oldest_queued_at: Some(1000) }
+    );
     assert_eq!(store.claim_send(&[one(b"dest")], 1001).await.unwrap(), SendClaim::Granted, "forgotten");
 }

@@ -42,3 +42,4 @@ mod devices;
 mod factors;
 mod organizations;
 mod webauthn;
+mod webhooks;
