@@ -68,11 +68,23 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Rotate keys without downtime.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage the endpoints signed events are delivered to.
     Webhook {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// A new token-signing key: published at once, signing from three key refreshes
+    /// later; the old key stays in the key set until every token it signed has expired.
+    RotateSigning,
 }
 
 #[derive(Subcommand)]
@@ -277,6 +289,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => user(open(config).await?, command).await,
         Command::Apikey { command } => apikey(open(config).await?, command).await,
         Command::Webhook { command } => webhook(open(config).await?, command).await,
+        Command::Keys { command: KeysCommand::RotateSigning } => {
+            let state = open(config).await?;
+            let config = &state.config;
+            // Every instance reloads within key_refresh_secs; three of them is the margin.
+            let publish_ahead = 3 * i64::try_from(config.tokens.key_refresh_secs).unwrap_or(60);
+            // The longest a token lives: an access token, or a Prisme.ai session's.
+            let longest = config.tokens.access_ttl_secs.max(config.prisme.session_ttl_secs);
+            let retire_after = longest + publish_ahead + 60;
+            let (kid, signs_from) = crate::keys::rotate_signing_key(
+                state.store.as_ref(),
+                &state.keys,
+                state.now(),
+                publish_ahead,
+                retire_after,
+            )
+            .await?;
+            eprintln!(
+                "new signing key {kid} in {}: published now, signing from {}; the old key stays in the key set until {}",
+                database(&state),
+                rfc3339(signs_from),
+                rfc3339(signs_from + retire_after)
+            );
+            println!("{kid}");
+            Ok(())
+        }
         Command::Audit { command: AuditCommand::Tail { email, limit, json } } => {
             let state = open(config).await?;
             let user_id = match &email {

@@ -121,22 +121,27 @@ fn thumbprint(public_key: &[u8]) -> String {
 }
 
 /// Makes sure the database holds an active signing key (creating one on first start;
-/// when several instances start at once, one key wins) and opens it.
+/// when several instances start at once, one key wins) and opens the one that signs
+/// at `now`: the newest whose `signs_from` has come (a key just rotated in is only
+/// published until then). The public keys are every key not retired.
 pub async fn load_signing_keys(
     store: &dyn Store,
     keys: &ServerKeys,
     now: UnixTime,
 ) -> anyhow::Result<(SigningKey, Vec<PublicKey>)> {
-    if !store.signing_keys().await?.iter().any(|k| k.active) {
+    if !store.signing_keys(now).await?.iter().any(|k| k.active) {
         let candidate = generate_signing_key(keys, now)?;
         if store.insert_first_signing_key(&candidate).await? {
             tracing::info!(kid = %candidate.kid, "created the token-signing key");
         }
     }
-    let records = store.signing_keys().await?;
-    let Some(active) = records.iter().find(|k| k.active) else {
-        bail!("no active signing key in the database")
-    };
+    let records = store.signing_keys(now).await?;
+    let signing = records
+        .iter()
+        .filter(|k| k.signs_from <= now)
+        .max_by_key(|k| (k.signs_from, k.active))
+        .or_else(|| records.iter().find(|k| k.active));
+    let Some(active) = signing else { bail!("no active signing key in the database") };
     let nonce: [u8; NONCE_LEN] = active
         .nonce
         .as_slice()
@@ -152,6 +157,24 @@ pub async fn load_signing_keys(
     let public =
         records.iter().map(|k| PublicKey { kid: k.kid.clone(), public_key: k.public_key.clone() }).collect();
     Ok((signing, public))
+}
+
+/// A new signing key, published at once (in the key set every instance reloads within
+/// `tokens.key_refresh_secs`) and signing from `now + publish_ahead_secs`, so that no
+/// instance sees a token under a key it does not know yet. The key it replaces stays
+/// in the key set until `retire_after_secs` after that, when every token it signed has
+/// expired. Returns the new key's id and when it starts signing.
+pub async fn rotate_signing_key(
+    store: &dyn Store,
+    keys: &ServerKeys,
+    now: UnixTime,
+    publish_ahead_secs: i64,
+    retire_after_secs: i64,
+) -> anyhow::Result<(String, UnixTime)> {
+    let mut record = generate_signing_key(keys, now)?;
+    record.signs_from = now + publish_ahead_secs;
+    store.rotate_signing_key(&record, record.signs_from + retire_after_secs).await?;
+    Ok((record.kid, record.signs_from))
 }
 
 fn generate_signing_key(keys: &ServerKeys, now: UnixTime) -> anyhow::Result<SigningKeyRecord> {
@@ -177,5 +200,7 @@ fn generate_signing_key(keys: &ServerKeys, now: UnixTime) -> anyhow::Result<Sign
         master_key_id: sealed.key_id,
         active: true,
         created_at: now,
+        signs_from: now,
+        retired_at: None,
     })
 }

@@ -72,10 +72,11 @@ impl Application {
         let purge = tokio::spawn(purge_expired_periodically(self.state.clone(), stop_rx.clone()));
         let delivery = tokio::spawn(service::outgoing::run(self.state.clone(), stop_rx.clone()));
         let upkeep = tokio::spawn(metrics_upkeep(self.state.clone(), stop_rx.clone()));
+        let key_refresh = tokio::spawn(refresh_signing_keys(self.state.clone(), stop_rx.clone()));
         let metrics = match self.metrics_listener {
             Some(listener) => {
                 tracing::info!(address = %listener.local_addr()?, "metrics are served on their own listener");
-                let app = crate::native::metrics::routes().with_state(self.state.clone());
+                let app = crate::native::metrics::own_listener().with_state(self.state.clone());
                 let mut stop = stop_rx;
                 Some(tokio::spawn(async move {
                     let stopped = async move {
@@ -102,6 +103,7 @@ impl Application {
         let _ = stop_tx.send(true);
         purge.await.context("the session purge task failed")?;
         upkeep.await.context("the metrics upkeep task failed")?;
+        key_refresh.await.context("the key refresh task failed")?;
         if let Some(metrics) = metrics {
             metrics.await.context("the metrics listener failed")?;
         }
@@ -141,6 +143,28 @@ async fn metrics_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = interval.tick() => state.metrics.upkeep(),
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// The background task "key-refresh": reloads the signing keys every
+/// `tokens.key_refresh_secs`, so a rotation (`latchkey keys rotate-signing`) reaches
+/// this instance without a restart: the new key verifies at once and signs from its
+/// `signs_from`; a retired key leaves the key set.
+async fn refresh_signing_keys(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(state.config.tokens.key_refresh_secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                let loaded = crate::keys::load_signing_keys(state.store.as_ref(), &state.keys, state.now()).await;
+                match loaded.and_then(|(signing, public)| state.tokens.replace_keys(&signing, &public)) {
+                    Ok(true) => tracing::info!(kid = %state.tokens.signing_kid(), "signing keys reloaded"),
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(error = %error, "the signing keys could not be reloaded"),
+                }
+            }
             _ = stop.changed() => break,
         }
     }

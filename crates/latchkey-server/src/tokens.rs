@@ -1,6 +1,7 @@
 //! Access tokens (EdDSA JWTs) and refresh tokens (opaque, stored as keyed hashes).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -54,16 +55,42 @@ pub enum TokenError {
     Expired,
 }
 
-/// Signs and verifies access tokens.
+/// Signs and verifies access tokens. The keys can be swapped while serving
+/// ([`replace_keys`](Self::replace_keys)), so a signing-key rotation needs no restart.
 pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    keys: RwLock<Arc<Keyring>>,
+    validation: Validation,
+}
+
+/// The key that signs, and every key that verifies with the key set published.
+struct Keyring {
     kid: String,
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
-    jwks: Value,
-    validation: Validation,
+    jwks: Arc<Value>,
+}
+
+impl Keyring {
+    fn new(signing: &SigningKey, public: &[PublicKey]) -> anyhow::Result<Self> {
+        let mut decoding = HashMap::new();
+        let mut jwks = Vec::new();
+        for key in public {
+            let x = URL_SAFE_NO_PAD.encode(&key.public_key);
+            decoding.insert(key.kid.clone(), DecodingKey::from_ed_components(&x)?);
+            jwks.push(json!({
+                "kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.kid, "alg": SIGNING_ALGORITHM, "use": "sig"
+            }));
+        }
+        Ok(Self {
+            kid: signing.kid.clone(),
+            encoding: EncodingKey::from_ed_der(&signing.pkcs8),
+            decoding,
+            jwks: Arc::new(json!({ "keys": jwks })),
+        })
+    }
 }
 
 impl AccessTokens {
@@ -74,15 +101,6 @@ impl AccessTokens {
         signing: &SigningKey,
         public: &[PublicKey],
     ) -> anyhow::Result<Self> {
-        let mut decoding = HashMap::new();
-        let mut jwks = Vec::new();
-        for key in public {
-            let x = URL_SAFE_NO_PAD.encode(&key.public_key);
-            decoding.insert(key.kid.clone(), DecodingKey::from_ed_components(&x)?);
-            jwks.push(json!({
-                "kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.kid, "alg": SIGNING_ALGORITHM, "use": "sig"
-            }));
-        }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[issuer]);
@@ -93,12 +111,34 @@ impl AccessTokens {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs,
-            kid: signing.kid.clone(),
-            encoding: EncodingKey::from_ed_der(&signing.pkcs8),
-            decoding,
-            jwks: json!({ "keys": jwks }),
+            keys: RwLock::new(Arc::new(Keyring::new(signing, public)?)),
             validation,
         })
+    }
+
+    fn keyring(&self) -> Arc<Keyring> {
+        // A poisoned lock still holds a complete keyring: it is only ever replaced whole.
+        Arc::clone(&self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Signs with `signing` from now on and verifies with `public`; false when these
+    /// are the keys already in use.
+    pub fn replace_keys(&self, signing: &SigningKey, public: &[PublicKey]) -> anyhow::Result<bool> {
+        let current = self.keyring();
+        let same = current.kid == signing.kid
+            && current.decoding.len() == public.len()
+            && public.iter().all(|k| current.decoding.contains_key(&k.kid));
+        if same {
+            return Ok(false);
+        }
+        let next = Arc::new(Keyring::new(signing, public)?);
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok(true)
+    }
+
+    /// The id of the key that signs now.
+    pub fn signing_kid(&self) -> String {
+        self.keyring().kid.clone()
     }
 
     pub fn ttl_secs(&self) -> i64 {
@@ -106,8 +146,8 @@ impl AccessTokens {
     }
 
     /// The JSON Web Key Set of the verification keys.
-    pub fn jwks(&self) -> &Value {
-        &self.jwks
+    pub fn jwks(&self) -> Arc<Value> {
+        Arc::clone(&self.keyring().jwks)
     }
 
     /// Issues an access token for `session`, good for the configured lifetime.
@@ -129,9 +169,10 @@ impl AccessTokens {
             amr: session.amr.clone(),
             jti: URL_SAFE_NO_PAD.encode(random::bytes::<16>()),
         };
+        let keys = self.keyring();
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+        header.kid = Some(keys.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &keys.encoding)?)
     }
 
     /// Checks signature, algorithm, issuer, audience and expiry. The caller must still
@@ -156,9 +197,10 @@ impl AccessTokens {
             client_id: client_id.to_owned(),
             jti: URL_SAFE_NO_PAD.encode(random::bytes::<16>()),
         };
+        let keys = self.keyring();
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+        header.kid = Some(keys.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &keys.encoding)?)
     }
 
     /// [`verify`](Self::verify) for a client's token. The caller must still check that
@@ -173,7 +215,8 @@ impl AccessTokens {
 
     fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or(TokenError::Invalid)?;
+        let keys = self.keyring();
+        let key = header.kid.as_deref().and_then(|kid| keys.decoding.get(kid)).ok_or(TokenError::Invalid)?;
         let data =
             jsonwebtoken::decode::<T>(token, key, &self.validation).map_err(|_| TokenError::Invalid)?;
         Ok(data.claims)

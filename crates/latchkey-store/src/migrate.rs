@@ -50,6 +50,11 @@ const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0011_account_tokens.sql"),
     },
     Migration { version: 12, name: "webhooks", sql: include_str!("../migrations/sqlite/0012_webhooks.sql") },
+    Migration {
+        version: 13,
+        name: "signing_key_rotation",
+        sql: include_str!("../migrations/sqlite/0013_signing_key_rotation.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -92,6 +97,11 @@ const POSTGRES: &[Migration] = &[
         version: 12,
         name: "webhooks",
         sql: include_str!("../migrations/postgres/0012_webhooks.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "signing_key_rotation",
+        sql: include_str!("../migrations/postgres/0013_signing_key_rotation.sql"),
     },
 ];
 

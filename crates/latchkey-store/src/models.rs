@@ -104,8 +104,13 @@ pub struct SigningKeyRecord {
     pub sealed_private: Vec<u8>,
     pub nonce: Vec<u8>,
     pub master_key_id: String,
+    /// The newest key: the one that signs from `signs_from` on.
     pub active: bool,
     pub created_at: UnixTime,
+    /// When it starts signing (a rotated-in key is published a little before).
+    pub signs_from: UnixTime,
+    /// When it leaves the key set (a rotated-out key, once its tokens have expired).
+    pub retired_at: Option<UnixTime>,
 }
 
 /// A secret sealed under the master key (see `latchkey_core::crypto::Sealed`).

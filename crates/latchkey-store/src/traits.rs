@@ -120,8 +120,11 @@ pub trait AccountStore: Send + Sync {
     /// Stores `key` as the active signing key unless another key is already active;
     /// returns whether it was stored.
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
-    /// All signing keys that are not retired, the active one first.
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Makes `key` the active signing key (signing from its `signs_from`); the key it
+    /// replaces stays in the key set until `retire_at`. One transaction.
+    async fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_at: UnixTime) -> StoreResult<()>;
+    /// All signing keys not retired at `now`, the active one first.
+    async fn signing_keys(&self, now: UnixTime) -> StoreResult<Vec<SigningKeyRecord>>;
 }
 
 /// Tokens and codes that change an account: password resets, recovery links and

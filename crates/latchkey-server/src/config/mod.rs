@@ -227,6 +227,9 @@ impl Config {
         if !(60..=86_400).contains(&self.tokens.access_ttl_secs) {
             return invalid("tokens.access_ttl_secs must be between 60 and 86400");
         }
+        if !(1..=60).contains(&self.tokens.key_refresh_secs) {
+            return invalid("tokens.key_refresh_secs must be between 1 and 60");
+        }
         if self.tokens.audience.is_empty() {
             return invalid("tokens.audience must not be empty");
         }

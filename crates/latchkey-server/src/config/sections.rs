@@ -81,6 +81,9 @@ pub struct TokensConfig {
     pub audience: String,
     /// Lifetime of access tokens in seconds.
     pub access_ttl_secs: i64,
+    /// How often each instance reloads the signing keys from the database, so a
+    /// rotation reaches it without a restart.
+    pub key_refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -110,7 +113,7 @@ impl Default for DatabaseConfig {
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        Self { audience: "latchkey".into(), access_ttl_secs: 15 * 60 }
+        Self { audience: "latchkey".into(), access_ttl_secs: 15 * 60, key_refresh_secs: 5 }
     }
 }
 

@@ -44,10 +44,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole service: every surface's routes, with its OpenAPI documents served
 /// beside them.
 pub fn router(state: AppState) -> Router {
-    let (mut router, documents) = surfaces(&state);
-    if state.config.metrics.enabled && state.config.metrics.listen.is_none() {
-        router = router.merge(native::metrics::routes());
-    }
+    let (router, documents) = surfaces(&state);
     let metrics = Arc::clone(&state.metrics);
     let mut router = router
         .fallback(not_found)

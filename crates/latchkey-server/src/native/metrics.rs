@@ -3,22 +3,52 @@
 //! part of the JSON API's documents. Optionally behind a bearer token
 //! (`metrics.bearer_token`); served on the main listener, or alone on `metrics.listen`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::{Extension, Router};
 use latchkey_core::crypto::constant_time_eq;
 use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::metrics::Gauges;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
-async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Marks requests that came through `metrics.listen`'s own listener.
+#[derive(Clone, Copy)]
+struct OwnListener;
+
+/// The router of `metrics.listen`'s listener: `/metrics` alone.
+pub fn own_listener() -> Router<AppState> {
+    let (router, _) = routes().split_for_parts();
+    router.layer(Extension(OwnListener))
+}
+
+/// Prometheus metrics in the text exposition format (see docs/OPERATIONS.md). On the
+/// main listener unless `metrics.listen` moves it (then 404 here); `401` without the
+/// bearer token when `metrics.bearer_token` is set.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain", body = String),
+        (status = 401, description = "`metrics.bearer_token` is set and was not sent."),
+        (status = 404, description = "Metrics are off, or served on `metrics.listen`.", body = ErrorBody),
+    ))]
+async fn metrics(
+    State(state): State<AppState>,
+    own: Option<Extension<OwnListener>>,
+    headers: HeaderMap,
+) -> Response {
+    let config = &state.config.metrics;
+    if own.is_none() && (!config.enabled || config.listen.is_some()) {
+        return ApiError::new(ErrorCode::NotFound).into_response();
+    }
     if let Some(token) = &state.config.metrics.bearer_token {
         let sent = headers
             .get(header::AUTHORIZATION)

@@ -35,5 +35,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(sessions::routes())
         .merge(admin_factors::routes())
         .merge(audit::routes())
+        .merge(metrics::routes())
         .merge(webhooks::routes())
 }

@@ -69,7 +69,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
     responses((status = 200, description = "The key set.", body = Object)))]
 async fn jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(state.tokens.jwks().clone())
+    Json(state.tokens.jwks().as_ref().clone())
 }
 
 fn document(documents: &Documents, surface: Surface) -> Response {

@@ -18,10 +18,10 @@ use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(remove))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(attempts))
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(remove_webhook))
+        .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(webhook_attempts))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -76,7 +76,7 @@ struct CreatedEndpoint {
         (status = 201, description = "Registered.", body = CreatedEndpoint),
         (status = 403, description = "The key lacks `admin`.", body = ErrorBody),
     ))]
-async fn create(
+async fn create_webhook(
     State(state): State<AppState>,
     admin: AdminKey,
     JsonBody(body): JsonBody<CreateEndpoint>,
@@ -98,7 +98,10 @@ struct EndpointList {
         (status = 200, description = "The endpoints.", body = EndpointList),
         (status = 403, description = "The key lacks `admin`.", body = ErrorBody),
     ))]
-async fn list(State(state): State<AppState>, admin: AdminKey) -> Result<Json<EndpointList>, ApiError> {
+async fn list_webhooks(
+    State(state): State<AppState>,
+    admin: AdminKey,
+) -> Result<Json<EndpointList>, ApiError> {
     admin.require("admin")?;
     let webhooks = webhooks::list(&state).await?.into_iter().map(EndpointView::from).collect();
     Ok(Json(EndpointList { webhooks }))
@@ -113,7 +116,7 @@ async fn list(State(state): State<AppState>, admin: AdminKey) -> Result<Json<End
         (status = 403, description = "The key lacks `admin`.", body = ErrorBody),
         (status = 404, description = "No endpoint has this id.", body = ErrorBody),
     ))]
-async fn remove(
+async fn remove_webhook(
     State(state): State<AppState>,
     admin: AdminKey,
     Path(id): Path<String>,
@@ -140,7 +143,7 @@ struct NewSecret {
         (status = 403, description = "The key lacks `admin`.", body = ErrorBody),
         (status = 404, description = "No endpoint has this id.", body = ErrorBody),
     ))]
-async fn rotate_secret(
+async fn rotate_webhook_secret(
     State(state): State<AppState>,
     admin: AdminKey,
     Path(id): Path<String>,
@@ -203,7 +206,7 @@ struct AttemptList {
         (status = 403, description = "The key lacks `admin`.", body = ErrorBody),
         (status = 404, description = "No endpoint has this id.", body = ErrorBody),
     ))]
-async fn attempts(
+async fn webhook_attempts(
     State(state): State<AppState>,
     admin: AdminKey,
     Path(id): Path<String>,

@@ -16,6 +16,7 @@ mod factors;
 mod flashback;
 mod input;
 mod integration;
+mod keys;
 mod lerian;
 mod lifecycle;
 mod login_throttle;

@@ -30,7 +30,8 @@ macro_rules! api_key_columns {
 }
 macro_rules! signing_key_columns {
     () => {
-        "kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot, created_at"
+        "kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot, created_at, signs_from,
+         retired_at"
     };
 }
 
@@ -81,6 +82,8 @@ fn signing_key_from_row(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
         master_key_id: row.try_get("master_key_id")?,
         active: row.try_get::<Option<i64>, _>("active_slot")?.is_some(),
         created_at: row.try_get("created_at")?,
+        signs_from: row.try_get("signs_from")?,
+        retired_at: row.try_get("retired_at")?,
     })
 }
 
@@ -496,8 +499,9 @@ impl AccountStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
         let result = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot,
+                 created_at, signs_from)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) ON CONFLICT DO NOTHING",
         )
         .bind(&key.kid)
         .bind(&key.algorithm)
@@ -512,13 +516,40 @@ impl AccountStore for SqlStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+    async fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_at: UnixTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET active_slot = NULL, retired_at = $1 WHERE active_slot = 1")
+            .bind(retire_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot,
+                 created_at, signs_from)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(key.public_key.clone())
+        .bind(key.sealed_private.clone())
+        .bind(key.nonce.clone())
+        .bind(&key.master_key_id)
+        .bind(key.created_at)
+        .bind(key.signs_from)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn signing_keys(&self, now: UnixTime) -> StoreResult<Vec<SigningKeyRecord>> {
         sqlx::query(concat!(
             "SELECT ",
             signing_key_columns!(),
-            " FROM signing_keys WHERE retired_at IS NULL
+            " FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1
              ORDER BY CASE WHEN active_slot = 1 THEN 0 ELSE 1 END, created_at DESC"
         ))
+        .bind(now)
         .fetch_all(&self.pool)
         .await?
         .iter()

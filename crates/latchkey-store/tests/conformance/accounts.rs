@@ -222,6 +222,8 @@ async fn only_one_first_signing_key_wins(store: SqlStore) {
         master_key_id: "mk".into(),
         active: true,
         created_at: 1,
+        signs_from: 1,
+        retired_at: None,
     };
     let attempts: Vec<_> = ["a", "b", "c", "d"]
         .into_iter()
@@ -236,10 +238,30 @@ async fn only_one_first_signing_key_wins(store: SqlStore) {
         winners += usize::from(attempt.await.unwrap());
     }
     assert_eq!(winners, 1);
-    let keys = store.signing_keys().await.unwrap();
+    let keys = store.signing_keys(1).await.unwrap();
     assert_eq!(keys.len(), 1);
     assert!(keys[0].active);
     assert_eq!(keys[0].public_key, vec![1; 32]);
+
+    // A rotation: the new key is active (signing from 120); the old one is listed until
+    // it retires at 1000.
+    let first = keys[0].kid.clone();
+    let next = SigningKeyRecord {
+        kid: "next".into(),
+        public_key: vec![4; 32],
+        created_at: 100,
+        signs_from: 120,
+        ..key("next")
+    };
+    store.rotate_signing_key(&next, 1000).await.unwrap();
+    let keys = store.signing_keys(999).await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| (k.kid.as_str(), k.active)).collect::<Vec<_>>(),
+        [("next", true), (first.as_str(), false)]
+    );
+    assert_eq!((keys[0].signs_from, keys[1].retired_at), (120, Some(1000)));
+    let keys = store.signing_keys(1000).await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["next"], "retired");
 }
 
 async fn sessions_can_be_elevated_and_others_revoked(store: SqlStore) {
