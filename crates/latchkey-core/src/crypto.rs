@@ -66,6 +66,7 @@ impl MasterKey {
             key_id: encode_hex(&id_bytes[..8]),
             sealing: SealingKey(derive(b"latchkey/v1/sealing")),
             hashing: HashKey(derive(b"latchkey/v1/hashing")),
+            accepted: Vec::new(),
         }
     }
 }
@@ -87,6 +88,29 @@ pub struct ServerKeys {
     pub key_id: String,
     pub sealing: SealingKey,
     pub hashing: HashKey,
+    /// Other master keys' sealing keys, by key id: values they sealed still open
+    /// ([`ServerKeys::open`]), nothing new is sealed with them (a master-key rotation).
+    pub accepted: Vec<(String, SealingKey)>,
+}
+
+impl ServerKeys {
+    /// Also opens what `other` sealed.
+    pub fn accepting(mut self, other: &MasterKey) -> Self {
+        let other = other.derive();
+        if other.key_id != self.key_id {
+            self.accepted.push((other.key_id.clone(), SealingKey(other.sealing.0)));
+        }
+        self
+    }
+
+    /// Opens `sealed` with whichever known key sealed it: this master key's, or an
+    /// accepted one's.
+    pub fn open(&self, sealed: &Sealed, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        match self.accepted.iter().find(|(id, _)| *id == sealed.key_id) {
+            Some((id, key)) => key.open(id, sealed, context),
+            None => self.sealing.open(&self.key_id, sealed, context),
+        }
+    }
 }
 
 /// A value sealed with AES-256-GCM, with the id of the master key that sealed it.
@@ -196,6 +220,16 @@ impl HashPurpose {
 }
 
 impl HashKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key itself, to be stored sealed (so keyed hashes outlive a master-key
+    /// rotation).
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0)
+    }
+
     pub fn hash(&self, purpose: HashPurpose, value: &[u8]) -> [u8; 32] {
         hmac_sha256(&self.0, &[purpose.label(), &[0], value])
     }

@@ -85,6 +85,17 @@ enum KeysCommand {
     /// A new token-signing key: published at once, signing from three key refreshes
     /// later; the old key stays in the key set until every token it signed has expired.
     RotateSigning,
+    /// Re-seal every sealed value under a new master key, in batches, while the
+    /// service runs; resumable. Run it with the current master key configured, after
+    /// giving every instance the new one as keys.accepted_master_key.
+    RotateMaster {
+        /// A file holding the new master key (64 hex digits or base64).
+        #[arg(long)]
+        new_key_file: PathBuf,
+        /// Values re-sealed per batch.
+        #[arg(long, default_value_t = 200)]
+        batch: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -289,6 +300,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => user(open(config).await?, command).await,
         Command::Apikey { command } => apikey(open(config).await?, command).await,
         Command::Webhook { command } => webhook(open(config).await?, command).await,
+        Command::Keys { command: KeysCommand::RotateMaster { new_key_file, batch } } => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&new_key_file)
+                    .with_context(|| format!("reading {}", new_key_file.display()))?,
+            );
+            let new = latchkey_core::crypto::MasterKey::parse(&text).map_err(|_| {
+                anyhow::anyhow!("{} must hold 32 bytes as 64 hex digits or base64", new_key_file.display())
+            })?;
+            let state = open(config).await?;
+            let report = crate::service::rotation::rotate_master(&state, &new, batch).await?;
+            let mut failed = 0;
+            for table in &report {
+                println!(
+                    "{:<20} {:>8} re-sealed {:>6} left",
+                    table.table.as_str(),
+                    table.resealed,
+                    table.failed
+                );
+                failed += table.failed;
+            }
+            eprintln!(
+                "every sealed value in {} is now under the new master key (id {}){}",
+                database(&state),
+                new.derive().key_id,
+                if failed > 0 {
+                    format!(", but {failed} opened with neither key and were left")
+                } else {
+                    String::new()
+                }
+            );
+            if failed > 0 {
+                bail!("{failed} sealed values could not be re-sealed");
+            }
+            Ok(())
+        }
         Command::Keys { command: KeysCommand::RotateSigning } => {
             let state = open(config).await?;
             let config = &state.config;

@@ -107,10 +107,10 @@ pub fn open_secret(
         .try_into()
         .map_err(|_| anyhow::anyhow!("a sealed value has a bad nonce length"))?;
     let sealed = Sealed { key_id: stored.key_id.clone(), nonce, ciphertext: stored.sealed.clone() };
-    Ok(keys.sealing.open(&keys.key_id, &sealed, context)?)
+    Ok(keys.open(&sealed, context)?)
 }
 
-fn sealing_context(kid: &str) -> Vec<u8> {
+pub(crate) fn sealing_context(kid: &str) -> Vec<u8> {
     format!("signing-key:{kid}").into_bytes()
 }
 
@@ -150,8 +150,7 @@ pub async fn load_signing_keys(
     let sealed =
         Sealed { key_id: active.master_key_id.clone(), nonce, ciphertext: active.sealed_private.clone() };
     let pkcs8 = keys
-        .sealing
-        .open(&keys.key_id, &sealed, &sealing_context(&active.kid))
+        .open(&sealed, &sealing_context(&active.kid))
         .context("cannot open the token-signing key: every instance must use the same master key")?;
     let signing = SigningKey { kid: active.kid.clone(), pkcs8, public_key: active.public_key.clone() };
     let public =

@@ -8,6 +8,7 @@ use latchkey_core::lockout::LockoutPolicy;
 use latchkey_core::session::SessionPolicy;
 use latchkey_core::totp;
 use latchkey_store::{Backend, ConnectOptions, SqlStore, Store};
+use secrecy::ExposeSecret;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -72,7 +73,15 @@ impl AppState {
             restrict_sqlite_files(&url)?;
         }
         store.migrate(clock.now()).await.context("migrating the database")?;
-        let keys = master.derive();
+        let mut keys = master.derive();
+        if let Some(other) = &config.keys.accepted_master_key {
+            let other = latchkey_core::crypto::MasterKey::parse(other.expose_secret())
+                .context("keys.accepted_master_key")?;
+            keys = keys.accepting(&other);
+        }
+        if let Some(hashing) = crate::service::rotation::stored_hashing_key(&store, &keys).await? {
+            keys.hashing = hashing;
+        }
         let (signing, public) = keys::load_signing_keys(&store, &keys, clock.now()).await?;
         let tokens = AccessTokens::new(
             config.public_base(),

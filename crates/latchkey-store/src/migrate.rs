@@ -55,6 +55,11 @@ const SQLITE: &[Migration] = &[
         name: "signing_key_rotation",
         sql: include_str!("../migrations/sqlite/0013_signing_key_rotation.sql"),
     },
+    Migration {
+        version: 14,
+        name: "server_secrets",
+        sql: include_str!("../migrations/sqlite/0014_server_secrets.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -102,6 +107,11 @@ const POSTGRES: &[Migration] = &[
         version: 13,
         name: "signing_key_rotation",
         sql: include_str!("../migrations/postgres/0013_signing_key_rotation.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "server_secrets",
+        sql: include_str!("../migrations/postgres/0014_server_secrets.sql"),
     },
 ];
 

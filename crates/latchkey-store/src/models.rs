@@ -636,3 +636,55 @@ pub struct AddressChanged {
     pub old: Option<String>,
     pub moved_factors: u64,
 }
+
+/// The tables that hold values sealed under the master key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedTable {
+    /// TOTP secrets and WebAuthn credentials.
+    Factors,
+    /// Queued email, SMS and webhook messages.
+    Outbox,
+    /// WebAuthn ceremonies in progress.
+    Ceremonies,
+    /// Token-signing keys.
+    SigningKeys,
+    /// Webhook endpoints' secrets.
+    Webhooks,
+    /// The service's own secrets (the hashing key).
+    ServerSecrets,
+}
+
+impl SealedTable {
+    pub const ALL: [Self; 6] = [
+        Self::ServerSecrets,
+        Self::SigningKeys,
+        Self::Factors,
+        Self::Webhooks,
+        Self::Outbox,
+        Self::Ceremonies,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Factors => "factors",
+            Self::Outbox => "outbox",
+            Self::Ceremonies => "webauthn_ceremonies",
+            Self::SigningKeys => "signing_keys",
+            Self::Webhooks => "webhook_endpoints",
+            Self::ServerSecrets => "server_secrets",
+        }
+    }
+}
+
+/// One sealed value, with what its context (associated data) is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub table: SealedTable,
+    /// The row's key (text keys as their bytes).
+    pub id: Vec<u8>,
+    /// The owning user, where the context names one.
+    pub user_id: Option<String>,
+    /// The factor type or the ceremony purpose, where the context depends on it.
+    pub kind: Option<String>,
+    pub secret: StoredSecret,
+}

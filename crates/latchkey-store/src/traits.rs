@@ -16,6 +16,7 @@ pub trait Store:
     + DeliveryStore
     + AuditStore
     + WebhookStore
+    + KeyStore
     + Send
     + Sync
     + 'static
@@ -31,6 +32,7 @@ impl<
         + DeliveryStore
         + AuditStore
         + WebhookStore
+        + KeyStore
         + Send
         + Sync
         + 'static,
@@ -436,4 +438,28 @@ pub trait WebhookStore: Send + Sync {
     async fn webhook_attempts(&self, endpoint_id: &str, limit: u32) -> StoreResult<Vec<WebhookAttempt>>;
     /// Deletes attempts made before `before`.
     async fn purge_webhook_attempts(&self, before: UnixTime) -> StoreResult<u64>;
+}
+
+/// The service's own sealed secrets, and re-sealing every sealed value under a new
+/// master key.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn server_secret(&self, name: &str) -> StoreResult<Option<StoredSecret>>;
+    /// Stores `secret` under `name` unless one is there; false when one was.
+    async fn insert_server_secret(
+        &self,
+        name: &str,
+        secret: &StoredSecret,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` values of `table` not sealed under `key_id`.
+    async fn sealed_values(
+        &self,
+        table: SealedTable,
+        key_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedValue>>;
+    /// Replaces `value`'s sealed secret with `resealed`, unless the row changed since
+    /// it was read (then false: a later pass finds it again).
+    async fn reseal(&self, value: &SealedValue, resealed: &StoredSecret) -> StoreResult<bool>;
 }

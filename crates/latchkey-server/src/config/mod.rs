@@ -189,6 +189,11 @@ impl Config {
     fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
         read_secret_file("keys.master_key", &mut self.keys.master_key, &self.keys.master_key_file)?;
         read_secret_file(
+            "keys.accepted_master_key",
+            &mut self.keys.accepted_master_key,
+            &self.keys.accepted_master_key_file,
+        )?;
+        read_secret_file(
             "email.smtp_password",
             &mut self.email.smtp_password,
             &self.email.smtp_password_file,
@@ -214,6 +219,11 @@ impl Config {
             && latchkey_core::crypto::MasterKey::parse(key.expose_secret()).is_err()
         {
             return invalid("keys.master_key must be 32 bytes, as 64 hex digits or base64");
+        }
+        if let Some(key) = &self.keys.accepted_master_key
+            && latchkey_core::crypto::MasterKey::parse(key.expose_secret()).is_err()
+        {
+            return invalid("keys.accepted_master_key must be 32 bytes, as 64 hex digits or base64");
         }
         if !is_http_url(&self.public_url) {
             return invalid("public_url must start with http:// or https://");

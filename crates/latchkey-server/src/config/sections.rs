@@ -72,6 +72,11 @@ pub struct KeysConfig {
     #[serde(serialize_with = "redact_secret")]
     pub master_key: Option<SecretString>,
     pub master_key_file: Option<PathBuf>,
+    /// Another master key whose sealed values are opened but never made: set on every
+    /// instance during a master-key rotation (docs/OPERATIONS.md).
+    #[serde(serialize_with = "redact_secret")]
+    pub accepted_master_key: Option<SecretString>,
+    pub accepted_master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -22,6 +22,7 @@ pub mod password_changes;
 pub mod reauth;
 pub mod recovery;
 pub mod recovery_codes;
+pub mod rotation;
 pub mod second_factor;
 pub mod sessions;
 pub mod webauthn;

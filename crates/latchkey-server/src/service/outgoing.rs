@@ -21,7 +21,7 @@ use crate::service::webhooks;
 use crate::state::AppState;
 
 /// The associated data binding a sealed message to its queue row.
-fn payload_context(id: &str) -> Vec<u8> {
+pub(crate) fn payload_context(id: &str) -> Vec<u8> {
     format!("outbox:{id}").into_bytes()
 }
 

@@ -127,7 +127,7 @@ impl From<WebhookEndpoint> for Endpoint {
     }
 }
 
-fn secrets_context(endpoint_id: &str) -> Vec<u8> {
+pub(crate) fn secrets_context(endpoint_id: &str) -> Vec<u8> {
     format!("webhook:{endpoint_id}").into_bytes()
 }
 

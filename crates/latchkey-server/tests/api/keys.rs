@@ -140,3 +140,142 @@ async fn the_signing_key_rotates_under_load_with_no_failed_verification(
         .await;
     }
 }
+
+on_both_backends_raw!(the_master_key_rotates_under_load_and_no_secret_is_lost);
+
+async fn the_master_key_rotates_under_load_and_no_secret_is_lost(db: latchkey_store::testing::TestDatabase) {
+    use latchkey_core::crypto::MasterKey;
+    use reqwest::Method;
+
+    let (old, new) = ("11".repeat(32), "33".repeat(32));
+    // Step 1 of the procedure: every instance accepts the new key before anything is
+    // sealed with it.
+    let app = TestApp::spawn_on(db, |config| {
+        config.keys.accepted_master_key = Some(new.clone().into());
+        config.lockout.free_failures = 1_000_000;
+        config.lockout.lock_after = 2_000_000;
+    })
+    .await;
+    // A secret of every kind: a TOTP secret and recovery codes, a session's refresh
+    // token, an API key, a webhook endpoint's secret and queued deliveries to it, the
+    // signing key.
+    let tokens = app.user("uma@example.com").await;
+    let enrolled = app.enroll_confirmed(&access(&tokens)).await;
+    let user_id = app.get_bearer("/v1/me", &access(&tokens)).await.body["id"].as_str().unwrap().to_owned();
+    let admin = app.api_key(&["admin"]).await;
+    let endpoint = json!({ "url": "http://127.0.0.1:9/nobody-listens", "event_types": ["mfa.failed"] });
+    let webhook = app.admin(Method::POST, "/v1/webhooks", &admin, Some(endpoint)).await;
+    let webhook_id = webhook.body["id"].as_str().unwrap().to_owned();
+    let kid_before = published(&app.client, &app.base).await;
+
+    // The load: wrong codes checked against the TOTP secret (each opens it, and each
+    // queues a sealed webhook delivery) for as long as the rotation runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (checks, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (client, url, admin) =
+            (app.client.clone(), app.url(&format!("/v1/users/{user_id}/verify")), admin.clone());
+        let (stop, checks, failures) = (Arc::clone(&stop), Arc::clone(&checks), Arc::clone(&failures));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let reply = client
+                    .post(&url)
+                    .header("x-api-key", &admin)
+                    .json(&json!({ "code": "000000" }))
+                    .send()
+                    .await
+                    .unwrap();
+                checks.fetch_add(1, Ordering::Relaxed);
+                let fine = reply.status() == StatusCode::OK
+                    && reply.json::<Value>().await.unwrap()["valid"] == false;
+                if !fine {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key_file.path(), &new).unwrap();
+    let rotate = || {
+        let output = std::process::Command::new(BIN)
+            .args(["keys", "rotate-master", "--batch", "7", "--new-key-file"])
+            .arg(key_file.path())
+            .env("LATCHKEY_DATABASE__URL", &app.db.url)
+            .env("LATCHKEY_KEYS__MASTER_KEY", &old)
+            .env("LATCHKEY_KEYS__ACCEPTED_MASTER_KEY", &new)
+            .env("LATCHKEY_DATA_DIR", app.data_dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{said}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first = rotate();
+    assert!(first.lines().any(|l| l.starts_with("factors") && l.contains(" 1 re-sealed")), "{first}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "of {} checks", checks.load(Ordering::Relaxed));
+    assert!(checks.load(Ordering::Relaxed) > 5, "the load ran");
+    // Deliveries queued during the first pass were sealed under the old key; a second
+    // run (as after instances switch keys) finishes the job.
+    rotate();
+    let old_id = MasterKey::parse(&old).unwrap().derive().key_id;
+    for (table, column) in [
+        ("factors", "secret_key_id"),
+        ("outbox", "payload_key_id"),
+        ("signing_keys", "master_key_id"),
+        ("webhook_endpoints", "secrets_key_id"),
+        ("server_secrets", "key_id"),
+        ("webauthn_ceremonies", "state_key_id"),
+    ] {
+        assert_eq!(
+            app.count(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{old_id}'")).await,
+            0,
+            "{table}"
+        );
+    }
+
+    // An instance with the new key alone opens everything and matches every hash.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(&app.db, dir.path());
+    config.keys.master_key = Some(new.clone().into());
+    config.lockout = app.state.config.lockout.clone();
+    let fresh =
+        latchkey_server::Application::build_with_clock(config, Arc::new(app.clock.clone())).await.unwrap();
+    let base = format!("http://{}", fresh.local_addr().unwrap());
+    tokio::spawn(fresh.run_until_stopped(std::future::pending()));
+    assert_eq!(published(&app.client, &base).await, kid_before, "the signing key opened");
+    let me = app.client.get(format!("{base}/v1/me")).bearer_auth(access(&tokens)).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK, "a token signed before still verifies");
+    let refreshed = app
+        .client
+        .post(format!("{base}/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": crate::helpers::refresh(&tokens) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), StatusCode::OK, "the refresh token's keyed hash still matches");
+    let verify = |body: Value| {
+        app.client
+            .post(format!("{base}/v1/users/{user_id}/verify"))
+            .header("x-api-key", &admin)
+            .json(&body)
+            .send()
+    };
+    let totp: Value =
+        verify(json!({ "code": app.code(&enrolled.key, 1) })).await.unwrap().json().await.unwrap();
+    assert_eq!(totp["valid"], true, "the TOTP secret opened under the new key: {totp}");
+    let recovery: Value =
+        verify(json!({ "recovery_code": enrolled.recovery_codes[0] })).await.unwrap().json().await.unwrap();
+    assert_eq!(recovery["valid"], true, "recovery codes' keyed hashes still match: {recovery}");
+    let rotated = app
+        .client
+        .post(format!("{base}/v1/webhooks/{webhook_id}/secret"))
+        .header("x-api-key", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK, "the webhook's secrets opened and the API key matched");
+}

@@ -22,6 +22,7 @@ mod challenges;
 mod delivery;
 mod devices;
 mod factors;
+mod keys;
 mod organizations;
 mod throttle;
 mod webhooks;

@@ -48,12 +48,12 @@ struct Spent<T> {
     state: T,
 }
 
-fn ceremony_context(purpose: CeremonyPurpose, user_id: Option<&str>) -> Vec<u8> {
+pub(crate) fn ceremony_context(purpose: CeremonyPurpose, user_id: Option<&str>) -> Vec<u8> {
     format!("webauthn-ceremony:{}:{}", purpose.as_str(), user_id.unwrap_or("-")).into_bytes()
 }
 
 /// The associated data binding a sealed credential to its owner and factor.
-fn credential_context(user_id: &str, factor_id: &str) -> Vec<u8> {
+pub(crate) fn credential_context(user_id: &str, factor_id: &str) -> Vec<u8> {
     format!("webauthn:{user_id}:{factor_id}").into_bytes()
 }
 
