@@ -60,3 +60,26 @@ async fn attempts_are_listed_newest_first_and_go_with_their_endpoint(store: SqlS
     assert!(store.delete_webhook("w1").await.unwrap());
     assert!(store.webhook_attempts("w1", 10).await.unwrap().is_empty());
 }
+
+on_both_backends!(resealing_moves_values_to_the_new_key_unless_they_changed);
+
+async fn resealing_moves_values_to_the_new_key_unless_they_changed(store: SqlStore) {
+    use latchkey_store::{KeyStore, SealedTable};
+    store.create_webhook(&endpoint("w1", 10)).await.unwrap();
+    store.create_webhook(&endpoint("w2", 20)).await.unwrap();
+    let old = store.sealed_values(SealedTable::Webhooks, "new", 10).await.unwrap();
+    assert_eq!(old.len(), 2);
+    assert_eq!((old[0].secret.key_id.as_str(), old[0].user_id.clone()), ("mk", None));
+    let resealed = StoredSecret { sealed: vec![5; 20], nonce: vec![6; 12], key_id: "new".into() };
+    let w1 = old.iter().find(|v| v.id == b"w1").unwrap();
+    assert!(store.reseal(w1, &resealed).await.unwrap());
+    assert!(!store.reseal(w1, &resealed).await.unwrap(), "the row changed since it was read");
+    assert_eq!(store.webhook("w1").await.unwrap().unwrap().secrets, resealed);
+    let left = store.sealed_values(SealedTable::Webhooks, "new", 10).await.unwrap();
+    assert_eq!(left.iter().map(|v| v.id.clone()).collect::<Vec<_>>(), [b"w2".to_vec()]);
+
+    let hashing = StoredSecret { sealed: vec![1; 48], nonce: vec![2; 12], key_id: "new".into() };
+    assert!(store.insert_server_secret("hashing", &hashing, 1).await.unwrap());
+    assert!(!store.insert_server_secret("hashing", &resealed, 2).await.unwrap(), "the first one stays");
+    assert_eq!(store.server_secret("hashing").await.unwrap(), Some(hashing));
+}
