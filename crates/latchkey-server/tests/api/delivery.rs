@@ -200,7 +200,8 @@ fn serve(data_dir: &std::path::Path, database: &str, port: u16, smtp: &str) -> s
         .unwrap()
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
+/// Waits until the server at `base` answers `/readyz` (ten seconds at most).
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
     for _ in 0..200 {
         if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
             return;

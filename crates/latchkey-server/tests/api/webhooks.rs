@@ -12,6 +12,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::delivery::wait_ready;
 use crate::helpers::{PASSWORD, TestApp, access};
 
 on_both_backends_raw!(webhooks_are_signed_retried_listed_rotated_and_removed);
@@ -268,16 +269,6 @@ fn cli(data_dir: &Path, database: &str, args: &[&str]) -> (String, String) {
         (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
     assert!(output.status.success(), "latchkey {args:?}: {stderr}");
     (stdout, stderr)
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
 }
 
 async fn a_queued_event_survives_a_killed_server_and_the_cli_manages_endpoints(

@@ -87,6 +87,26 @@ fn signing_key_from_row(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
     })
 }
 
+/// Inserts `key` as the active signing key, unless a key is active already (or has its
+/// id): then nothing.
+fn insert_active_signing_key(
+    key: &SigningKeyRecord,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot,
+             created_at, signs_from)
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(&key.kid)
+    .bind(&key.algorithm)
+    .bind(key.public_key.clone())
+    .bind(key.sealed_private.clone())
+    .bind(key.nonce.clone())
+    .bind(&key.master_key_id)
+    .bind(key.created_at)
+    .bind(key.signs_from)
+}
+
 #[async_trait]
 impl AccountStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
@@ -498,21 +518,7 @@ impl AccountStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot,
-                 created_at, signs_from)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.public_key.clone())
-        .bind(key.sealed_private.clone())
-        .bind(key.nonce.clone())
-        .bind(&key.master_key_id)
-        .bind(key.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        Ok(insert_active_signing_key(key).execute(&self.pool).await?.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -522,21 +528,9 @@ impl AccountStore for SqlStore {
             .bind(retire_at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private, nonce, master_key_id, active_slot,
-                 created_at, signs_from)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.public_key.clone())
-        .bind(key.sealed_private.clone())
-        .bind(key.nonce.clone())
-        .bind(&key.master_key_id)
-        .bind(key.created_at)
-        .bind(key.signs_from)
-        .execute(&mut *tx)
-        .await?;
+        if insert_active_signing_key(key).execute(&mut *tx).await?.rows_affected() != 1 {
+            return Err(StoreError::Corrupt(format!("the signing key {} exists already", key.kid)));
+        }
         tx.commit().await?;
         Ok(())
     }
