@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::{AdminKey, JsonBody, Path, Query};
 use crate::service::webhooks::{self, Endpoint};
 use crate::state::AppState;
@@ -203,6 +203,7 @@ struct AttemptList {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The attempts.", body = AttemptList),
+        (status = 400, description = "An invalid query.", body = ErrorBody),
         (status = 403, description = "The key lacks `admin`.", body = ErrorBody),
         (status = 404, description = "No endpoint has this id.", body = ErrorBody),
     ))]
@@ -213,6 +214,10 @@ async fn webhook_attempts(
     Query(query): Query<AttemptsQuery>,
 ) -> Result<Json<AttemptList>, ApiError> {
     admin.require("admin")?;
-    let attempts = webhooks::attempts(&state, &id, query.limit.unwrap_or(100)).await?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(ErrorCode::InvalidQuery).with_message("limit must be between 1 and 1000."));
+    }
+    let attempts = webhooks::attempts(&state, &id, limit).await?;
     Ok(Json(AttemptList { attempts: attempts.into_iter().map(AttemptView::from).collect() }))
 }

@@ -184,6 +184,9 @@ async fn webhooks_are_signed_retried_listed_rotated_and_removed(db: latchkey_sto
     let text = serde_json::to_string(&deliveries).unwrap();
     assert!(!text.contains(PASSWORD) && !text.contains("000000"), "no secrets in events");
 
+    let too_many =
+        app.admin(Method::GET, &format!("/v1/webhooks/{id}/attempts?limit=1001"), &admin, None).await;
+    assert_eq!(too_many.code(), "invalid_query");
     let attempts = app.admin(Method::GET, &format!("/v1/webhooks/{id}/attempts"), &admin, None).await;
     assert_eq!(attempts.status, StatusCode::OK, "{}", attempts.body);
     let attempts = attempts.body["attempts"].as_array().unwrap().clone();

@@ -1,5 +1,9 @@
-//! The `latchkey` command line: `serve`, `migrate`, `config check`, `user create`,
-//! `apikey create|list|revoke`.
+//! The `latchkey` command line: `serve`, `migrate`, `config check`, `user ...`,
+//! `apikey create|list|revoke`, `audit tail`; `keys ...` (`keys.rs`) and `webhook ...`
+//! (`webhook.rs`).
+
+mod keys;
+mod webhook;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -14,7 +18,7 @@ use secrecy::SecretString;
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::config::{Config, Overrides};
 use crate::service::accounts::{self, NewAccount};
-use crate::service::{api_keys, webhooks};
+use crate::service::api_keys;
 use crate::startup::{Application, install_crypto_provider, shutdown_signal};
 use crate::state::AppState;
 use crate::telemetry;
@@ -71,61 +75,12 @@ enum Command {
     /// Rotate keys without downtime.
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: keys::KeysCommand,
     },
     /// Manage the endpoints signed events are delivered to.
     Webhook {
         #[command(subcommand)]
-        command: WebhookCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// A new token-signing key: published at once, signing from three key refreshes
-    /// later; the old key stays in the key set until every token it signed has expired.
-    RotateSigning,
-    /// Re-seal every sealed value under a new master key, in batches, while the
-    /// service runs; resumable. Run it with the current master key configured, after
-    /// giving every instance the new one as keys.accepted_master_key.
-    RotateMaster {
-        /// A file holding the new master key (64 hex digits or base64).
-        #[arg(long)]
-        new_key_file: PathBuf,
-        /// Values re-sealed per batch.
-        #[arg(long, default_value_t = 200)]
-        batch: u32,
-    },
-}
-
-#[derive(Subcommand)]
-enum WebhookCommand {
-    /// Register an endpoint; prints its signing secret, shown only this once.
-    Add {
-        #[arg(long)]
-        url: String,
-        /// An event type to deliver (repeat, or comma-separate): user.created,
-        /// factor.confirmed, mfa.verified, mfa.failed, login.failed, ...
-        #[arg(long = "event", required = true, value_delimiter = ',')]
-        events: Vec<String>,
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// Every endpoint: id, URL, event types.
-    List {
-        /// A JSON array.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove an endpoint; events queued for it are dropped.
-    Remove { id: String },
-    /// A new signing secret; the old one keeps signing beside it for 24 hours.
-    RotateSecret { id: String },
-    /// The endpoint's latest delivery attempts, newest first.
-    Attempts {
-        id: String,
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
+        command: webhook::WebhookCommand,
     },
 }
 
@@ -299,67 +254,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User { command } => user(open(config).await?, command).await,
         Command::Apikey { command } => apikey(open(config).await?, command).await,
-        Command::Webhook { command } => webhook(open(config).await?, command).await,
-        Command::Keys { command: KeysCommand::RotateMaster { new_key_file, batch } } => {
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(&new_key_file)
-                    .with_context(|| format!("reading {}", new_key_file.display()))?,
-            );
-            let new = latchkey_core::crypto::MasterKey::parse(&text).map_err(|_| {
-                anyhow::anyhow!("{} must hold 32 bytes as 64 hex digits or base64", new_key_file.display())
-            })?;
-            let state = open(config).await?;
-            let report = crate::service::rotation::rotate_master(&state, &new, batch).await?;
-            let mut failed = 0;
-            for table in &report {
-                println!(
-                    "{:<20} {:>8} re-sealed {:>6} left",
-                    table.table.as_str(),
-                    table.resealed,
-                    table.failed
-                );
-                failed += table.failed;
-            }
-            eprintln!(
-                "every sealed value in {} is now under the new master key (id {}){}",
-                database(&state),
-                new.derive().key_id,
-                if failed > 0 {
-                    format!(", but {failed} opened with neither key and were left")
-                } else {
-                    String::new()
-                }
-            );
-            if failed > 0 {
-                bail!("{failed} sealed values could not be re-sealed");
-            }
-            Ok(())
-        }
-        Command::Keys { command: KeysCommand::RotateSigning } => {
-            let state = open(config).await?;
-            let config = &state.config;
-            // Every instance reloads within key_refresh_secs; three of them is the margin.
-            let publish_ahead = 3 * i64::try_from(config.tokens.key_refresh_secs).unwrap_or(60);
-            // The longest a token lives: an access token, or a Prisme.ai session's.
-            let longest = config.tokens.access_ttl_secs.max(config.prisme.session_ttl_secs);
-            let retire_after = longest + publish_ahead + 60;
-            let (kid, signs_from) = crate::keys::rotate_signing_key(
-                state.store.as_ref(),
-                &state.keys,
-                state.now(),
-                publish_ahead,
-                retire_after,
-            )
-            .await?;
-            eprintln!(
-                "new signing key {kid} in {}: published now, signing from {}; the old key stays in the key set until {}",
-                database(&state),
-                rfc3339(signs_from),
-                rfc3339(signs_from + retire_after)
-            );
-            println!("{kid}");
-            Ok(())
-        }
+        Command::Webhook { command } => webhook::run(open(config).await?, command).await,
+        Command::Keys { command } => keys::run(open(config).await?, command).await,
         Command::Audit { command: AuditCommand::Tail { email, limit, json } } => {
             let state = open(config).await?;
             let user_id = match &email {
@@ -562,72 +458,6 @@ fn read_password_line() -> anyhow::Result<SecretString> {
         bail!("no password on standard input");
     }
     Ok(SecretString::from(password))
-}
-
-/// `latchkey webhook ...`.
-async fn webhook(state: AppState, command: WebhookCommand) -> anyhow::Result<()> {
-    let failed = |e: crate::http::error::ApiError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);
-    match command {
-        WebhookCommand::Add { url, events, description } => {
-            let (endpoint, secret) =
-                webhooks::create(&state, &url, events, description).await.map_err(failed)?;
-            eprintln!(
-                "added webhook {} ({}) in {}; its signing secret is shown only this once:",
-                endpoint.id,
-                endpoint.event_types.join(","),
-                database(&state)
-            );
-            println!("{secret}");
-        }
-        WebhookCommand::List { json } => {
-            let endpoints = webhooks::list(&state).await.map_err(failed)?;
-            eprintln!("{} webhook endpoints in {}", endpoints.len(), database(&state));
-            let shown: Vec<serde_json::Value> = endpoints
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "id": e.id, "url": e.url, "description": e.description,
-                        "event_types": e.event_types, "created_at": rfc3339(e.created_at),
-                    })
-                })
-                .collect();
-            if json {
-                println!("{}", serde_json::Value::from(shown));
-            } else {
-                for e in &endpoints {
-                    println!("{}  {}  {}", e.id, e.url, e.event_types.join(","));
-                }
-            }
-        }
-        WebhookCommand::Remove { id } => {
-            webhooks::remove(&state, &id).await.map_err(failed)?;
-            eprintln!("removed webhook {id} from {}", database(&state));
-        }
-        WebhookCommand::RotateSecret { id } => {
-            let secret = webhooks::rotate_secret(&state, &id).await.map_err(failed)?;
-            eprintln!(
-                "new signing secret for webhook {id} in {} (the old one signs for 24 hours more):",
-                database(&state)
-            );
-            println!("{secret}");
-        }
-        WebhookCommand::Attempts { id, limit } => {
-            let attempts = webhooks::attempts(&state, &id, limit).await.map_err(failed)?;
-            eprintln!("{} attempts of webhook {id} in {}", attempts.len(), database(&state));
-            for a in attempts {
-                let status = a.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
-                let error = a.error.unwrap_or_default();
-                println!(
-                    "{}  {}  #{}  {status}  {}  {error}",
-                    rfc3339(a.attempted_at),
-                    a.event_type,
-                    a.attempt,
-                    a.event_id
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
