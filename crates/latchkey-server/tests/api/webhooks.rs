@@ -314,11 +314,22 @@ async fn a_queued_event_survives_a_killed_server_and_the_cli_manages_endpoints(
         .wait_for("the queued event after the restart", || {}, |d| !delivered(d, "user.created").is_empty())
         .await;
     assert!(deliveries.iter().all(|d| d["verified"] == true));
+    // The worker records the attempt after the receiver has answered: wait for the
+    // record before killing the server, or the kill can land in between.
+    let succeeded =
+        |attempts: &str| attempts.lines().any(|l| l.contains("user.created") && l.contains("  204  "));
+    let mut attempts = String::new();
+    for _ in 0..100 {
+        attempts = cli(data_dir.path(), &db.url, &["webhook", "attempts", &id]).0;
+        if succeeded(&attempts) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.kill().unwrap();
     server.wait().unwrap();
 
-    let (attempts, _) = cli(data_dir.path(), &db.url, &["webhook", "attempts", &id]);
-    assert!(attempts.lines().any(|l| l.contains("user.created") && l.contains("  204  ")), "{attempts}");
+    assert!(succeeded(&attempts), "{attempts}");
     assert!(attempts.lines().any(|l| l.contains("the endpoint could not be reached")), "{attempts}");
     cli(data_dir.path(), &db.url, &["user", "delete", "--email", "zoe@example.com"]);
     let (_, said) = cli(data_dir.path(), &db.url, &["webhook", "remove", &id]);
