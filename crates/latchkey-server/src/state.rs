@@ -65,6 +65,7 @@ impl AppState {
             &ConnectOptions {
                 max_connections: config.database.max_connections,
                 acquire_timeout: std::time::Duration::from_secs(config.database.acquire_timeout_secs),
+                group_commit: config.database.group_commit,
             },
         )
         .await

@@ -190,6 +190,45 @@ pub enum AttemptClaim {
     Locked,
 }
 
+/// A second-factor attempt decided in one transaction: the guard's claim, spending
+/// what the code proved, the guard's reset on success and the audit rows all commit
+/// together, or none does.
+pub struct SecondFactorAttempt {
+    pub user_id: String,
+    pub now: UnixTime,
+    pub policy: latchkey_core::lockout::LockoutPolicy,
+    /// What the caller's check found the code to prove, spent only if the guard grants
+    /// the attempt; `None` when the code proved nothing.
+    pub spend: Option<TotpSpend>,
+    /// The audit rows for the outcome, written in the same transaction.
+    pub audit: AuditFor,
+}
+
+/// Makes the audit rows of an attempt once its outcome is known.
+pub type AuditFor = Box<dyn FnOnce(&AttemptOutcome) -> Vec<AuditEvent> + Send>;
+
+/// A TOTP step to record for a factor: the conditional write that lets a code be used
+/// once, whoever else tries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpSpend {
+    pub factor_id: String,
+    pub step: i64,
+}
+
+/// How a [`SecondFactorAttempt`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Too many recent failures: nothing was checked or counted.
+    Blocked { until: UnixTime },
+    /// Too many failures in all: nothing was checked or counted.
+    Locked,
+    /// The code's step is recorded and the failure count is back at zero.
+    Accepted,
+    /// Counted as the `failures`-th consecutive failure. `replayed` when the code was
+    /// right but its step had been recorded first by another attempt.
+    Refused { failures: i64, replayed: bool },
+}
+
 /// One count a first-factor attempt is judged by: the keyed hash it is kept under
 /// and the policy for that kind of key.
 #[derive(Debug, Clone, Copy)]

@@ -199,6 +199,8 @@ pub trait FactorStore: Send + Sync {
     async fn create_pending_factor(&self, factor: &NewFactor) -> StoreResult<Factor>;
     /// The user's factor with this id: active, or pending and not expired at `now`.
     async fn factor(&self, user_id: &str, factor_id: &str, now: UnixTime) -> StoreResult<Option<Factor>>;
+    /// The user's active TOTP factors, oldest first: all a code check needs.
+    async fn active_totp_factors(&self, user_id: &str) -> StoreResult<Vec<Factor>>;
     /// The user's active factors and unexpired pending ones, oldest first.
     async fn factors(&self, user_id: &str, now: UnixTime) -> StoreResult<Vec<Factor>>;
     /// Confirms a pending, unexpired factor. With `step`, the TOTP step of the
@@ -260,6 +262,13 @@ pub trait FactorStore: Send + Sync {
         now: UnixTime,
         policy: &latchkey_core::lockout::LockoutPolicy,
     ) -> StoreResult<AttemptClaim>;
+    /// Decides a second-factor attempt whose code the caller has checked, in one
+    /// transaction (on SQLite, one shared with the attempts waiting beside it): the
+    /// claim, the step, the reset and the audit rows. Returns the rows written.
+    async fn decide_second_factor_attempt(
+        &self,
+        attempt: SecondFactorAttempt,
+    ) -> StoreResult<(AttemptOutcome, Vec<AuditEvent>)>;
     /// A successful second factor: the failure count starts again.
     async fn reset_second_factor_failures(&self, user_id: &str) -> StoreResult<()>;
     async fn second_factor_guard(&self, user_id: &str) -> StoreResult<Option<GuardState>>;

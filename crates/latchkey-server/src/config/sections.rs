@@ -62,6 +62,9 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before it answers 503.
     pub acquire_timeout_secs: u64,
+    /// Whether concurrent second-factor attempts share one transaction; unset chooses
+    /// by database: on for SQLite, off for PostgreSQL (docs/PERFORMANCE.md).
+    pub group_commit: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -112,7 +115,7 @@ pub struct PasswordsConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, max_connections: 10, acquire_timeout_secs: 3 }
+        Self { url: None, max_connections: 10, acquire_timeout_secs: 3, group_commit: None }
     }
 }
 

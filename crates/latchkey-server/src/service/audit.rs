@@ -53,9 +53,20 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Records `event`: its row, then what follows every recorded event ([`recorded`]).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn record(state: &AppState, event: Event<'_>) {
-    let record = AuditEvent {
+    let surface = event.meta.surface;
+    let record = row(state, event);
+    if let Err(error) = state.store.record_audit_event(&record).await {
+        tracing::error!(error = %error, event = %record.event_type, "could not record an audit event");
+    }
+    recorded(state, &record, surface).await;
+}
+
+/// The row `event` is stored as.
+pub fn row(state: &AppState, event: Event<'_>) -> AuditEvent {
+    AuditEvent {
         id: Uuid::now_v7().to_string(),
         occurred_at: state.now(),
         user_id: event.user_id.map(str::to_owned),
@@ -67,12 +78,14 @@ pub async fn record(state: &AppState, event: Event<'_>) {
         ip: event.meta.ip.clone(),
         user_agent: event.meta.user_agent.clone(),
         reason: event.reason.map(str::to_owned),
-    };
-    state.metrics.audit_event(
-        event.event_type,
-        event.meta.surface,
-        event.factor.map(|(_, kind)| kind.as_str()),
-    );
+    }
+}
+
+/// What follows a stored row, whoever stored it (this module, or the store inside the
+/// transaction that made the decision): the metrics, the log line, the webhooks.
+pub async fn recorded(state: &AppState, record: &AuditEvent, surface: &'static str) {
+    let factor_type = record.factor_type.as_deref().and_then(FactorType::parse).map(FactorType::as_str);
+    state.metrics.audit_event(&record.event_type, surface, factor_type);
     tracing::info!(
         event = %record.event_type,
         outcome = %record.outcome,
@@ -80,8 +93,5 @@ pub async fn record(state: &AppState, event: Event<'_>) {
         factor_id = record.factor_id.as_deref().unwrap_or_default(),
         "audit"
     );
-    if let Err(error) = state.store.record_audit_event(&record).await {
-        tracing::error!(error = %error, event = %record.event_type, "could not record an audit event");
-    }
-    webhooks::publish(state, &record).await;
+    webhooks::publish(state, record).await;
 }

@@ -6,7 +6,10 @@ use latchkey_core::crypto::HashPurpose;
 use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::session::Amr;
 use latchkey_core::{recovery, totp};
-use latchkey_store::{AttemptClaim, ChallengePurpose, Factor};
+use latchkey_store::{
+    AttemptClaim, AttemptOutcome, AuditEvent, ChallengePurpose, Factor, SecondFactorAttempt, TotpSpend,
+};
+use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::http::error::{ApiError, ErrorCode};
@@ -182,8 +185,7 @@ pub enum Attempt {
 }
 
 /// Records a failed attempt and answers `invalid_code`; when this failure reaches the
-/// lock threshold, a lockout event is recorded too. The first failure after a first
-/// factor (not every one, so a guesser cannot flood the inbox) is emailed to the user.
+/// lock threshold, a lockout event is recorded too.
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
 pub async fn failed(
     state: &AppState,
@@ -194,12 +196,27 @@ pub async fn failed(
 ) -> ApiError {
     let meta = event.meta;
     audit::record(state, event.failed()).await;
+    if failures == i64::from(state.lockout.lock_after) {
+        audit::record(state, Event::new("mfa.locked", user_id, meta).failed()).await;
+    }
+    after_failure(state, user_id, failures, attempt, meta).await
+}
+
+/// What follows a recorded failure: the first one after a first factor (not every one,
+/// so a guesser cannot flood the inbox) is emailed to the user, and reaching the lock
+/// threshold is logged.
+async fn after_failure(
+    state: &AppState,
+    user_id: &str,
+    failures: i64,
+    attempt: Attempt,
+    meta: &ClientMeta,
+) -> ApiError {
     if attempt == Attempt::AfterFirstFactor && failures == 1 {
         notify::send(state, user_id, Notice::SecondFactorFailed, meta).await;
     }
     if failures == i64::from(state.lockout.lock_after) {
         tracing::warn!(%user_id, "second factor locked after too many failures");
-        audit::record(state, Event::new("mfa.locked", user_id, meta).failed()).await;
     }
     ErrorCode::InvalidCode.into()
 }
@@ -215,36 +232,51 @@ pub async fn verify(
     meta: &ClientMeta,
     actor: Option<String>,
 ) -> Result<Verified, ApiError> {
+    // A TOTP code is decided in one transaction of its own ([`verify_totp`]); the
+    // factor a code names is read first to know whether it is one.
+    let named = match &proof {
+        Proof::Code { factor_id, .. } => state
+            .store
+            .factor(user_id, factor_id, state.now())
+            .await?
+            .filter(|f| f.status == FactorStatus::Active),
+        _ => None,
+    };
+    match (&proof, named) {
+        (Proof::AnyTotp { code }, _) => {
+            let factors = state.store.active_totp_factors(user_id).await?;
+            verify_totp(state, user_id, &factors, code, meta, actor).await
+        }
+        (Proof::Code { code, .. }, Some(factor)) if factor.factor_type == FactorType::Totp => {
+            verify_totp(state, user_id, std::slice::from_ref(&factor), code, meta, actor).await
+        }
+        (_, named) => verify_guarded(state, user_id, proof, named, meta, actor).await,
+    }
+}
+
+/// Every other proof: the guard's claim first, then the check, each step its own
+/// write. `named` is the active factor a `Proof::Code` names.
+async fn verify_guarded(
+    state: &AppState,
+    user_id: &str,
+    proof: Proof<'_>,
+    named: Option<Factor>,
+    meta: &ClientMeta,
+    actor: Option<String>,
+) -> Result<Verified, ApiError> {
     let failures = claim_attempt(state, user_id, meta).await?;
     let now = state.now();
-    // For the audit trail of a failure: the factor the code was checked against, and
-    // whether it was a TOTP code already used.
+    // For the audit trail of a failure: the factor the code was checked against.
     let mut tried: Option<(String, FactorType)> = None;
-    let mut replayed = false;
     // What a WebAuthn answer proved, or why it was refused.
     let mut asserted: Option<webauthn::Asserted> = None;
     let mut refusal: Option<webauthn::Refusal> = None;
     // `Some(Some(factor))`: a code for `factor`; `Some(None)`: a recovery code;
     // `None`: nothing matched.
     let outcome = match proof {
-        Proof::Code { factor_id, code, login } => {
-            let factor = state
-                .store
-                .factor(user_id, factor_id, now)
-                .await?
-                .filter(|f| f.status == FactorStatus::Active);
-            tried = factor.as_ref().map(|f| (f.id.clone(), f.factor_type));
-            match factor {
-                Some(factor) if factor.factor_type == FactorType::Totp => {
-                    match check_totp(state, &factor, code, now).await? {
-                        TotpCheck::Accepted => Some(Some(factor)),
-                        TotpCheck::Replayed => {
-                            replayed = true;
-                            None
-                        }
-                        TotpCheck::Invalid => None,
-                    }
-                }
+        Proof::Code { code, login, .. } => {
+            tried = named.as_ref().map(|f| (f.id.clone(), f.factor_type));
+            match named {
                 Some(factor) if factor.factor_type.sends_codes() => {
                     challenges::check_code(state, &factor, ChallengePurpose::Login, login, code)
                         .await?
@@ -253,24 +285,7 @@ pub async fn verify(
                 _ => None,
             }
         }
-        Proof::AnyTotp { code } => {
-            let mut matched = None;
-            for factor in state.store.factors(user_id, now).await? {
-                if factor.status != FactorStatus::Active || factor.factor_type != FactorType::Totp {
-                    continue;
-                }
-                tried = Some((factor.id.clone(), factor.factor_type));
-                match check_totp(state, &factor, code, now).await? {
-                    TotpCheck::Accepted => {
-                        matched = Some(Some(factor));
-                        break;
-                    }
-                    TotpCheck::Replayed => replayed = true,
-                    TotpCheck::Invalid => {}
-                }
-            }
-            matched
-        }
+        Proof::AnyTotp { .. } => None,
         Proof::Credential { factor_id, credential, login } => {
             let factor = match factor_id {
                 Some(factor_id) => state.store.factor(user_id, factor_id, now).await?,
@@ -335,10 +350,7 @@ pub async fn verify(
             Ok(Verified { factor_id: None, method: Method::RecoveryCode, user_id: user_id.to_owned() })
         }
         None => {
-            // A refused replay is its own event: a code seen twice may mean it was read
-            // over the user's shoulder or phished.
             let kind = match refusal {
-                _ if replayed => "mfa.replay_refused",
                 Some(webauthn::Refusal::CounterRegressed) => "webauthn.counter_regressed",
                 _ => "mfa.failed",
             };
@@ -372,23 +384,111 @@ pub async fn verify_link(
     Ok(Verified { factor_id: Some(factor_id), method: Method::MagicLink, user_id: user_id.to_owned() })
 }
 
-/// What checking a TOTP code found.
-enum TotpCheck {
-    /// Right, and its step is now recorded, so no one else can use it.
-    Accepted,
-    /// Right for a step already used (seen by the check, or by the conditional write
-    /// when a concurrent request recorded it first).
-    Replayed,
-    Invalid,
+/// A TOTP code against `factors` (the user's active TOTP factors, or the one the code
+/// names): the code is checked against each factor's secret first, then the guard's
+/// claim, the step's conditional write, the guard's reset and the audit rows commit in
+/// one transaction (shared with concurrent attempts on SQLite). The claim still
+/// decides whether the check counts: a blocked or locked attempt spends nothing, and
+/// the answer waits for the commit.
+async fn verify_totp(
+    state: &AppState,
+    user_id: &str,
+    factors: &[Factor],
+    code: &str,
+    meta: &ClientMeta,
+    actor: Option<String>,
+) -> Result<Verified, ApiError> {
+    let now = state.now();
+    let mut tried = None;
+    let mut replayed = false;
+    let mut spend = None;
+    for factor in factors {
+        tried = Some(factor);
+        let key = open_totp_secret(state, factor)?;
+        match totp::verify(&key, factor_params(factor)?, code, now, factor.last_step) {
+            totp::Check::Accepted { step } => {
+                spend = Some(TotpSpend { factor_id: factor.id.clone(), step });
+                break;
+            }
+            totp::Check::Replayed => replayed = true,
+            totp::Check::Invalid => {}
+        }
+    }
+    let tried = tried.map(|f| (f.id.clone(), f.factor_type));
+    let rows = AttemptRows {
+        template: audit::row(state, Event::new("mfa.failed", user_id, meta).failed()),
+        tried: tried.clone(),
+        actor,
+        replayed,
+        lock_after: i64::from(state.lockout.lock_after),
+    };
+    let attempt = SecondFactorAttempt {
+        user_id: user_id.to_owned(),
+        now,
+        policy: state.lockout,
+        spend,
+        audit: Box::new(move |outcome| rows.for_outcome(outcome)),
+    };
+    let (outcome, events) = state.store.decide_second_factor_attempt(attempt).await?;
+    for event in &events {
+        audit::recorded(state, event, meta.surface).await;
+    }
+    match outcome {
+        AttemptOutcome::Accepted => {
+            crate::service::recovery::cancel_on_proof(state, user_id, meta).await?;
+            let factor_id = tried.map(|(id, _)| id);
+            Ok(Verified { factor_id, method: Method::Totp, user_id: user_id.to_owned() })
+        }
+        AttemptOutcome::Refused { failures, .. } => {
+            Err(after_failure(state, user_id, failures, Attempt::AfterFirstFactor, meta).await)
+        }
+        AttemptOutcome::Blocked { until } => Err(ApiError::retry_after(until - now)),
+        AttemptOutcome::Locked => Err(ErrorCode::SecondFactorLocked.into()),
+    }
 }
 
-async fn check_totp(state: &AppState, factor: &Factor, code: &str, now: i64) -> Result<TotpCheck, ApiError> {
-    let key = open_totp_secret(state, factor)?;
-    Ok(match totp::verify(&key, factor_params(factor)?, code, now, factor.last_step) {
-        totp::Check::Accepted { step } if state.store.record_totp_step(&factor.id, step, now).await? => {
-            TotpCheck::Accepted
+/// The audit rows of a TOTP attempt, made inside its transaction once the outcome is
+/// known: the same events the guarded path records one by one.
+struct AttemptRows {
+    /// The request's row (user, address, agent), copied for each event.
+    template: AuditEvent,
+    tried: Option<(String, FactorType)>,
+    actor: Option<String>,
+    /// The check found the code already used.
+    replayed: bool,
+    lock_after: i64,
+}
+
+impl AttemptRows {
+    fn for_outcome(self, outcome: &AttemptOutcome) -> Vec<AuditEvent> {
+        let event = |event_type: &str, success: bool| AuditEvent {
+            id: Uuid::now_v7().to_string(),
+            event_type: event_type.to_owned(),
+            outcome: if success { "success" } else { "failure" }.to_owned(),
+            ..self.template.clone()
+        };
+        let about_factor = |mut row: AuditEvent| {
+            if let Some((id, factor_type)) = &self.tried {
+                row.factor_id = Some(id.clone());
+                row.factor_type = Some(factor_type.as_str().to_owned());
+            }
+            row.actor = self.actor.clone();
+            row
+        };
+        match *outcome {
+            AttemptOutcome::Blocked { .. } => vec![event("mfa.throttled", false)],
+            AttemptOutcome::Locked => vec![event("mfa.refused_locked", false)],
+            AttemptOutcome::Accepted => vec![about_factor(event("mfa.verified", true))],
+            AttemptOutcome::Refused { failures, replayed } => {
+                // A refused replay is its own event: a code seen twice may mean it was
+                // read over the user's shoulder or phished.
+                let kind = if replayed || self.replayed { "mfa.replay_refused" } else { "mfa.failed" };
+                let mut rows = vec![about_factor(event(kind, false))];
+                if failures == self.lock_after {
+                    rows.push(event("mfa.locked", false));
+                }
+                rows
+            }
         }
-        totp::Check::Accepted { .. } | totp::Check::Replayed => TotpCheck::Replayed,
-        totp::Check::Invalid => TotpCheck::Invalid,
-    })
+    }
 }

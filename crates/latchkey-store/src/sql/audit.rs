@@ -23,30 +23,38 @@ fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
     })
 }
 
+/// Inserts one audit row, on the pool or inside a transaction.
+pub(super) async fn insert<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events
+         (id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent,
+          reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&event.id)
+    .bind(event.occurred_at)
+    .bind(&event.user_id)
+    .bind(&event.event_type)
+    .bind(&event.outcome)
+    .bind(&event.factor_id)
+    .bind(&event.factor_type)
+    .bind(&event.actor)
+    .bind(&event.ip)
+    .bind(&event.user_agent)
+    .bind(&event.reason)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl AuditStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events
-             (id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent,
-              reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&event.id)
-        .bind(event.occurred_at)
-        .bind(&event.user_id)
-        .bind(&event.event_type)
-        .bind(&event.outcome)
-        .bind(&event.factor_id)
-        .bind(&event.factor_type)
-        .bind(&event.actor)
-        .bind(&event.ip)
-        .bind(&event.user_agent)
-        .bind(&event.reason)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert(&self.pool, event).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -8,11 +8,11 @@ use latchkey_core::lockout::LockoutPolicy;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, ceremonies, challenges, devices, join_list, parse_stored, split_list};
+use super::{SqlStore, attempts, ceremonies, challenges, devices, join_list, parse_stored, split_list};
 use crate::{
-    AttemptClaim, Ceremony, Challenge, CodeChallengeQuery, Factor, FactorRemoval, FactorStore, GuardState,
-    MfaToken, NewChallenge, NewFactor, NewMfaToken, RememberedDevice, StoreResult, StoredSecret,
-    TotpSettings,
+    AttemptClaim, AttemptOutcome, AuditEvent, Ceremony, Challenge, CodeChallengeQuery, Factor, FactorRemoval,
+    FactorStore, GuardState, MfaToken, NewChallenge, NewFactor, NewMfaToken, RememberedDevice,
+    SecondFactorAttempt, StoreResult, StoredSecret, TotpSettings, TotpSpend,
 };
 
 macro_rules! factor_columns {
@@ -147,6 +147,22 @@ impl FactorStore for SqlStore {
         .collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
+    async fn active_totp_factors(&self, user_id: &str) -> StoreResult<Vec<Factor>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM factors WHERE user_id = $1 AND factor_type = 'totp' AND status = 'active'
+              ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(factor_from_row)
+        .collect()
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn activate_factor(
         &self,
@@ -210,16 +226,7 @@ impl FactorStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
     async fn record_totp_step(&self, factor_id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "UPDATE factors SET last_step = $1, last_used_at = $2
-             WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)",
-        )
-        .bind(step)
-        .bind(now)
-        .bind(factor_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        attempts::record_step(&self.pool, &TotpSpend { factor_id: factor_id.to_owned(), step }, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
@@ -332,58 +339,29 @@ impl FactorStore for SqlStore {
         now: UnixTime,
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptClaim> {
-        // One transaction: the counting statement locks the user's row (PostgreSQL) or
-        // the database (SQLite) until the new deadline is written, so concurrent
-        // attempts see it and none slips through.
         let mut tx = self.pool.begin().await?;
-        let counted = sqlx::query(
-            "INSERT INTO mfa_guards (user_id, failures, blocked_until) VALUES ($1, 1, 0)
-             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_guards.failures + 1
-             WHERE mfa_guards.blocked_until <= $2 AND mfa_guards.failures < $3
-             RETURNING failures",
-        )
-        .bind(user_id)
-        .bind(now)
-        .bind(i64::from(policy.lock_after))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let claim = match counted {
-            Some(row) => {
-                let failures: i64 = row.try_get("failures")?;
-                let delay = policy.delay_after(u32::try_from(failures).unwrap_or(u32::MAX));
-                if delay > 0 {
-                    sqlx::query("UPDATE mfa_guards SET blocked_until = $1 WHERE user_id = $2")
-                        .bind(now.saturating_add(delay))
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                AttemptClaim::Granted { failures }
-            }
-            None => {
-                let row = sqlx::query("SELECT failures, blocked_until FROM mfa_guards WHERE user_id = $1")
-                    .bind(user_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let failures: i64 = row.try_get("failures")?;
-                if failures >= i64::from(policy.lock_after) {
-                    AttemptClaim::Locked
-                } else {
-                    AttemptClaim::Blocked { until: row.try_get("blocked_until")? }
-                }
-            }
-        };
+        let claim = attempts::claim_in(&mut tx, user_id, now, policy).await?;
         tx.commit().await?;
         Ok(claim)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %attempt.user_id))]
+    async fn decide_second_factor_attempt(
+        &self,
+        attempt: SecondFactorAttempt,
+    ) -> StoreResult<(AttemptOutcome, Vec<AuditEvent>)> {
+        if let Some(group) = &self.group_commit {
+            return group.decide(attempt).await;
+        }
+        let mut tx = self.pool.begin().await?;
+        let decided = attempts::decide_in(&mut tx, attempt).await?;
+        tx.commit().await?;
+        Ok(decided)
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn reset_second_factor_failures(&self, user_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE mfa_guards SET failures = 0, blocked_until = 0 WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        attempts::reset(&self.pool, user_id).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]

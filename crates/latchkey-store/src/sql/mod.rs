@@ -16,12 +16,14 @@ use latchkey_core::UnixTime;
 
 mod account_tokens;
 mod accounts;
+mod attempts;
 mod audit;
 mod ceremonies;
 mod challenges;
 mod delivery;
 mod devices;
 mod factors;
+mod group_commit;
 mod keys;
 mod organizations;
 mod throttle;
@@ -60,11 +62,15 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long a request waits for a free connection before failing.
     pub acquire_timeout: Duration,
+    /// Whether second-factor attempts share transactions (`group_commit.rs`); `None`
+    /// chooses by backend: on for SQLite (one writer), off for PostgreSQL (which has
+    /// its own group commit; see docs/PERFORMANCE.md).
+    pub group_commit: Option<bool>,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5), group_commit: None }
     }
 }
 
@@ -80,6 +86,7 @@ PRAGMA busy_timeout = 5000;";
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    group_commit: Option<group_commit::GroupCommit>,
 }
 
 impl SqlStore {
@@ -108,7 +115,11 @@ impl SqlStore {
             })
             .connect_with(connect_options)
             .await?;
-        Ok(Self { pool, backend })
+        let group_commit = options
+            .group_commit
+            .unwrap_or(backend == Backend::Sqlite)
+            .then(|| group_commit::GroupCommit::start(pool.clone()));
+        Ok(Self { pool, backend, group_commit })
     }
 
     pub fn backend(&self) -> Backend {
