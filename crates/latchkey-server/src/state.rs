@@ -16,6 +16,7 @@ use crate::delivery::Delivery;
 use crate::keys::{self, MasterKeySource};
 use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
+use crate::service::api_keys;
 use crate::service::webauthn::RelyingParty;
 use crate::service::webhooks::Subscriptions;
 use crate::tokens::AccessTokens;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Which webhook endpoints want which events (cached).
     pub webhooks: Arc<Subscriptions>,
+    /// API keys recently looked up (`service::api_keys::Cache`).
+    pub api_keys: Arc<api_keys::Cache>,
 }
 
 impl AppState {
@@ -103,6 +106,7 @@ impl AppState {
         Ok(Self {
             metrics: Arc::new(Metrics::new()),
             webhooks: Arc::new(Subscriptions::default()),
+            api_keys: Arc::new(api_keys::Cache::default()),
             webauthn: Arc::new(webauthn),
             totp,
             lockout,

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::clock::{Clock, SystemClock, rfc3339};
+use crate::clock::{SystemClock, rfc3339};
 use crate::config::{Config, Overrides};
 use crate::service::accounts::{self, NewAccount};
 use crate::service::api_keys;
@@ -488,7 +488,7 @@ async fn apikey(state: AppState, command: ApiKeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ApiKeyCommand::Revoke { id } => {
-            if !state.store.revoke_api_key(&id, SystemClock.now()).await? {
+            if !api_keys::revoke(&state, &id).await? {
                 bail!("no active API key has id {id}");
             }
             eprintln!("revoked API key {id} in {}", database(&state));

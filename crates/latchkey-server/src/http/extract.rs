@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use latchkey_core::crypto::HashPurpose;
 use latchkey_core::token::TokenKind;
 use latchkey_store::{ApiKey, Session};
 use serde::de::DeserializeOwned;
@@ -300,8 +299,8 @@ impl FromRequestParts<AppState> for AdminKey {
             .map(str::trim)
             .filter(|key| TokenKind::ApiKey.is_well_formed(key))
             .ok_or(ErrorCode::InvalidApiKey)?;
-        let hash = state.keys.hashing.hash(HashPurpose::ApiKey, presented.as_bytes());
-        let key = state.store.api_key_by_hash(&hash).await?.ok_or(ErrorCode::InvalidApiKey)?;
+        let key =
+            crate::service::api_keys::by_secret(state, presented).await?.ok_or(ErrorCode::InvalidApiKey)?;
         Ok(Self(key))
     }
 }

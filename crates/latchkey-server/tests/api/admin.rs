@@ -7,6 +7,7 @@ use crate::helpers::{PASSWORD, TestApp, access};
 
 on_both_backends!(
     api_key_missing_wrong_or_revoked_is_refused,
+    a_key_revoked_elsewhere_stops_working_within_the_cache_lifetime,
     scopes_limit_what_a_key_may_do,
     users_are_created_read_listed_and_deleted,
     created_users_are_validated,
@@ -29,9 +30,35 @@ async fn api_key_missing_wrong_or_revoked_is_refused(app: TestApp) {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 
     let id = app.state.store.list_api_keys().await.unwrap()[0].id.clone();
-    assert!(app.state.store.revoke_api_key(&id, 0).await.unwrap());
+    assert!(latchkey_server::service::api_keys::revoke(&app.state, &id).await.unwrap());
     let reply = app.admin(Method::GET, "/v1/users", &key, None).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "invalid_api_key"));
+}
+
+/// Another process (the CLI) or instance revokes the key: this instance's cache of
+/// looked-up keys lets it through for at most `api_keys::CACHE_TTL`, then refuses it.
+async fn a_key_revoked_elsewhere_stops_working_within_the_cache_lifetime(app: TestApp) {
+    let key = app.api_key(&[]).await;
+    assert_eq!(app.admin(Method::GET, "/v1/users", &key, None).await.status, StatusCode::OK);
+    let id = app.state.store.list_api_keys().await.unwrap()[0].id.clone();
+    assert!(app.state.store.revoke_api_key(&id, app.now()).await.unwrap());
+    refused_within_the_cache_lifetime(&app, &key).await;
+}
+
+/// Waits for `key`, just revoked, to be refused: within `api_keys::CACHE_TTL` (and a
+/// margin), and until then it works as before.
+pub async fn refused_within_the_cache_lifetime(app: &TestApp, key: &str) {
+    let revoked_at = std::time::Instant::now();
+    let limit = latchkey_server::service::api_keys::CACHE_TTL + std::time::Duration::from_secs(2);
+    loop {
+        let reply = app.admin(Method::GET, "/v1/users", key, None).await;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(revoked_at.elapsed() < limit, "the revoked key still worked after {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 async fn scopes_limit_what_a_key_may_do(app: TestApp) {

@@ -783,7 +783,7 @@ async fn a_service_manages_mfa_with_a_client_credentials_token(app: TestApp) {
     assert_error(&missing, StatusCode::BAD_REQUEST, "AUT-0014");
 
     // A revoked key's token stops working at once; an expired one too.
-    assert!(app.state.store.revoke_api_key(&writer.id, app.now()).await.unwrap());
+    assert!(latchkey_server::service::api_keys::revoke(&app.state, &writer.id).await.unwrap());
     let revoked = app.lerian(Method::GET, &format!("/v1/users/{user_id}/mfa"), Some(&token), None).await;
     assert_error(&revoked, StatusCode::UNAUTHORIZED, "AUT-9101");
     app.advance(901);

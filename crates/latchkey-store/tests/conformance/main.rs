@@ -35,6 +35,7 @@ where
 
 mod account_tokens;
 mod accounts;
+mod attempts;
 mod audit;
 mod challenges;
 mod delivery;
