@@ -43,7 +43,7 @@ const SPEND: &str = "UPDATE account_tokens SET used_at = $2
 impl AccountTokenStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_account_token(&self, token: &NewAccountToken) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query(
             "UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL",
         )
@@ -117,7 +117,7 @@ impl AccountTokenStore for SqlStore {
         .bind(purpose.as_str())
         .bind(now)
         .bind(max_attempts)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await?
         .as_ref()
         .map(token_from_row)
@@ -143,14 +143,14 @@ impl AccountTokenStore for SqlStore {
         .bind(now)
         .bind(user_id)
         .bind(purpose.as_str())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected())
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn reset_password(&self, token_id: &str, password_hash: &str, now: UnixTime) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let Some(row) = sqlx::query(SPEND).bind(token_id).bind(now).fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
@@ -179,7 +179,7 @@ impl AccountTokenStore for SqlStore {
         keep: Option<&str>,
         now: UnixTime,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let changed = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(password_hash)
             .bind(now)
@@ -207,7 +207,7 @@ impl AccountTokenStore for SqlStore {
         address: NewAddress<'_>,
         now: UnixTime,
     ) -> StoreResult<Option<AddressChanged>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let Some(row) = sqlx::query(SPEND).bind(token_id).bind(now).fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
@@ -276,7 +276,7 @@ impl AccountTokenStore for SqlStore {
     async fn purge_account_tokens(&self, before: UnixTime) -> StoreResult<u64> {
         let result = sqlx::query("DELETE FROM account_tokens WHERE expires_at < $1 OR used_at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(result.rows_affected())
     }

@@ -111,7 +111,7 @@ fn insert_active_signing_key(
 impl AccountStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.writes).await?;
         Ok(())
     }
 
@@ -141,7 +141,7 @@ impl AccountStore for SqlStore {
         .bind(&user.phone)
         .bind(&user.password_hash)
         .bind(user.created_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writes)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::EmailTaken } else { e.into() })?;
         user_from_row(&row)
@@ -183,7 +183,7 @@ impl AccountStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-        let result = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let result = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.writes).await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -198,14 +198,14 @@ impl AccountStore for SqlStore {
             .bind(disabled_at)
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(result.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_session(&self, session: &NewSession, refresh_token_hash: &[u8]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query(
             "INSERT INTO sessions
              (id, user_id, aal, amr, auth_time, created_at, idle_expires_at, expires_at, ip, user_agent, mfa_pending)
@@ -254,7 +254,7 @@ impl AccountStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> StoreResult<RefreshOutcome> {
         let now = rotation.now;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         // Spend the token: only one caller can flip used_at from NULL.
         let spent = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL RETURNING session_id",
@@ -312,7 +312,7 @@ impl AccountStore for SqlStore {
         let result = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -344,7 +344,7 @@ impl AccountStore for SqlStore {
         .bind(now)
         .bind(id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -364,7 +364,7 @@ impl AccountStore for SqlStore {
         .bind(join_list(amr))
         .bind(auth_time)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -384,7 +384,7 @@ impl AccountStore for SqlStore {
         .bind(now)
         .bind(user_id)
         .bind(keep)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected())
     }
@@ -395,11 +395,11 @@ impl AccountStore for SqlStore {
             "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 OR revoked_at < $1",
         )
         .bind(before)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         let codes = sqlx::query("DELETE FROM exchange_codes WHERE expires_at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(result.rows_affected() + codes.rows_affected())
     }
@@ -413,7 +413,7 @@ impl AccountStore for SqlStore {
         .bind(now.saturating_add(idle_timeout_secs))
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -433,7 +433,7 @@ impl AccountStore for SqlStore {
         .bind(session_id)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -444,7 +444,7 @@ impl AccountStore for SqlStore {
         let row =
             sqlx::query("DELETE FROM exchange_codes WHERE code_hash = $1 RETURNING session_id, expires_at")
                 .bind(code_hash.to_vec())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writes)
                 .await?;
         let Some(row) = row else { return Ok(None) };
         let expires_at: i64 = row.try_get("expires_at")?;
@@ -461,7 +461,7 @@ impl AccountStore for SqlStore {
         .bind(key.key_hash.clone())
         .bind(join_list(&key.scopes))
         .bind(key.created_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -511,19 +511,19 @@ impl AccountStore for SqlStore {
         let result = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(result.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
-        Ok(insert_active_signing_key(key).execute(&self.pool).await?.rows_affected() == 1)
+        Ok(insert_active_signing_key(key).execute(&self.writes).await?.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_signing_key(&self, key: &SigningKeyRecord, retire_at: UnixTime) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query("UPDATE signing_keys SET active_slot = NULL, retired_at = $1 WHERE active_slot = 1")
             .bind(retire_at)
             .execute(&mut *tx)

@@ -54,7 +54,7 @@ pub(super) async fn insert<'c>(
 impl AuditStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        insert(&self.pool, event).await
+        insert(&self.writes, event).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -83,7 +83,7 @@ impl DeliveryStore for SqlStore {
         // As with the second-factor guard: each counting statement holds its row until
         // the transaction ends, so concurrent sends see each other; a key that refuses
         // rolls back what the keys before it counted.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         for key in keys {
             if let Some(until) = count_send(&mut tx, key, now).await? {
                 tx.rollback().await?;
@@ -110,7 +110,7 @@ impl DeliveryStore for SqlStore {
         .bind(&message.payload.key_id)
         .bind(now)
         .bind(message.created_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -131,7 +131,7 @@ impl DeliveryStore for SqlStore {
         )
         .bind(now)
         .bind(lease_secs)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await?
         .as_ref()
         .map(message_from_row)
@@ -143,7 +143,7 @@ impl DeliveryStore for SqlStore {
         sqlx::query("UPDATE outbox SET sent_at = $2, lease_until = 0, last_error = NULL WHERE id = $1")
             .bind(id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -170,7 +170,7 @@ impl DeliveryStore for SqlStore {
             .bind(error)
             .bind(now),
         };
-        query.execute(&self.pool).await?;
+        query.execute(&self.writes).await?;
         Ok(())
     }
 
@@ -202,12 +202,12 @@ impl DeliveryStore for SqlStore {
                                    OR (failed_at IS NOT NULL AND failed_at <= $1)",
         )
         .bind(messages_before)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?
         .rows_affected();
         let throttles = sqlx::query("DELETE FROM send_throttle WHERE last_sent_at <= $1")
             .bind(throttle_before)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?
             .rows_affected();
         Ok(messages + throttles)

@@ -67,7 +67,7 @@ impl SqlStore {
         user_id: &str,
         activation: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let activated = activation.execute(&mut *tx).await?.rows_affected() == 1;
         if activated {
             devices::forget_all_in(&mut tx, user_id).await?;
@@ -81,7 +81,7 @@ impl SqlStore {
 impl FactorStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_pending_factor(&self, factor: &NewFactor) -> StoreResult<Factor> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query("DELETE FROM factors WHERE user_id = $1 AND factor_type = $2 AND status = 'pending'")
             .bind(&factor.user_id)
             .bind(factor.factor_type.as_str())
@@ -201,7 +201,7 @@ impl FactorStore for SqlStore {
         .bind(user_id)
         .bind(now)
         .bind(step)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -226,7 +226,7 @@ impl FactorStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(factor_id = %factor_id))]
     async fn record_totp_step(&self, factor_id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
-        attempts::record_step(&self.pool, &TotpSpend { factor_id: factor_id.to_owned(), step }, now).await
+        attempts::record_step(&self.writes, &TotpSpend { factor_id: factor_id.to_owned(), step }, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
@@ -235,14 +235,14 @@ impl FactorStore for SqlStore {
             .bind(friendly_name)
             .bind(factor_id)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(result.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
     async fn delete_factor(&self, user_id: &str, factor_id: &str) -> StoreResult<FactorRemoval> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let removed = sqlx::query("DELETE FROM factors WHERE id = $1 AND user_id = $2")
             .bind(factor_id)
             .bind(user_id)
@@ -271,7 +271,7 @@ impl FactorStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn delete_all_factors(&self, user_id: &str) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let removed = sqlx::query("DELETE FROM factors WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -291,7 +291,7 @@ impl FactorStore for SqlStore {
         code_hashes: &[Vec<u8>],
         now: UnixTime,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         for hash in code_hashes {
             sqlx::query("INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ($1, $2, $3)")
@@ -318,7 +318,7 @@ impl FactorStore for SqlStore {
         .bind(now)
         .bind(user_id)
         .bind(code_hash.to_vec())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -339,7 +339,7 @@ impl FactorStore for SqlStore {
         now: UnixTime,
         policy: &LockoutPolicy,
     ) -> StoreResult<AttemptClaim> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let claim = attempts::claim_in(&mut tx, user_id, now, policy).await?;
         tx.commit().await?;
         Ok(claim)
@@ -353,7 +353,7 @@ impl FactorStore for SqlStore {
         if let Some(group) = &self.group_commit {
             return group.decide(attempt).await;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let decided = attempts::decide_in(&mut tx, attempt).await?;
         tx.commit().await?;
         Ok(decided)
@@ -361,7 +361,7 @@ impl FactorStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn reset_second_factor_failures(&self, user_id: &str) -> StoreResult<()> {
-        attempts::reset(&self.pool, user_id).await
+        attempts::reset(&self.writes, user_id).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
@@ -391,7 +391,7 @@ impl FactorStore for SqlStore {
         .bind(token.auth_time)
         .bind(token.created_at)
         .bind(token.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -424,14 +424,14 @@ impl FactorStore for SqlStore {
         )
         .bind(now)
         .bind(token_hash.to_vec())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(result.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_challenge(&self, challenge: &NewChallenge) -> StoreResult<()> {
-        challenges::create(&self.pool, challenge).await
+        challenges::create(&self.writes, challenge).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -441,12 +441,12 @@ impl FactorStore for SqlStore {
         max_attempts: i64,
         now: UnixTime,
     ) -> StoreResult<Option<Challenge>> {
-        challenges::attempt_code(&self.pool, query, max_attempts, now).await
+        challenges::attempt_code(&self.writes, query, max_attempts, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn spend_challenge(&self, id: &str, confirmed: bool, now: UnixTime) -> StoreResult<bool> {
-        challenges::spend(&self.pool, id, confirmed, now).await
+        challenges::spend(&self.writes, id, confirmed, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -455,12 +455,12 @@ impl FactorStore for SqlStore {
         secret_hash: &[u8],
         now: UnixTime,
     ) -> StoreResult<Option<Challenge>> {
-        challenges::confirm_link(&self.pool, secret_hash, now).await
+        challenges::confirm_link(&self.writes, secret_hash, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn link_challenge(&self, secret_hash: &[u8], now: UnixTime) -> StoreResult<Option<Challenge>> {
-        challenges::open_link(&self.pool, secret_hash, now).await
+        challenges::open_link(&self.writes, secret_hash, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, id = %id))]
@@ -472,23 +472,23 @@ impl FactorStore for SqlStore {
     async fn purge_expired_factors(&self, now: UnixTime) -> StoreResult<u64> {
         let factors = sqlx::query("DELETE FROM factors WHERE status = 'pending' AND expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?
             .rows_affected();
         let tokens = sqlx::query("DELETE FROM mfa_tokens WHERE expires_at <= $1 OR used_at IS NOT NULL")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?
             .rows_affected();
-        let challenges = challenges::purge(&self.pool, now).await?;
-        let devices = devices::purge(&self.pool, now).await?;
-        let ceremonies = ceremonies::purge(&self.pool, now).await?;
+        let challenges = challenges::purge(&self.writes, now).await?;
+        let devices = devices::purge(&self.writes, now).await?;
+        let ceremonies = ceremonies::purge(&self.writes, now).await?;
         Ok(factors + tokens + challenges + devices + ceremonies)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn remember_device(&self, device: &RememberedDevice, token_hash: &[u8]) -> StoreResult<()> {
-        devices::remember(&self.pool, device, token_hash).await
+        devices::remember(&self.writes, device, token_hash).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
@@ -498,17 +498,17 @@ impl FactorStore for SqlStore {
         token_hash: &[u8],
         now: UnixTime,
     ) -> StoreResult<Option<RememberedDevice>> {
-        devices::use_token(&self.pool, user_id, token_hash, now).await
+        devices::use_token(&self.writes, user_id, token_hash, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn create_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()> {
-        ceremonies::create(&self.pool, ceremony).await
+        ceremonies::create(&self.writes, ceremony).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn take_ceremony(&self, challenge_hash: &[u8], now: UnixTime) -> StoreResult<Option<Ceremony>> {
-        ceremonies::take(&self.pool, challenge_hash, now).await
+        ceremonies::take(&self.writes, challenge_hash, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, factor_id = %factor_id))]
@@ -521,7 +521,7 @@ impl FactorStore for SqlStore {
         credential: &StoredSecret,
         now: UnixTime,
     ) -> StoreResult<bool> {
-        ceremonies::set_credential(&self.pool, user_id, factor_id, credential_id, aaguid, credential, now)
+        ceremonies::set_credential(&self.writes, user_id, factor_id, credential_id, aaguid, credential, now)
             .await
     }
 
@@ -532,7 +532,7 @@ impl FactorStore for SqlStore {
         credential: &StoredSecret,
         now: UnixTime,
     ) -> StoreResult<()> {
-        ceremonies::update_credential(&self.pool, factor_id, credential, now).await
+        ceremonies::update_credential(&self.writes, factor_id, credential, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -566,6 +566,6 @@ impl FactorStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     async fn forget_devices(&self, user_id: &str, device_id: Option<&str>) -> StoreResult<u64> {
-        devices::forget(&self.pool, user_id, device_id).await
+        devices::forget(&self.writes, user_id, device_id).await
     }
 }

@@ -141,7 +141,7 @@ impl KeyStore for SqlStore {
         .bind(secret.nonce.clone())
         .bind(&secret.key_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(inserted.rows_affected() == 1)
     }
@@ -179,7 +179,7 @@ impl KeyStore for SqlStore {
             .bind(&resealed.key_id)
             .bind(&value.secret.key_id)
             .bind(value.secret.nonce.clone())
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(updated.rows_affected() == 1)
     }

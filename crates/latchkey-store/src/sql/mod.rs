@@ -84,7 +84,10 @@ PRAGMA busy_timeout = 5000;";
 
 #[derive(Clone)]
 pub struct SqlStore {
+    /// Reads (and, on PostgreSQL, everything).
     pub(crate) pool: AnyPool,
+    /// Writes: on SQLite a pool of one connection, on PostgreSQL `pool` itself.
+    pub(crate) writes: AnyPool,
     backend: Backend,
     group_commit: Option<group_commit::GroupCommit>,
 }
@@ -102,24 +105,33 @@ impl SqlStore {
             _ => url.to_owned(),
         };
         let connect_options: AnyConnectOptions = url.parse()?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
-                    }
-                    Ok(())
+        let open = |max_connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(connect_options)
-            .await?;
+                .connect_with(connect_options.clone())
+        };
+        let pool = open(options.max_connections).await?;
+        // SQLite has one writer: writes queue, in order, for one connection of their
+        // own instead of polling for the lock from several (a busy writer would starve
+        // the others), while reads go on beside them.
+        let writes = match backend {
+            Backend::Sqlite => open(1).await?,
+            Backend::Postgres => pool.clone(),
+        };
         let group_commit = options
             .group_commit
             .unwrap_or(backend == Backend::Sqlite)
-            .then(|| group_commit::GroupCommit::start(pool.clone()));
-        Ok(Self { pool, backend, group_commit })
+            .then(|| group_commit::GroupCommit::start(writes.clone()));
+        Ok(Self { pool, writes, backend, group_commit })
     }
 
     pub fn backend(&self) -> Backend {
@@ -134,6 +146,7 @@ impl SqlStore {
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writes.close().await;
     }
 }
 

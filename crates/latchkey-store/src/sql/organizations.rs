@@ -36,7 +36,7 @@ impl OrganizationStore for SqlStore {
         member: Option<(&str, OrgRole)>,
         now: UnixTime,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query("DELETE FROM organization_members WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -70,7 +70,7 @@ impl OrganizationStore for SqlStore {
             .bind(i64::from(enforced))
             .bind(now)
             .bind(org_id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -89,7 +89,7 @@ impl OrganizationStore for SqlStore {
         sqlx::query("UPDATE users SET preferred_factor_type = $1 WHERE id = $2")
             .bind(factor_type)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }

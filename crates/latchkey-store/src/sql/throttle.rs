@@ -49,7 +49,7 @@ fn delay(key: &ThrottleKey<'_>, failures: i64) -> i64 {
 impl LoginThrottleStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn claim_login_attempt(&self, keys: &[ThrottleKey<'_>], now: UnixTime) -> StoreResult<LoginClaim> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         for key in keys {
             match count(&mut tx, key, now).await? {
                 Some(failures) => {
@@ -77,7 +77,7 @@ impl LoginThrottleStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn login_succeeded(&self, reset: &[u8], forgive: &[&[u8]]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query("UPDATE login_throttle SET failures = 0, blocked_until = 0 WHERE key_hash = $1")
             .bind(reset.to_vec())
             .execute(&mut *tx)
@@ -103,7 +103,7 @@ impl LoginThrottleStore for SqlStore {
             sqlx::query("DELETE FROM login_throttle WHERE last_attempt_at < $1 AND blocked_until <= $2")
                 .bind(before)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await?;
         Ok(result.rows_affected())
     }

@@ -62,7 +62,7 @@ impl WebhookStore for SqlStore {
         .bind(endpoint.secrets.nonce.clone())
         .bind(&endpoint.secrets.key_id)
         .bind(endpoint.created_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -88,7 +88,7 @@ impl WebhookStore for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     async fn delete_webhook(&self, id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query("DELETE FROM webhook_attempts WHERE endpoint_id = $1").bind(id).execute(&mut *tx).await?;
         let deleted =
             sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -106,7 +106,7 @@ impl WebhookStore for SqlStore {
         .bind(secrets.sealed.clone())
         .bind(secrets.nonce.clone())
         .bind(&secrets.key_id)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(updated.rows_affected() == 1)
     }
@@ -130,7 +130,7 @@ impl WebhookStore for SqlStore {
         .bind(attempt.attempted_at)
         .bind(attempt.status)
         .bind(&attempt.error)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -155,7 +155,7 @@ impl WebhookStore for SqlStore {
     async fn purge_webhook_attempts(&self, before: UnixTime) -> StoreResult<u64> {
         let purged = sqlx::query("DELETE FROM webhook_attempts WHERE attempted_at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(purged.rows_affected())
     }
