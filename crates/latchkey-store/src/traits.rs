@@ -49,6 +49,10 @@ pub trait AccountStore: Send + Sync {
     async fn pool_probe(&self) -> StoreResult<PoolProbe>;
 
     async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
+    /// Adds `users` and their `factors` (stored active, confirmed when created) in one
+    /// transaction, many rows per statement: for bulk loads (the benchmark's million
+    /// users). Any conflict (an address taken) fails the whole import.
+    async fn import_users(&self, users: &[NewUser], factors: &[NewFactor]) -> StoreResult<()>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>>;
     /// Users in id (creation) order, starting after `after`.

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, is_unique_violation, join_list, split_list};
+use super::{SqlStore, import, is_unique_violation, join_list, split_list};
 use crate::{
-    AccountStore, ApiKey, NewApiKey, NewSession, NewUser, PoolProbe, RefreshOutcome, RefreshRotation,
-    Session, SigningKeyRecord, StoreError, StoreResult, User,
+    AccountStore, ApiKey, NewApiKey, NewFactor, NewSession, NewUser, PoolProbe, RefreshOutcome,
+    RefreshRotation, Session, SigningKeyRecord, StoreError, StoreResult, User,
 };
 use latchkey_core::UnixTime;
 
@@ -145,6 +145,18 @@ impl AccountStore for SqlStore {
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::EmailTaken } else { e.into() })?;
         user_from_row(&row)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(users = users.len()))]
+    async fn import_users(&self, users: &[NewUser], factors: &[NewFactor]) -> StoreResult<()> {
+        let mut tx = self.writes.begin().await?;
+        import::users_in(&mut tx, users).await.map_err(|error| match error {
+            StoreError::Database(ref e) if is_unique_violation(e) => StoreError::EmailTaken,
+            other => other,
+        })?;
+        import::active_factors_in(&mut tx, factors).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]

@@ -24,6 +24,7 @@ mod delivery;
 mod devices;
 mod factors;
 mod group_commit;
+mod import;
 mod keys;
 mod organizations;
 mod throttle;

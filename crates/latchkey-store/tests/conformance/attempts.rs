@@ -7,12 +7,16 @@ use latchkey_store::{
     TotpSpend,
 };
 
-use crate::factors::{active_totp, with_user};
+use latchkey_store::{AccountStore, StoreError};
+
+use crate::accounts::new_user;
+use crate::factors::{active_totp, totp, with_user};
 
 on_both_backends!(
     an_attempt_is_decided_counted_and_audited_at_once,
     concurrent_attempts_on_one_step_have_one_winner,
     one_failing_attempt_leaves_the_others_of_its_batch_alone,
+    users_and_their_factors_import_in_bulk_or_not_at_all,
 );
 
 /// An attempt at `now` spending `step` of factor `f1` (or nothing), audited as one
@@ -146,4 +150,25 @@ async fn one_failing_attempt_leaves_the_others_of_its_batch_alone(store: SqlStor
             assert_eq!(audit_types(&store, &user_id).await, ["accepted"]);
         }
     }
+}
+
+async fn users_and_their_factors_import_in_bulk_or_not_at_all(store: SqlStore) {
+    let users: Vec<_> = (0..1200).map(|i| new_user(&format!("b{i}"), &format!("b{i}@example.com"))).collect();
+    let factors: Vec<_> = (0..1200).map(|i| totp(&format!("f-b{i}"), &format!("b{i}"), 500)).collect();
+    store.import_users(&users, &factors).await.unwrap();
+    let user = store.user_by_email("b1100@example.com").await.unwrap().unwrap();
+    let imported = store.active_totp_factors(&user.id).await.unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!((imported[0].id.as_str(), imported[0].confirmed_at), ("f-b1100", Some(500)));
+    assert_eq!(imported[0].secret, factors[1100].secret);
+    // The user it belongs to can spend a step of it like any other factor.
+    let (outcome, _) = store
+        .decide_second_factor_attempt(attempt("b7", 600, Some(3), LockoutPolicy::default()))
+        .await
+        .unwrap();
+    assert_eq!(outcome, AttemptOutcome::Accepted);
+
+    let again = vec![new_user("c1", "c1@example.com"), new_user("c2", "b5@example.com")];
+    assert!(matches!(store.import_users(&again, &[]).await, Err(StoreError::EmailTaken)));
+    assert!(store.user_by_id("c1").await.unwrap().is_none(), "nothing of a failed import stays");
 }
