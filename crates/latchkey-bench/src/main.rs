@@ -56,6 +56,14 @@ struct Args {
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Another latchkey binary to judge against `--server`: each scenario runs beside
+    /// `/healthz` on one binary, then the other, alternating which goes first, for
+    /// `--rounds` rounds, and the ratios between them are printed.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Rounds of a `--compare` run.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -150,20 +158,43 @@ where
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let binary = server::binary(args.server.clone());
-    anyhow::ensure!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build --release --bin latchkey`",
-        binary.display()
-    );
+    for binary in std::iter::once(&binary).chain(args.compare.as_ref()) {
+        anyhow::ensure!(
+            binary.exists(),
+            "{} is missing: build it with `cargo build --release --bin latchkey`",
+            binary.display()
+        );
+    }
+    if let Some(other) = &args.compare {
+        return compare(&args, &binary, other).await;
+    }
+    let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).collect();
+    let report = measure_binary(&args, &binary, &wanted).await?;
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)?;
+        eprintln!("results written to {}", path.display());
+    }
+    report.faults()
+}
+
+/// Runs `wanted` on `binary`, one scenario after another, against a server started
+/// for the run and users prepared for it.
+async fn measure_binary<'a>(
+    args: &'a Args,
+    binary: &std::path::Path,
+    wanted: &[&str],
+) -> anyhow::Result<Report<'a>> {
+    let needs = |scenario: &str| wanted.contains(&scenario);
     let work = tempfile::tempdir()?;
-    let database = Database::create(&args, work.path()).await?;
+    let database = Database::create(args, work.path()).await?;
     let master_key: String =
         latchkey_server::random::bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
     let port = server::free_port()?;
     let mut env = server::environment(work.path(), &database.url, &master_key, port);
     env.push(("LATCHKEY_METRICS__ENABLED".into(), (args.metrics == "on").to_string()));
-    let api_key = server::cli(&binary, &env, &["apikey", "create", "--name", "bench"])?;
-    let mut server = Server::start(&binary, &env, port).await?;
+    let api_key = server::cli(binary, &env, &["apikey", "create", "--name", "bench"])?;
+    let mut server = Server::start(binary, &env, port).await?;
     let pid = server.pid();
     let idle_rss_kib = memory_kib(pid, "VmRSS:");
     eprintln!(
@@ -175,15 +206,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
     let base = server.base.clone();
-    let totp_users =
-        setup::create_users(&client, &base, &api_key, "totp", args.users, None, args.concurrency).await?;
     let mut config = Config::default();
     config.database.url = Some(database.url.clone());
     config.data_dir = work.path().join("bench-state");
     config.keys.master_key = Some(SecretString::from(master_key.clone()));
-    let totp_users = setup::enrol_directly(config, &totp_users).await?;
+    let started = std::time::Instant::now();
+    let totp_users = setup::import_totp_users(config, args.users).await?;
+    let preparation = started.elapsed();
+    // Password users only for the scenarios that sign in: each costs Argon2 hashes.
+    let login_users = |scenario: &str| if needs(scenario) { args.login_users } else { 0 };
     let password_users =
-        setup::create_users(&client, &base, &api_key, "setup", args.login_users, Some(PASSWORD), 4).await?;
+        setup::create_users(&client, &base, &api_key, "setup", login_users("setup"), Some(PASSWORD), 4)
+            .await?;
     let mut setup_tokens = Vec::new();
     for (_, email) in &password_users {
         setup_tokens.push(
@@ -191,7 +225,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let mfa_users =
-        setup::create_users(&client, &base, &api_key, "mfa", args.login_users, Some(PASSWORD), 4).await?;
+        setup::create_users(&client, &base, &api_key, "mfa", login_users("login-mfa"), Some(PASSWORD), 4)
+            .await?;
     let mut mfa_accounts = Vec::new();
     for (_, email) in &mfa_users {
         let access =
@@ -199,8 +234,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (factor_id, key) = setup::enrol_via_api(&client, &base, &access).await?;
         mfa_accounts.push((email.clone(), factor_id, key));
     }
-    let passkey_users =
-        setup::create_users(&client, &base, &api_key, "passkey", args.login_users, Some(PASSWORD), 4).await?;
+    let passkey_users = setup::create_users(
+        &client,
+        &base,
+        &api_key,
+        "passkey",
+        login_users("passkey-login"),
+        Some(PASSWORD),
+        4,
+    )
+    .await?;
     let mut passkey_accounts = Vec::new();
     for (_, email) in &passkey_users {
         let access =
@@ -210,28 +253,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let settled_rss_kib = memory_kib(pid, "VmRSS:");
 
-    let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).collect();
     let mut results: Vec<Measured> = Vec::new();
     let verify_ids: Arc<Vec<String>> = Arc::new(totp_users.iter().map(|u| u.id.clone()).collect());
-    for &scenario in &wanted {
+    for &scenario in wanted {
         let client = client.clone();
         let base = base.clone();
         let key = api_key.clone();
         let measured = match scenario {
-            "healthz" => measure("healthz", pid, &args, Pace::Closed, None, healthz(&client, &base)).await,
+            "healthz" => measure("healthz", pid, args, Pace::Closed, None, healthz(&client, &base)).await,
             "verify-ok" => {
                 let codes =
                     Arc::new(CodeSupply::new(totp_users.iter().map(|u| u.key.clone()).collect(), None));
                 let ids = Arc::clone(&verify_ids);
                 let request = || verify_ok(&client, &base, &key, &codes, &ids);
-                let peak = measure("verify-ok", pid, &args, Pace::Closed, None, request()).await;
+                let peak = measure("verify-ok", pid, args, Pace::Closed, None, request()).await;
                 let half = Pace::Open(peak.stats.throughput() / 2.0);
                 results.push(peak);
-                measure("verify-ok@50%", pid, &args, half, None, request()).await
+                measure("verify-ok@50%", pid, args, half, None, request()).await
             }
             "verify-bad" => {
                 let ids = Arc::clone(&verify_ids);
-                measure("verify-bad", pid, &args, Pace::Closed, None, move |n| {
+                measure("verify-bad", pid, args, Pace::Closed, None, move |n| {
                     let id = &ids[usize::try_from(n).unwrap_or(0) % ids.len()];
                     let request = client
                         .post(format!("{base}/v1/users/{id}/verify"))
@@ -243,7 +285,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             "setup" => {
                 let tokens = Arc::new(setup_tokens.clone());
-                measure("setup", pid, &args, Pace::Closed, None, move |n| {
+                measure("setup", pid, args, Pace::Closed, None, move |n| {
                     let token = &tokens[usize::try_from(n).unwrap_or(0) % tokens.len()];
                     let request = client
                         .post(format!("{base}/v1/me/factors"))
@@ -263,7 +305,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let accounts =
                     Arc::new(mfa_accounts.iter().map(|(e, f, _)| (e.clone(), f.clone())).collect::<Vec<_>>());
                 let probe_base = base.clone();
-                measure("login-mfa", pid, &args, Pace::Closed, Some(&probe_base), move |n| {
+                measure("login-mfa", pid, args, Pace::Closed, Some(&probe_base), move |n| {
                     let index = usize::try_from(n).unwrap_or(0) % accounts.len();
                     let (email, factor_id) = accounts[index].clone();
                     let code = codes.next(index);
@@ -290,7 +332,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             "passkey-login" => {
                 let accounts = Arc::new(std::mem::take(&mut passkey_accounts));
-                measure("passkey-login", pid, &args, Pace::Closed, None, move |n| {
+                measure("passkey-login", pid, args, Pace::Closed, None, move |n| {
                     let accounts = Arc::clone(&accounts);
                     let (client, base) = (client.clone(), base.clone());
                     async move {
@@ -320,40 +362,77 @@ async fn run(args: Args) -> anyhow::Result<()> {
         results.push(measured);
     }
     let peak_rss_kib = memory_kib(pid, "VmHWM:");
+    let database_bytes = database.size_bytes(work.path()).await;
     server.stop();
-    database.drop_if_postgres(&args).await;
+    database.drop_if_postgres(args).await;
 
-    let report = Report {
-        args: &args,
+    Ok(Report {
+        args,
         cold_start: server.cold_start,
+        preparation,
+        database_bytes,
         idle_rss_kib,
         settled_rss_kib,
         peak_rss_kib,
         results,
-    };
-    report.print();
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report.to_json())?)?;
-        eprintln!("results written to {}", path.display());
+    })
+}
+
+/// `--compare`: each scenario beside `/healthz`, on `first` and `second` in turn.
+async fn compare(args: &Args, first: &std::path::Path, second: &std::path::Path) -> anyhow::Result<()> {
+    let scenarios: Vec<&str> = args.scenarios.split(',').map(str::trim).filter(|s| *s != "healthz").collect();
+    // (scenario, binary index) -> [(req/s, share of /healthz)] over the rounds.
+    let mut runs: std::collections::BTreeMap<(usize, usize), Vec<(f64, f64)>> = Default::default();
+    for round in 0..args.rounds.max(1) {
+        for (index, &scenario) in scenarios.iter().enumerate() {
+            let order = if (round + index) % 2 == 0 { [0, 1] } else { [1, 0] };
+            for which in order {
+                let binary = [first, second][which];
+                eprintln!(
+                    "round {} of {}: {scenario} on {}",
+                    round + 1,
+                    args.rounds.max(1),
+                    binary.display()
+                );
+                let report = measure_binary(args, binary, &["healthz", scenario]).await?;
+                report.faults()?;
+                let measured = report.results.iter().find(|m| m.name == scenario).context("no result")?;
+                let ratio = report.ratio(measured).unwrap_or(0.0);
+                runs.entry((index, which)).or_default().push((measured.stats.throughput(), ratio));
+            }
+        }
     }
-    // Timing is reported, never judged; but a server error or a failed request under
-    // load is a fault.
-    let faults: Vec<String> = report
-        .results
-        .iter()
-        .flat_map(|m| {
-            m.stats.statuses.iter().filter(|(status, _)| **status == 0 || **status >= 500).map(
-                move |(status, count)| {
-                    format!(
-                        "{}: {count} × {}",
-                        m.name,
-                        if *status == 0 { "failed request".to_owned() } else { status.to_string() }
-                    )
-                },
-            )
-        })
-        .collect();
-    anyhow::ensure!(faults.is_empty(), "faults under load: {}", faults.join(", "));
+    let mean = |values: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        values.iter().map(pick).sum::<f64>() / values.len().max(1) as f64
+    };
+    println!(
+        "latchkey-bench --compare: {} , concurrency {}, {} s per scenario, {} rounds",
+        args.database,
+        args.concurrency,
+        args.duration,
+        args.rounds.max(1)
+    );
+    println!("A = {}", first.display());
+    println!("B = {}", second.display());
+    println!(
+        "{:<14} {:>9} {:>8} {:>9} {:>8} {:>9} {:>11}",
+        "scenario", "A req/s", "A vs hz", "B req/s", "B vs hz", "B/A req", "B/A vs hz"
+    );
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let (a, b) = (&runs[&(index, 0)], &runs[&(index, 1)]);
+        let (a_rps, b_rps) = (mean(a, |r| r.0), mean(b, |r| r.0));
+        let (a_share, b_share) = (mean(a, |r| r.1), mean(b, |r| r.1));
+        println!(
+            "{:<14} {:>9.0} {:>7.1}% {:>9.0} {:>7.1}% {:>9.2} {:>11.2}",
+            scenario,
+            a_rps,
+            100.0 * a_share,
+            b_rps,
+            100.0 * b_share,
+            b_rps / a_rps.max(1e-9),
+            b_share / a_share.max(1e-9)
+        );
+    }
     Ok(())
 }
 
@@ -438,6 +517,27 @@ impl Database {
         }
     }
 
+    /// The database's size on disk: SQLite's files (with the write-ahead log), or what
+    /// PostgreSQL reports for the run's database.
+    async fn size_bytes(&self, dir: &std::path::Path) -> Option<u64> {
+        if self.postgres_name.is_none() {
+            let files = std::fs::read_dir(dir).ok()?;
+            return Some(
+                files
+                    .flatten()
+                    .filter(|f| f.file_name().to_string_lossy().starts_with("bench.db"))
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum(),
+            );
+        }
+        let pool = sqlx::AnyPool::connect(&self.url).await.ok()?;
+        let size: i64 =
+            sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&pool).await.ok()?;
+        pool.close().await;
+        u64::try_from(size).ok()
+    }
+
     async fn drop_if_postgres(&self, args: &Args) {
         let Some(name) = &self.postgres_name else { return };
         if let Ok(admin) = sqlx::AnyPool::connect(&args.postgres_url).await {
@@ -456,6 +556,10 @@ fn cores() -> usize {
 struct Report<'a> {
     args: &'a Args,
     cold_start: Duration,
+    /// How long importing the TOTP users took.
+    preparation: Duration,
+    /// The database's size on disk after the run.
+    database_bytes: Option<u64>,
     idle_rss_kib: u64,
     settled_rss_kib: u64,
     peak_rss_kib: u64,
@@ -463,6 +567,28 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
+    /// Timing is reported, never judged; but a server error or a failed request under
+    /// load is a fault.
+    fn faults(&self) -> anyhow::Result<()> {
+        let faults: Vec<String> = self
+            .results
+            .iter()
+            .flat_map(|m| {
+                m.stats.statuses.iter().filter(|(status, _)| **status == 0 || **status >= 500).map(
+                    move |(status, count)| {
+                        format!(
+                            "{}: {count} × {}",
+                            m.name,
+                            if *status == 0 { "failed request".to_owned() } else { status.to_string() }
+                        )
+                    },
+                )
+            })
+            .collect();
+        anyhow::ensure!(faults.is_empty(), "faults under load: {}", faults.join(", "));
+        Ok(())
+    }
+
     fn healthz_rps(&self) -> Option<f64> {
         self.results.iter().find(|m| m.name == "healthz").map(|m| m.stats.throughput())
     }
@@ -485,6 +611,11 @@ impl Report<'_> {
             self.idle_rss_kib as f64 / 1024.0,
             self.settled_rss_kib as f64 / 1024.0,
             self.peak_rss_kib as f64 / 1024.0
+        );
+        println!(
+            "TOTP users imported in {:.1} s; database on disk after the run: {}",
+            self.preparation.as_secs_f64(),
+            self.database_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1_048_576.0))
         );
         println!(
             "{:<14} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>6}  statuses",
@@ -556,6 +687,8 @@ impl Report<'_> {
             "concurrency": self.args.concurrency,
             "duration_secs": self.args.duration,
             "cold_start_ms": self.cold_start.as_secs_f64() * 1e3,
+            "preparation_secs": self.preparation.as_secs_f64(),
+            "database_mib": self.database_bytes.map(|b| b as f64 / 1_048_576.0),
             "rss_idle_mib": self.idle_rss_kib as f64 / 1024.0,
             "rss_after_setup_mib": self.settled_rss_kib as f64 / 1024.0,
             "rss_peak_mib": self.peak_rss_kib as f64 / 1024.0,

@@ -1,18 +1,21 @@
-//! Preparing a run: users through the admin API, TOTP factors for them, sessions for
+//! Preparing a run: TOTP users in bulk through the store, others through the admin API, sessions for
 //! the scenarios that need a signed-in user, and the supply of fresh codes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use latchkey_core::factor::FactorType;
 use latchkey_core::{base32, totp};
 use latchkey_server::Config;
 use latchkey_server::clock::SystemClock;
-use latchkey_server::http::extract::ClientMeta;
-use latchkey_server::service::{enrolment, reauth};
+use latchkey_server::keys;
+use latchkey_server::service::second_factor;
 use latchkey_server::state::AppState;
+use latchkey_store::{NewFactor, NewUser, TotpSettings};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{CreationChallengeResponse, Url};
 
@@ -59,28 +62,57 @@ pub async fn create_users(
     Ok(users)
 }
 
-/// Enrols and activates a TOTP factor for each user through the service layer on the
-/// same database: the API has no way to enrol another user's factor, and signing in as
-/// each of thousands of users would cost two Argon2 hashes apiece.
-pub async fn enrol_directly(config: Config, users: &[(String, String)]) -> anyhow::Result<Vec<TotpUser>> {
+/// Users per import transaction.
+const IMPORT_BATCH: usize = 10_000;
+
+/// Adds `count` users, each with a confirmed TOTP factor whose key the bench keeps,
+/// straight into the server's database through the store's bulk import: creating a
+/// million users through the API would take hours. Each secret is sealed with the
+/// server's master key and bound to its user and factor, as enrolment does.
+pub async fn import_totp_users(config: Config, count: usize) -> anyhow::Result<Vec<TotpUser>> {
     latchkey_server::startup::install_crypto_provider();
     let state = AppState::build(config, Arc::new(SystemClock)).await?;
-    let meta = ClientMeta::default();
-    let mut enrolled = Vec::with_capacity(users.len());
-    for (id, email) in users {
-        let user = state.store.user_by_id(id).await?.context("user vanished")?;
-        // The operator's tool, acting for the user as an administrator would.
-        let by = reauth::operator(id, "latchkey-bench".into());
-        let enrollment = enrolment::enroll_totp(&state, &by, &user, None, &meta)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-        if !state.store.activate_factor(id, &enrollment.factor.id, None, state.now()).await? {
-            bail!("could not activate the factor of {email}");
+    let params = state.totp;
+    let settings = TotpSettings {
+        algorithm: params.algorithm.as_str().into(),
+        digits: i64::from(params.digits),
+        period: i64::from(params.period),
+    };
+    let now = state.now();
+    let mut imported = Vec::with_capacity(count);
+    for first in (0..count).step_by(IMPORT_BATCH) {
+        let batch = first..count.min(first + IMPORT_BATCH);
+        let (mut users, mut factors) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+        for i in batch {
+            let (id, factor_id) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+            let email = format!("totp{i}@bench.example");
+            let key = latchkey_server::random::bytes::<20>().to_vec();
+            let secret =
+                keys::seal_secret(&state.keys, &key, &second_factor::secret_context(&id, &factor_id))?;
+            users.push(NewUser {
+                id: id.clone(),
+                email_normalized: email.clone(),
+                email,
+                phone: None,
+                password_hash: None,
+                created_at: now,
+            });
+            factors.push(NewFactor {
+                id: factor_id,
+                user_id: id.clone(),
+                factor_type: FactorType::Totp,
+                friendly_name: Some("bench".into()),
+                secret: Some(secret),
+                totp: Some(settings.clone()),
+                destination: None,
+                created_at: now,
+                expires_at: now,
+            });
+            imported.push(TotpUser { id, key });
         }
-        let key = base32::decode(&enrollment.secret).context("secret")?;
-        enrolled.push(TotpUser { id: id.clone(), key });
+        state.store.import_users(&users, &factors).await?;
     }
-    Ok(enrolled)
+    Ok(imported)
 }
 
 /// Logs in with the bench password; returns the token response.
