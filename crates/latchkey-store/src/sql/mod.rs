@@ -83,6 +83,29 @@ PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;
 PRAGMA busy_timeout = 5000;";
 
+/// The SQLite writer's settings: the others, and no automatic checkpoints.
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+PRAGMA busy_timeout = 5000;
+PRAGMA wal_autocheckpoint = 0;";
+
+/// How often the write-ahead log is copied back into the SQLite database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Copies the write-ahead log back into the database now and then, without waiting
+/// for readers or the writer (a passive checkpoint), until the pool closes.
+async fn checkpoint_wal(pool: AnyPool) {
+    while !pool.is_closed() {
+        tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+        if let Err(error) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if !pool.is_closed() {
+                tracing::warn!(%error, "a write-ahead log checkpoint failed");
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SqlStore {
     /// Reads (and, on PostgreSQL, everything).
@@ -106,26 +129,32 @@ impl SqlStore {
             _ => url.to_owned(),
         };
         let connect_options: AnyConnectOptions = url.parse()?;
-        let open = |max_connections: u32| {
+        let open = |max_connections: u32, pragmas: &'static str| {
             AnyPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(options.acquire_timeout)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
-                            sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                            sqlx::raw_sql(pragmas).execute(&mut *conn).await?;
                         }
                         Ok(())
                     })
                 })
                 .connect_with(connect_options.clone())
         };
-        let pool = open(options.max_connections).await?;
+        let pool = open(options.max_connections, SQLITE_PRAGMAS).await?;
         // SQLite has one writer: writes queue, in order, for one connection of their
         // own instead of polling for the lock from several (a busy writer would starve
-        // the others), while reads go on beside them.
+        // the others), while reads go on beside them. That connection never
+        // checkpoints (a checkpoint's copy and sync would stop every write while it
+        // ran); a task does, on a reading connection, beside the writes.
         let writes = match backend {
-            Backend::Sqlite => open(1).await?,
+            Backend::Sqlite => {
+                let writes = open(1, SQLITE_WRITER_PRAGMAS).await?;
+                tokio::spawn(checkpoint_wal(pool.clone()));
+                writes
+            }
             Backend::Postgres => pool.clone(),
         };
         let group_commit = options
