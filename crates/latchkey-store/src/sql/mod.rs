@@ -98,10 +98,10 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 async fn checkpoint_wal(pool: AnyPool) {
     while !pool.is_closed() {
         tokio::time::sleep(CHECKPOINT_INTERVAL).await;
-        if let Err(error) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            if !pool.is_closed() {
-                tracing::warn!(%error, "a write-ahead log checkpoint failed");
-            }
+        if let Err(error) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+            && !pool.is_closed()
+        {
+            tracing::warn!(%error, "a write-ahead log checkpoint failed");
         }
     }
 }
