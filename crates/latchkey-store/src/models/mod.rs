@@ -1,5 +1,11 @@
 //! The records the store reads and writes.
 
+mod delivery;
+mod lifecycle;
+
+pub use delivery::*;
+pub use lifecycle::*;
+
 use latchkey_core::UnixTime;
 use latchkey_core::factor::{FactorStatus, FactorType};
 use latchkey_core::login::ThrottlePolicy;
@@ -367,117 +373,6 @@ pub struct CodeChallengeQuery<'a> {
     pub mfa_token_hash: Option<&'a [u8]>,
 }
 
-/// One count a send is judged by: the keyed hash it is kept under and its limits.
-#[derive(Debug, Clone, Copy)]
-pub struct SendKey<'a> {
-    pub hash: &'a [u8],
-    pub limits: SendLimits,
-}
-
-/// Limits on sends counted under one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendLimits {
-    /// Seconds that must pass between two sends.
-    pub min_interval_secs: i64,
-    /// Sends allowed per window.
-    pub per_window: i64,
-    pub window_secs: i64,
-}
-
-/// The answer to "may we send this now?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendClaim {
-    /// Counted; go ahead.
-    Granted,
-    /// Too soon or too many: try again at `until`.
-    Throttled { until: UnixTime },
-}
-
-/// Email or SMS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Email,
-    Sms,
-    /// An event for one webhook endpoint.
-    Webhook,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Email => "email",
-            Self::Sms => "sms",
-            Self::Webhook => "webhook",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Email, Self::Sms, Self::Webhook].into_iter().find(|c| c.as_str() == text)
-    }
-}
-
-/// A webhook endpoint; `secrets` is the sealed JSON list of its signing secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookEndpoint {
-    pub id: String,
-    pub url: String,
-    pub description: String,
-    pub event_types: Vec<String>,
-    pub secrets: StoredSecret,
-    pub created_at: UnixTime,
-}
-
-/// One attempt to deliver an event to an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookAttempt {
-    pub id: String,
-    pub endpoint_id: String,
-    pub message_id: String,
-    pub event_id: String,
-    pub event_type: String,
-    /// 1 for the first attempt.
-    pub attempt: i64,
-    pub attempted_at: UnixTime,
-    /// The endpoint's HTTP status; none when it could not be reached.
-    pub status: Option<i64>,
-    pub error: Option<String>,
-}
-
-/// A message for the delivery queue; its content is sealed.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub id: String,
-    pub channel: Channel,
-    /// What the message is (`email_code`, `notification`, ...), for logs and audit.
-    pub kind: String,
-    pub user_id: Option<String>,
-    pub payload: StoredSecret,
-    pub created_at: UnixTime,
-}
-
-/// A message leased to one worker until `lease_until`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedMessage {
-    pub id: String,
-    pub channel: Channel,
-    pub kind: String,
-    pub user_id: Option<String>,
-    pub payload: StoredSecret,
-    /// Attempts so far, this one included.
-    pub attempts: i64,
-    pub created_at: UnixTime,
-}
-
-/// Counts of the queue's messages by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutboxCounts {
-    pub queued: i64,
-    pub sent: i64,
-    pub failed: i64,
-    /// When the oldest message still waiting to be sent was queued.
-    pub oldest_queued_at: Option<UnixTime>,
-}
-
 /// The connection pool at one moment, and how long taking a connection from it took.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoolProbe {
@@ -596,84 +491,6 @@ pub struct Membership {
     pub role: OrgRole,
     /// The organisation requires a second factor of every member.
     pub mfa_enforced: bool,
-}
-
-/// What an account token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountTokenPurpose {
-    /// A forgotten password's reset link.
-    PasswordReset,
-    /// An administrator's recovery link for a user who lost every factor.
-    Recovery,
-    /// A user's own recovery link, usable after a waiting period.
-    SelfRecovery,
-    /// The code that confirms a new email address.
-    EmailChange,
-    /// The code that confirms a new phone number.
-    PhoneChange,
-}
-
-impl AccountTokenPurpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PasswordReset => "password_reset",
-            Self::Recovery => "recovery",
-            Self::SelfRecovery => "self_recovery",
-            Self::EmailChange => "email_change",
-            Self::PhoneChange => "phone_change",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::PasswordReset, Self::Recovery, Self::SelfRecovery, Self::EmailChange, Self::PhoneChange]
-            .into_iter()
-            .find(|p| p.as_str() == text)
-    }
-}
-
-/// An account token to store; `secret_hash` is the keyed hash of its token or code.
-#[derive(Debug, Clone)]
-pub struct NewAccountToken {
-    pub id: String,
-    pub user_id: String,
-    pub purpose: AccountTokenPurpose,
-    pub secret_hash: Vec<u8>,
-    /// For an address change: the new address.
-    pub new_address: Option<String>,
-    pub created_at: UnixTime,
-    /// Not spendable before this.
-    pub usable_at: UnixTime,
-    pub expires_at: UnixTime,
-}
-
-/// An account token as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountToken {
-    pub id: String,
-    pub user_id: String,
-    pub purpose: AccountTokenPurpose,
-    pub secret_hash: Vec<u8>,
-    pub new_address: Option<String>,
-    pub attempts: i64,
-    pub created_at: UnixTime,
-    pub usable_at: UnixTime,
-    pub expires_at: UnixTime,
-    pub used_at: Option<UnixTime>,
-}
-
-/// The address an address-change token gives the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NewAddress<'a> {
-    Email { address: &'a str, normalized: &'a str },
-    Phone { number: &'a str },
-}
-
-/// What an address change did: the address it replaced and how many factors that sent
-/// to the old address now send to the new one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressChanged {
-    pub old: Option<String>,
-    pub moved_factors: u64,
 }
 
 /// The tables that hold values sealed under the master key.
