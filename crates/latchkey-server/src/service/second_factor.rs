@@ -402,16 +402,19 @@ async fn verify_totp(
     let mut tried = None;
     let mut replayed = false;
     let mut spend = None;
+    // Every factor is checked, matched or not: the check runs before the guard's
+    // claim, so its duration must not tell a blocked guesser that a code matched.
     for factor in factors {
-        tried = Some(factor);
+        if spend.is_none() {
+            tried = Some(factor);
+        }
         let key = open_totp_secret(state, factor)?;
         match totp::verify(&key, factor_params(factor)?, code, now, factor.last_step) {
-            totp::Check::Accepted { step } => {
+            totp::Check::Accepted { step } if spend.is_none() => {
                 spend = Some(TotpSpend { factor_id: factor.id.clone(), step });
-                break;
             }
+            totp::Check::Accepted { .. } | totp::Check::Invalid => {}
             totp::Check::Replayed => replayed = true,
-            totp::Check::Invalid => {}
         }
     }
     let tried = tried.map(|f| (f.id.clone(), f.factor_type));
