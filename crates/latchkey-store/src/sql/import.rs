@@ -9,7 +9,7 @@ use crate::{NewFactor, NewUser, StoreResult};
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// `($1, $2, ...), ($k, ...)` for `rows` rows of `columns` parameters each.
-fn placeholders(rows: usize, columns: usize) -> String {
+fn parameter_rows(rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         text.push_str(if row == 0 { "(" } else { ", (" });
@@ -28,7 +28,7 @@ pub(super) async fn users_in(conn: &mut AnyConnection, users: &[NewUser]) -> Sto
     for chunk in users.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO users (id, email, email_normalized, phone, password_hash, created_at, updated_at) VALUES {}",
-            placeholders(chunk.len(), 7)
+            parameter_rows(chunk.len(), 7)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for user in chunk {
@@ -52,7 +52,7 @@ pub(super) async fn active_factors_in(conn: &mut AnyConnection, factors: &[NewFa
         let sql = format!(
             "INSERT INTO factors (id, user_id, factor_type, status, friendly_name, secret_sealed, secret_nonce,
              secret_key_id, algorithm, digits, period, created_at, confirmed_at) VALUES {}",
-            placeholders(chunk.len(), 13)
+            parameter_rows(chunk.len(), 13)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for factor in chunk {
