@@ -153,7 +153,7 @@ fn an_aaguid_allow_list_needs_direct_attestation_and_the_makers_roots() {
     let mut config = Config::default();
     config.webauthn.allowed_aaguids = vec!["cb69481e-8ff7-4039-93ec-0a2729a154a8".into()];
     assert!(config.validate().is_err(), "an allow-list without attestation checks nothing");
-    config.webauthn.attestation = sections::Attestation::Direct;
+    config.webauthn.attestation = webauthn::Attestation::Direct;
     assert!(config.validate().is_err(), "a self-reported AAGUID is only a claim");
     config.webauthn.attestation_roots = Some("/etc/latchkey/roots.pem".into());
     config.validate().unwrap();
