@@ -463,7 +463,7 @@ struct AttemptRows {
 }
 
 impl AttemptRows {
-    fn for_outcome(self, outcome: &AttemptOutcome) -> Vec<AuditEvent> {
+    fn for_outcome(&self, outcome: &AttemptOutcome) -> Vec<AuditEvent> {
         let event = |event_type: &str, success: bool| AuditEvent {
             id: Uuid::now_v7().to_string(),
             event_type: event_type.to_owned(),

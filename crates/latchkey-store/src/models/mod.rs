@@ -210,8 +210,9 @@ pub struct SecondFactorAttempt {
     pub audit: AuditFor,
 }
 
-/// Makes the audit rows of an attempt once its outcome is known.
-pub type AuditFor = Box<dyn FnOnce(&AttemptOutcome) -> Vec<AuditEvent> + Send>;
+/// Makes the audit rows of an attempt once its outcome is known (again, with fresh ids,
+/// if a shared transaction is rolled back and the attempt decided alone).
+pub type AuditFor = Box<dyn Fn(&AttemptOutcome) -> Vec<AuditEvent> + Send + Sync>;
 
 /// A TOTP step to record for a factor: the conditional write that lets a code be used
 /// once, whoever else tries it.

@@ -3,7 +3,7 @@
 
 use latchkey_core::UnixTime;
 use latchkey_core::lockout::LockoutPolicy;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::Row;
 
 use super::audit;
@@ -88,15 +88,15 @@ pub(super) async fn record_step<'c>(
 /// Decides `attempt` inside the caller's transaction.
 pub(super) async fn decide_in(
     conn: &mut AnyConnection,
-    attempt: SecondFactorAttempt,
+    attempt: &SecondFactorAttempt,
 ) -> StoreResult<(AttemptOutcome, Vec<AuditEvent>)> {
     let SecondFactorAttempt { user_id, now, policy, spend, audit: audit_for } = attempt;
-    let outcome = match claim_in(conn, &user_id, now, &policy).await? {
+    let outcome = match claim_in(conn, user_id, *now, policy).await? {
         AttemptClaim::Blocked { until } => AttemptOutcome::Blocked { until },
         AttemptClaim::Locked => AttemptOutcome::Locked,
-        AttemptClaim::Granted { failures } => match &spend {
-            Some(spend) if record_step(&mut *conn, spend, now).await? => {
-                reset(&mut *conn, &user_id).await?;
+        AttemptClaim::Granted { failures } => match spend {
+            Some(spend) if record_step(&mut *conn, spend, *now).await? => {
+                reset(&mut *conn, user_id).await?;
                 AttemptOutcome::Accepted
             }
             Some(_) => AttemptOutcome::Refused { failures, replayed: true },
@@ -108,4 +108,15 @@ pub(super) async fn decide_in(
         audit::insert(&mut *conn, event).await?;
     }
     Ok((outcome, events))
+}
+
+/// Decides `attempt` in a transaction of its own.
+pub(super) async fn decide_alone(
+    pool: &AnyPool,
+    attempt: &SecondFactorAttempt,
+) -> StoreResult<(AttemptOutcome, Vec<AuditEvent>)> {
+    let mut tx = pool.begin().await?;
+    let decided = decide_in(&mut tx, attempt).await?;
+    tx.commit().await?;
+    Ok(decided)
 }

@@ -353,10 +353,7 @@ impl FactorStore for SqlStore {
         if let Some(group) = &self.group_commit {
             return group.decide(attempt).await;
         }
-        let mut tx = self.writes.begin().await?;
-        let decided = attempts::decide_in(&mut tx, attempt).await?;
-        tx.commit().await?;
-        Ok(decided)
+        attempts::decide_alone(&self.writes, &attempt).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]

@@ -1,14 +1,14 @@
 //! Group commit: SQLite has one writer, so second-factor attempts that arrive together
 //! share it. One task takes every attempt waiting (up to [`MAX_BATCH`]), decides them
-//! in order in one transaction, each inside its own savepoint, commits once and
-//! answers each. It never waits for more to arrive: attempts that come while a batch
-//! commits form the next batch, so a lone attempt costs what it did alone and a crowd
-//! shares its commits. One attempt failing (a user deleted meanwhile) is rolled back
-//! to its savepoint and answered with its error; the others go on. If the commit
-//! itself fails, every attempt of the batch is answered with that failure, and none
-//! has taken effect.
+//! in order in one transaction, commits once and answers each. It never waits for more
+//! to arrive: attempts that come while a batch commits form the next batch, so a lone
+//! attempt costs what it did alone and a crowd shares its commits. If any attempt of a
+//! batch fails (a user deleted meanwhile) or the commit does, the whole transaction is
+//! rolled back and each attempt is decided again in a transaction of its own, so one
+//! failure is answered to its own caller and the others go on. (Failures are rare, so
+//! this costs less than a savepoint around every attempt: two statements each.)
 
-use sqlx::{AnyPool, Connection};
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::attempts;
@@ -60,45 +60,30 @@ async fn write(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
 }
 
 async fn commit(pool: &AnyPool, jobs: Vec<Job>) {
-    let mut pending = Vec::with_capacity(jobs.len());
-    let mut jobs = jobs.into_iter();
-    let committed: StoreResult<()> = async {
-        let mut tx = pool.begin().await?;
-        for Job { attempt, answer } in jobs.by_ref() {
-            let mut savepoint = tx.begin().await?;
-            let decided = attempts::decide_in(&mut savepoint, attempt).await;
-            match decided {
-                Ok(_) => savepoint.commit().await?,
-                Err(_) => savepoint.rollback().await?,
+    if jobs.len() > 1 {
+        match decide_together(pool, &jobs).await {
+            Ok(decided) => {
+                for (job, decided) in jobs.into_iter().zip(decided) {
+                    // A caller that stopped waiting has nothing to be told.
+                    let _ = job.answer.send(Ok(decided));
+                }
+                return;
             }
-            pending.push((answer, decided));
+            Err(error) => tracing::warn!(%error, "a shared transaction failed; deciding its attempts one by one"),
         }
-        tx.commit().await?;
-        Ok(())
     }
-    .await;
-    match committed {
-        Ok(()) => {
-            for (answer, decided) in pending {
-                // A caller that stopped waiting has nothing to be told.
-                let _ = answer.send(decided);
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, "a group commit failed");
-            let unanswered = jobs.map(|job| job.answer);
-            for answer in pending.into_iter().map(|(answer, _)| answer).chain(unanswered) {
-                let _ = answer.send(Err(shared(&error)));
-            }
-        }
+    for job in jobs {
+        let _ = job.answer.send(attempts::decide_alone(pool, &job.attempt).await);
     }
 }
 
-/// The batch's failure, told to each of its attempts (errors do not clone).
-fn shared(error: &StoreError) -> StoreError {
-    let text = sqlx::Error::Protocol(format!("the shared transaction failed: {error}"));
-    match error {
-        StoreError::Unavailable(_) => StoreError::Unavailable(text),
-        _ => StoreError::Database(text),
+/// Every attempt of `jobs` in one transaction, or none if one fails.
+async fn decide_together(pool: &AnyPool, jobs: &[Job]) -> StoreResult<Vec<(AttemptOutcome, Vec<AuditEvent>)>> {
+    let mut tx = pool.begin().await?;
+    let mut decided = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        decided.push(attempts::decide_in(&mut tx, &job.attempt).await?);
     }
+    tx.commit().await?;
+    Ok(decided)
 }

@@ -39,7 +39,7 @@ fn attempt(user_id: &str, now: i64, step: Option<i64>, policy: LockoutPolicy) ->
             vec![AuditEvent {
                 id: format!("{owner}-{now}-{event_type}-{}", step.unwrap_or(-1)),
                 occurred_at: now,
-                user_id: Some(owner),
+                user_id: Some(owner.clone()),
                 event_type: event_type.into(),
                 outcome: "x".into(),
                 factor_id: None,
