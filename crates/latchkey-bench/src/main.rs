@@ -55,6 +55,9 @@ struct Args {
     /// Whether the server keeps Prometheus metrics (`off`: to measure their cost).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     metrics: String,
+    /// Whether `verify-ok` is followed by a run at half its peak rate (its p99 target).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    half_peak: String,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -269,9 +272,13 @@ async fn measure_binary<'a>(
                 let ids = Arc::clone(&verify_ids);
                 let request = || verify_ok(&client, &base, &key, &codes, &ids);
                 let peak = measure("verify-ok", pid, args, Pace::Closed, None, request()).await;
-                let half = Pace::Open(peak.stats.throughput() / 2.0);
-                results.push(peak);
-                measure("verify-ok@50%", pid, args, half, None, request()).await
+                if args.half_peak == "off" {
+                    peak
+                } else {
+                    let half = Pace::Open(peak.stats.throughput() / 2.0);
+                    results.push(peak);
+                    measure("verify-ok@50%", pid, args, half, None, request()).await
+                }
             }
             "verify-bad" => {
                 let ids = Arc::clone(&verify_ids);
@@ -512,8 +519,11 @@ impl Database {
                     .await?;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
                 admin.close().await;
-                let base = args.postgres_url.rsplit_once('/').map_or(args.postgres_url.as_str(), |(b, _)| b);
-                Ok(Self { url: format!("{base}/{name}"), postgres_name: Some(name) })
+                // The same server and options (`?sslmode=…`), the run's own database.
+                let (url, query) = args.postgres_url.split_once('?').unwrap_or((&args.postgres_url, ""));
+                let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+                let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+                Ok(Self { url: format!("{base}/{name}{query}"), postgres_name: Some(name) })
             }
             other => anyhow::bail!("--database must be sqlite or postgres, not {other}"),
         }
