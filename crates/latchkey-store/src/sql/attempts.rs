@@ -85,29 +85,81 @@ pub(super) async fn record_step<'c>(
     Ok(result.rows_affected() == 1)
 }
 
-/// Decides `attempt` inside the caller's transaction.
+/// Decides `attempt` inside the caller's transaction and makes its audit rows, which
+/// the caller writes in the same transaction (with [`audit::insert_all`], so a group
+/// of attempts writes its rows in one statement).
+///
+/// A code that proved a step is spent first, by one statement that also checks the
+/// guard: it spends nothing while the guard blocks or locks, and it returns the
+/// failures counted so far, so the count is cleared only when there is one. (Counting
+/// a right code's attempt and clearing the count again in the same transaction leaves
+/// the same rows behind in three statements instead of one.) When the spend is refused
+/// — the step already used, or the guard in the way — the attempt takes a wrong code's
+/// path: the claim decides whether it is counted, or blocked or locked.
 pub(super) async fn decide_in(
     conn: &mut AnyConnection,
     attempt: &SecondFactorAttempt,
 ) -> StoreResult<(AttemptOutcome, Vec<AuditEvent>)> {
     let SecondFactorAttempt { user_id, now, policy, spend, audit: audit_for } = attempt;
-    let outcome = match claim_in(conn, user_id, *now, policy).await? {
-        AttemptClaim::Blocked { until } => AttemptOutcome::Blocked { until },
-        AttemptClaim::Locked => AttemptOutcome::Locked,
-        AttemptClaim::Granted { failures } => match spend {
-            Some(spend) if record_step(&mut *conn, spend, *now).await? => {
-                reset(&mut *conn, user_id).await?;
-                AttemptOutcome::Accepted
+    let spent = match spend {
+        Some(spend) => spend_unless_guarded(&mut *conn, user_id, spend, *now, policy).await?,
+        None => None,
+    };
+    let outcome = match spent {
+        Some(counted) => {
+            if counted > 0 {
+                clear_unless_locked(&mut *conn, user_id, policy).await?;
             }
-            Some(_) => AttemptOutcome::Refused { failures, replayed: true },
-            None => AttemptOutcome::Refused { failures, replayed: false },
+            AttemptOutcome::Accepted
+        }
+        None => match claim_in(conn, user_id, *now, policy).await? {
+            AttemptClaim::Blocked { until } => AttemptOutcome::Blocked { until },
+            AttemptClaim::Locked => AttemptOutcome::Locked,
+            AttemptClaim::Granted { failures } => AttemptOutcome::Refused { failures, replayed: spend.is_some() },
         },
     };
     let events = audit_for(&outcome);
-    for event in &events {
-        audit::insert(&mut *conn, event).await?;
-    }
     Ok((outcome, events))
+}
+
+/// Records `spend`'s step if it is later than the factor's last and the user's guard
+/// neither blocks nor locks attempts: the failures counted so far (0 without a guard
+/// row), or `None` when nothing was spent. Like [`record_step`], true for exactly one
+/// of any number of concurrent callers.
+async fn spend_unless_guarded(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    spend: &TotpSpend,
+    now: UnixTime,
+    policy: &LockoutPolicy,
+) -> StoreResult<Option<i64>> {
+    let row = sqlx::query(
+        "UPDATE factors SET last_step = $1, last_used_at = $2
+         WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)
+           AND NOT EXISTS (SELECT 1 FROM mfa_guards
+                           WHERE user_id = $4 AND (blocked_until > $2 OR failures >= $5))
+         RETURNING (SELECT failures FROM mfa_guards WHERE user_id = $4) AS counted",
+    )
+    .bind(spend.step)
+    .bind(now)
+    .bind(&spend.factor_id)
+    .bind(user_id)
+    .bind(i64::from(policy.lock_after))
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| Ok(row.try_get::<Option<i64>, _>("counted")?.unwrap_or(0))).transpose()
+}
+
+/// The failure count starts again after a right code, unless attempts made meanwhile
+/// (another transaction, on PostgreSQL) have locked the second factor: then the lock
+/// stands.
+async fn clear_unless_locked(conn: &mut AnyConnection, user_id: &str, policy: &LockoutPolicy) -> StoreResult<()> {
+    sqlx::query("UPDATE mfa_guards SET failures = 0, blocked_until = 0 WHERE user_id = $1 AND failures < $2")
+        .bind(user_id)
+        .bind(i64::from(policy.lock_after))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Decides `attempt` in a transaction of its own.
@@ -117,6 +169,7 @@ pub(super) async fn decide_alone(
 ) -> StoreResult<(AttemptOutcome, Vec<AuditEvent>)> {
     let mut tx = pool.begin().await?;
     let decided = decide_in(&mut tx, attempt).await?;
+    audit::insert_all(&mut tx, &decided.1).await?;
     tx.commit().await?;
     Ok(decided)
 }

@@ -1,10 +1,11 @@
 //! The audit log.
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::SqlStore;
+use super::import::parameter_rows;
 use crate::{AuditEvent, AuditFilter, AuditStore, StoreResult};
 
 fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
@@ -23,30 +24,37 @@ fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
     })
 }
 
-/// Inserts one audit row, on the pool or inside a transaction.
-pub(super) async fn insert<'c>(
-    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
-    event: &AuditEvent,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events
-         (id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent,
-          reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&event.id)
-    .bind(event.occurred_at)
-    .bind(&event.user_id)
-    .bind(&event.event_type)
-    .bind(&event.outcome)
-    .bind(&event.factor_id)
-    .bind(&event.factor_type)
-    .bind(&event.actor)
-    .bind(&event.ip)
-    .bind(&event.user_agent)
-    .bind(&event.reason)
-    .execute(executor)
-    .await?;
+/// The most audit rows one statement inserts (eleven parameters each).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Inserts `events` inside the caller's transaction, up to [`ROWS_PER_STATEMENT`] rows
+/// a statement.
+pub(super) async fn insert_all(conn: &mut AnyConnection, events: &[AuditEvent]) -> StoreResult<()> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO audit_events
+             (id, occurred_at, user_id, event_type, outcome, factor_id, factor_type, actor, ip, user_agent,
+              reason)
+             VALUES {}",
+            parameter_rows(chunk.len(), 11)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for event in chunk {
+            query = query
+                .bind(&event.id)
+                .bind(event.occurred_at)
+                .bind(&event.user_id)
+                .bind(&event.event_type)
+                .bind(&event.outcome)
+                .bind(&event.factor_id)
+                .bind(&event.factor_type)
+                .bind(&event.actor)
+                .bind(&event.ip)
+                .bind(&event.user_agent)
+                .bind(&event.reason);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -54,7 +62,7 @@ pub(super) async fn insert<'c>(
 impl AuditStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        insert(&self.writes, event).await
+        insert_all(&mut *self.writes.acquire().await?, std::slice::from_ref(event)).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -11,7 +11,7 @@
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::attempts;
+use super::{attempts, audit};
 use crate::{AttemptOutcome, AuditEvent, SecondFactorAttempt, StoreError, StoreResult};
 
 /// The most attempts one transaction decides.
@@ -84,6 +84,8 @@ async fn decide_together(pool: &AnyPool, jobs: &[Job]) -> StoreResult<Vec<(Attem
     for job in jobs {
         decided.push(attempts::decide_in(&mut tx, &job.attempt).await?);
     }
+    let events: Vec<AuditEvent> = decided.iter().flat_map(|(_, events)| events.iter().cloned()).collect();
+    audit::insert_all(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(decided)
 }

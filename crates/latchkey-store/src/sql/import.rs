@@ -9,7 +9,7 @@ use crate::{NewFactor, NewUser, StoreResult};
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// `($1, $2, ...), ($k, ...)` for `rows` rows of `columns` parameters each.
-fn parameter_rows(rows: usize, columns: usize) -> String {
+pub(super) fn parameter_rows(rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         text.push_str(if row == 0 { "(" } else { ", (" });

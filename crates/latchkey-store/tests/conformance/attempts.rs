@@ -75,7 +75,11 @@ async fn an_attempt_is_decided_counted_and_audited_at_once(store: SqlStore) {
     assert_eq!(rows.len(), 1);
     let factor = store.factor("u1", "f-u1", 2000).await.unwrap().unwrap();
     assert_eq!((factor.last_step, factor.last_used_at), (Some(11), Some(2000)));
-    assert_eq!(store.second_factor_guard("u1").await.unwrap().unwrap().failures, 0, "reset");
+    let failures = |user_id: &'static str| {
+        let store = store.clone();
+        async move { store.second_factor_guard(user_id).await.unwrap().map_or(0, |guard| guard.failures) }
+    };
+    assert_eq!(failures("u1").await, 0, "nothing counted");
 
     assert_eq!(
         decide(2001, Some(11)).await.unwrap().0,
@@ -95,6 +99,14 @@ async fn an_attempt_is_decided_counted_and_audited_at_once(store: SqlStore) {
         ["accepted", "replayed", "refused", "blocked", "refused", "refused", "locked"],
         "each attempt wrote its row with its decision"
     );
+
+    // A right code clears the failures counted before it.
+    user_with_totp(&store, "u2").await;
+    let decide = |now, step| store.decide_second_factor_attempt(attempt("u2", now, step, policy));
+    assert_eq!(decide(2000, None).await.unwrap().0, AttemptOutcome::Refused { failures: 1, replayed: false });
+    assert_eq!(failures("u2").await, 1);
+    assert_eq!(decide(2001, Some(11)).await.unwrap().0, AttemptOutcome::Accepted);
+    assert_eq!(failures("u2").await, 0, "reset");
 }
 
 async fn concurrent_attempts_on_one_step_have_one_winner(store: SqlStore) {
