@@ -192,7 +192,6 @@ async fn verify(
     JsonBody(body): JsonBody<SidecarVerify>,
 ) -> Result<Json<Verdict>, ApiError> {
     admin.require("users:write")?;
-    existing_user(&state, &id).await?;
     let (proof, method) = match (&body.code, &body.recovery_code, &body.credential) {
         (Some(code), None, None) => (Proof::AnyTotp { code: code.expose_secret() }, "totp"),
         (None, Some(code), None) => (Proof::RecoveryCode(code.expose_secret()), "recovery_code"),
@@ -205,6 +204,10 @@ async fn verify(
                 .with_message("Give one of `code`, `recovery_code` and `credential`."));
         }
     };
+    if !matches!(proof, Proof::AnyTotp { .. }) {
+        // A TOTP code's verification finds the user itself (`second_factor::verify`).
+        existing_user(&state, &id).await?;
+    }
     match second_factor::verify(&state, &id, proof, &meta, Some(admin.actor())).await {
         Ok(verified) => {
             Ok(Json(Verdict { valid: true, factor_id: verified.factor_id, method: verified.method.as_str() }))

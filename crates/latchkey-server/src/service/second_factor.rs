@@ -17,7 +17,7 @@ use crate::http::extract::ClientMeta;
 use crate::keys;
 use crate::service::audit::{self, Event};
 use crate::service::notify::{self, Notice};
-use crate::service::{challenges, factors, webauthn};
+use crate::service::{accounts, challenges, factors, webauthn};
 use crate::state::AppState;
 
 /// What the user presents.
@@ -245,6 +245,11 @@ pub async fn verify(
     match (&proof, named) {
         (Proof::AnyTotp { code }, _) => {
             let factors = state.store.active_totp_factors(user_id).await?;
+            if factors.is_empty() {
+                // A user with a TOTP factor exists; only without one is it looked up
+                // (`user_not_found`), so the usual verification reads once.
+                accounts::by_id(state, user_id).await?;
+            }
             verify_totp(state, user_id, &factors, code, meta, actor).await
         }
         (Proof::Code { code, .. }, Some(factor)) if factor.factor_type == FactorType::Totp => {
