@@ -1,10 +1,10 @@
 //! Second-factor attempts: the guard's claim (the attempt counted before its code is
-//! checked) and a whole attempt decided in one transaction.
+//! checked) and a whole attempt decided in one transaction, or, for a right code on
+//! PostgreSQL, in one statement.
 
 use latchkey_core::UnixTime;
 use latchkey_core::lockout::LockoutPolicy;
-use sqlx::{AnyConnection, AnyPool};
-use sqlx::Row;
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 
 use super::audit;
 use crate::{AttemptClaim, AttemptOutcome, AuditEvent, SecondFactorAttempt, StoreResult, TotpSpend};
@@ -115,11 +115,24 @@ pub(super) async fn decide_in(
         None => match claim_in(conn, user_id, *now, policy).await? {
             AttemptClaim::Blocked { until } => AttemptOutcome::Blocked { until },
             AttemptClaim::Locked => AttemptOutcome::Locked,
-            AttemptClaim::Granted { failures } => AttemptOutcome::Refused { failures, replayed: spend.is_some() },
+            AttemptClaim::Granted { failures } => {
+                AttemptOutcome::Refused { failures, replayed: spend.is_some() }
+            }
         },
     };
     let events = audit_for(&outcome);
     Ok((outcome, events))
+}
+
+/// The statement that spends a step unless the guard blocks or locks attempts
+/// (`$1` step, `$2` now, `$3` factor, `$4` user, `$5` the lock's failure count).
+macro_rules! spend_statement {
+    () => {
+        "UPDATE factors SET last_step = $1, last_used_at = $2
+         WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)
+           AND NOT EXISTS (SELECT 1 FROM mfa_guards
+                           WHERE user_id = $4 AND (blocked_until > $2 OR failures >= $5))"
+    };
 }
 
 /// Records `spend`'s step if it is later than the factor's last and the user's guard
@@ -133,13 +146,10 @@ async fn spend_unless_guarded(
     now: UnixTime,
     policy: &LockoutPolicy,
 ) -> StoreResult<Option<i64>> {
-    let row = sqlx::query(
-        "UPDATE factors SET last_step = $1, last_used_at = $2
-         WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)
-           AND NOT EXISTS (SELECT 1 FROM mfa_guards
-                           WHERE user_id = $4 AND (blocked_until > $2 OR failures >= $5))
-         RETURNING (SELECT failures FROM mfa_guards WHERE user_id = $4) AS counted",
-    )
+    let row = sqlx::query(concat!(
+        spend_statement!(),
+        " RETURNING (SELECT failures FROM mfa_guards WHERE user_id = $4) AS counted"
+    ))
     .bind(spend.step)
     .bind(now)
     .bind(&spend.factor_id)
@@ -150,10 +160,70 @@ async fn spend_unless_guarded(
     row.map(|row| Ok(row.try_get::<Option<i64>, _>("counted")?.unwrap_or(0))).transpose()
 }
 
+/// PostgreSQL: a right code decided in one statement and one round trip (no `BEGIN`
+/// or `COMMIT`): the step spent unless the guard is in the way, the count cleared if
+/// there is one, and the audit rows of an accepted attempt written, all or nothing.
+/// `None` when the spend was refused — the step already used, or the guard blocking —
+/// and nothing was written: the caller decides the attempt in a transaction
+/// ([`decide_alone`]), where it is refused, blocked or locked.
+pub(super) async fn accept_at_once(
+    pool: &AnyPool,
+    attempt: &SecondFactorAttempt,
+) -> StoreResult<Option<(AttemptOutcome, Vec<AuditEvent>)>> {
+    let Some(spend) = &attempt.spend else { return Ok(None) };
+    let events = (attempt.audit)(&AttemptOutcome::Accepted);
+    // The rows are selected from `spent`, so they are written only if the step was.
+    let rows = (0..events.len())
+        .map(|row| {
+            let first = 6 + row * 11;
+            let params: Vec<String> = (first..first + 11).map(|n| format!("${n}")).collect();
+            format!("SELECT {} FROM spent", params.join(", "))
+        })
+        .collect::<Vec<_>>();
+    let written = if rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", written AS (INSERT INTO audit_events (id, occurred_at, user_id, event_type, outcome, factor_id,
+                                                    factor_type, actor, ip, user_agent, reason)
+                           {})",
+            rows.join(" UNION ALL ")
+        )
+    };
+    let sql = format!(
+        concat!(
+            "WITH spent AS (",
+            spend_statement!(),
+            " RETURNING id),
+             cleared AS (UPDATE mfa_guards SET failures = 0, blocked_until = 0
+                         WHERE user_id = $4 AND failures > 0 AND failures < $5
+                           AND EXISTS (SELECT 1 FROM spent))
+             {}
+             SELECT id FROM spent"
+        ),
+        written
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(spend.step)
+        .bind(attempt.now)
+        .bind(&spend.factor_id)
+        .bind(&attempt.user_id)
+        .bind(i64::from(attempt.policy.lock_after));
+    for event in &events {
+        query = audit::bind_row(query, event);
+    }
+    let spent = query.fetch_optional(pool).await?;
+    Ok(spent.map(|_| (AttemptOutcome::Accepted, events)))
+}
+
 /// The failure count starts again after a right code, unless attempts made meanwhile
 /// (another transaction, on PostgreSQL) have locked the second factor: then the lock
 /// stands.
-async fn clear_unless_locked(conn: &mut AnyConnection, user_id: &str, policy: &LockoutPolicy) -> StoreResult<()> {
+async fn clear_unless_locked(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    policy: &LockoutPolicy,
+) -> StoreResult<()> {
     sqlx::query("UPDATE mfa_guards SET failures = 0, blocked_until = 0 WHERE user_id = $1 AND failures < $2")
         .bind(user_id)
         .bind(i64::from(policy.lock_after))

@@ -40,22 +40,30 @@ pub(super) async fn insert_all(conn: &mut AnyConnection, events: &[AuditEvent]) 
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for event in chunk {
-            query = query
-                .bind(&event.id)
-                .bind(event.occurred_at)
-                .bind(&event.user_id)
-                .bind(&event.event_type)
-                .bind(&event.outcome)
-                .bind(&event.factor_id)
-                .bind(&event.factor_type)
-                .bind(&event.actor)
-                .bind(&event.ip)
-                .bind(&event.user_agent)
-                .bind(&event.reason);
+            query = bind_row(query, event);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Binds an audit row's eleven columns, in the order of the `INSERT`s here.
+pub(super) fn bind_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    event: &'q AuditEvent,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(&event.id)
+        .bind(event.occurred_at)
+        .bind(&event.user_id)
+        .bind(&event.event_type)
+        .bind(&event.outcome)
+        .bind(&event.factor_id)
+        .bind(&event.factor_type)
+        .bind(&event.actor)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .bind(&event.reason)
 }
 
 #[async_trait]

@@ -8,7 +8,9 @@ use latchkey_core::lockout::LockoutPolicy;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{SqlStore, attempts, ceremonies, challenges, devices, join_list, parse_stored, split_list};
+use super::{
+    Backend, SqlStore, attempts, ceremonies, challenges, devices, join_list, parse_stored, split_list,
+};
 use crate::{
     AttemptClaim, AttemptOutcome, AuditEvent, Ceremony, Challenge, CodeChallengeQuery, Factor, FactorRemoval,
     FactorStore, GuardState, MfaToken, NewChallenge, NewFactor, NewMfaToken, RememberedDevice,
@@ -352,6 +354,11 @@ impl FactorStore for SqlStore {
     ) -> StoreResult<(AttemptOutcome, Vec<AuditEvent>)> {
         if let Some(group) = &self.group_commit {
             return group.decide(attempt).await;
+        }
+        if self.backend == Backend::Postgres
+            && let Some(accepted) = attempts::accept_at_once(&self.writes, &attempt).await?
+        {
+            return Ok(accepted);
         }
         attempts::decide_alone(&self.writes, &attempt).await
     }

@@ -69,7 +69,9 @@ async fn commit(pool: &AnyPool, jobs: Vec<Job>) {
                 }
                 return;
             }
-            Err(error) => tracing::warn!(%error, "a shared transaction failed; deciding its attempts one by one"),
+            Err(error) => {
+                tracing::warn!(%error, "a shared transaction failed; deciding its attempts one by one")
+            }
         }
     }
     for job in jobs {
@@ -78,7 +80,10 @@ async fn commit(pool: &AnyPool, jobs: Vec<Job>) {
 }
 
 /// Every attempt of `jobs` in one transaction, or none if one fails.
-async fn decide_together(pool: &AnyPool, jobs: &[Job]) -> StoreResult<Vec<(AttemptOutcome, Vec<AuditEvent>)>> {
+async fn decide_together(
+    pool: &AnyPool,
+    jobs: &[Job],
+) -> StoreResult<Vec<(AttemptOutcome, Vec<AuditEvent>)>> {
     let mut tx = pool.begin().await?;
     let mut decided = Vec::with_capacity(jobs.len());
     for job in jobs {
