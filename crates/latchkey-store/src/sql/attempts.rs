@@ -66,6 +66,15 @@ pub(super) async fn reset<'c>(
     Ok(())
 }
 
+/// The conditional write that spends a TOTP step: only a step later than the factor's
+/// last is recorded (`$1` step, `$2` now, `$3` factor).
+macro_rules! step_statement {
+    () => {
+        "UPDATE factors SET last_step = $1, last_used_at = $2
+         WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)"
+    };
+}
+
 /// Records an accepted TOTP step if it is later than the factor's last: true for
 /// exactly one of any number of concurrent callers.
 pub(super) async fn record_step<'c>(
@@ -73,15 +82,12 @@ pub(super) async fn record_step<'c>(
     spend: &TotpSpend,
     now: UnixTime,
 ) -> StoreResult<bool> {
-    let result = sqlx::query(
-        "UPDATE factors SET last_step = $1, last_used_at = $2
-         WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)",
-    )
-    .bind(spend.step)
-    .bind(now)
-    .bind(&spend.factor_id)
-    .execute(executor)
-    .await?;
+    let result = sqlx::query(step_statement!())
+        .bind(spend.step)
+        .bind(now)
+        .bind(&spend.factor_id)
+        .execute(executor)
+        .await?;
     Ok(result.rows_affected() == 1)
 }
 
@@ -124,14 +130,15 @@ pub(super) async fn decide_in(
     Ok((outcome, events))
 }
 
-/// The statement that spends a step unless the guard blocks or locks attempts
-/// (`$1` step, `$2` now, `$3` factor, `$4` user, `$5` the lock's failure count).
+/// [`step_statement`] unless the guard blocks or locks attempts (`$4` user, `$5` the
+/// lock's failure count).
 macro_rules! spend_statement {
     () => {
-        "UPDATE factors SET last_step = $1, last_used_at = $2
-         WHERE id = $3 AND status = 'active' AND (last_step IS NULL OR last_step < $1)
-           AND NOT EXISTS (SELECT 1 FROM mfa_guards
-                           WHERE user_id = $4 AND (blocked_until > $2 OR failures >= $5))"
+        concat!(
+            step_statement!(),
+            " AND NOT EXISTS (SELECT 1 FROM mfa_guards
+                              WHERE user_id = $4 AND (blocked_until > $2 OR failures >= $5))"
+        )
     };
 }
 

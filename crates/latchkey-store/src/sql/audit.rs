@@ -29,7 +29,11 @@ const ROWS_PER_STATEMENT: usize = 64;
 
 /// Inserts `events` inside the caller's transaction, up to [`ROWS_PER_STATEMENT`] rows
 /// a statement.
-pub(super) async fn insert_all(conn: &mut AnyConnection, events: &[AuditEvent]) -> StoreResult<()> {
+pub(super) async fn insert_all<'e>(
+    conn: &mut AnyConnection,
+    events: impl IntoIterator<Item = &'e AuditEvent>,
+) -> StoreResult<()> {
+    let events: Vec<&AuditEvent> = events.into_iter().collect();
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO audit_events
@@ -70,7 +74,7 @@ pub(super) fn bind_row<'q>(
 impl AuditStore for SqlStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        insert_all(&mut *self.writes.acquire().await?, std::slice::from_ref(event)).await
+        insert_all(&mut *self.writes.acquire().await?, [event]).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

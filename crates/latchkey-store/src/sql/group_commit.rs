@@ -89,8 +89,7 @@ async fn decide_together(
     for job in jobs {
         decided.push(attempts::decide_in(&mut tx, &job.attempt).await?);
     }
-    let events: Vec<AuditEvent> = decided.iter().flat_map(|(_, events)| events.iter().cloned()).collect();
-    audit::insert_all(&mut tx, &events).await?;
+    audit::insert_all(&mut tx, decided.iter().flat_map(|(_, events)| events)).await?;
     tx.commit().await?;
     Ok(decided)
 }
